@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Installs what lc's test suite and benchmarks need on a Debian 12 machine, as root.
+#
+# - Debian packages: rsyslog, logger, curl, musl-tools, procps, and the shared libraries that
+#   syslog-ng-core links against.
+# - syslog-ng itself is unpacked (not installed) under /opt/lc-peers/syslog-ng, because the
+#   syslog-ng-core package conflicts with rsyslog. Wrappers in /opt/lc-peers/bin make `loggen`
+#   and `syslog-ng` runnable from there; see write_wrappers for what they set.
+# - the x86_64-unknown-linux-musl Rust target for release builds.
+#
+# Idempotent: when everything is already there it makes no network request and finishes in
+# about a second (most of it the syslog-ng smoke test). Safe to run with no stdin (CI=true).
+# LC_PEERS_DIR overrides /opt/lc-peers.
+set -euo pipefail
+
+PEERS_DIR=${LC_PEERS_DIR:-/opt/lc-peers}
+NG_ROOT=$PEERS_DIR/syslog-ng
+BIN_DIR=$PEERS_DIR/bin
+MUSL_TARGET=x86_64-unknown-linux-musl
+
+# The libraries are syslog-ng-core's Depends in bookworm (apt-cache show syslog-ng-core);
+# libc6 and sysvinit-utils are always present.
+APT_PACKAGES=(
+    rsyslog util-linux curl musl-tools procps
+    libivykis0 libnet1 libjson-c5 libglib2.0-0 libpcre3 libwrap0 libcap2 libssl3 libsystemd0
+)
+
+export DEBIAN_FRONTEND=noninteractive
+
+die() {
+    echo "deps.sh: error: $*" >&2
+    exit 1
+}
+
+note() {
+    echo "deps.sh: $*" >&2
+}
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (installs Debian packages and writes $PEERS_DIR)"
+command -v apt-get >/dev/null || die "apt-get not found; this script supports Debian 12 only"
+
+is_installed() {
+    local status
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) || return 1
+    [[ $status == ii* ]]
+}
+
+APT_UPDATED=0
+apt_update_once() {
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        note "apt-get update"
+        apt-get update -q >/dev/null || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+}
+
+install_apt_packages() {
+    local missing=() pkg
+    # python3 picks free ports for the benchmark; any python3 on PATH will do.
+    command -v python3 >/dev/null || missing+=(python3)
+    for pkg in "${APT_PACKAGES[@]}"; do
+        is_installed "$pkg" || missing+=("$pkg")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+
+    apt_update_once
+    note "installing ${missing[*]}"
+    apt-get install -y -q --no-upgrade "${missing[@]}" </dev/null >/dev/null ||
+        die "apt-get install failed for: ${missing[*]}"
+    for pkg in "${missing[@]}"; do
+        [[ $pkg == python3 ]] && continue
+        is_installed "$pkg" || die "$pkg: still not installed after apt-get install"
+    done
+}
+
+# Finds one path under $1 matching find(1) expression $2..; dies if there is none.
+find_one() {
+    local root=$1 found
+    shift
+    found=$(find "$root" "$@" -print -quit)
+    [[ -n $found ]] || die "$root: nothing matches: find $*"
+    printf '%s\n' "$found"
+}
+
+unpack_syslog_ng() {
+    [[ -x $NG_ROOT/usr/sbin/syslog-ng && -f $NG_ROOT/.deb-version ]] && return 0
+
+    local work
+    work=$(mktemp -d)
+    # apt-get download runs as _apt when it can; a world-writable directory keeps it from warning.
+    chmod 0777 "$work"
+    if ! (cd "$work" && apt-get download -q syslog-ng-core >/dev/null 2>&1); then
+        apt_update_once
+        (cd "$work" && apt-get download -q syslog-ng-core >/dev/null) ||
+            die "apt-get download syslog-ng-core failed"
+    fi
+    local deb
+    deb=$(find_one "$work" -maxdepth 1 -name 'syslog-ng-core_*.deb')
+    note "unpacking $(basename "$deb") into $NG_ROOT"
+
+    # Unpack beside the final place and rename, so an interrupted run never leaves a half tree
+    # that a later run would take for a finished one.
+    mkdir -p "$PEERS_DIR"
+    rm -rf "$NG_ROOT.tmp"
+    dpkg -x "$deb" "$NG_ROOT.tmp" || die "dpkg -x $deb failed"
+    dpkg-deb -f "$deb" Version >"$NG_ROOT.tmp/.deb-version"
+    rm -rf "$NG_ROOT"
+    mv "$NG_ROOT.tmp" "$NG_ROOT"
+    rm -rf "$work"
+}
+
+# Generates the wrappers from what the unpacked tree contains, so a layout change (a new
+# version directory, a multiarch lib path) is found rather than assumed.
+#
+# Both programs resolve their compiled-in paths (/usr/lib/syslog-ng/3.38 for modules and
+# loggen's plugins, /usr/share/syslog-ng/include) relative to SYSLOGNG_PREFIX when it is set;
+# their RUNPATH (/usr/lib/syslog-ng) still points at the system, hence LD_LIBRARY_PATH.
+write_wrappers() {
+    local syslog_ng loggen libsyslog lib_dir module_dir plugin_dir prefix
+    syslog_ng=$(find_one "$NG_ROOT" -path '*/sbin/syslog-ng' -type f)
+    loggen=$(find_one "$NG_ROOT" -path '*/bin/loggen' -type f)
+    libsyslog=$(find_one "$NG_ROOT" -name 'libsyslog-ng-*.so.0')
+    lib_dir=$(dirname "$libsyslog")
+    module_dir=$(dirname "$(find_one "$NG_ROOT" -name libafsocket.so)")
+    plugin_dir=$(dirname "$(find_one "$NG_ROOT" -name 'libloggen_socket_plugin.so')")
+    # module_dir is PREFIX/lib/syslog-ng/VERSION, and loggen looks in PREFIX/lib/syslog-ng/VERSION/loggen.
+    prefix=$(dirname "$(dirname "$(dirname "$module_dir")")")
+    [[ $plugin_dir == "$module_dir/loggen" ]] ||
+        die "loggen plugins in $plugin_dir, expected $module_dir/loggen; SYSLOGNG_PREFIX cannot point at both"
+
+    mkdir -p "$BIN_DIR"
+    local env_block
+    env_block="export LD_LIBRARY_PATH='$lib_dir'\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
+export SYSLOGNG_PREFIX='$prefix'"
+
+    cat >"$BIN_DIR/loggen.tmp" <<EOF
+#!/bin/sh
+# Generated by lc's scripts/deps.sh: runs the loggen unpacked in $NG_ROOT.
+$env_block
+exec '$loggen' "\$@"
+EOF
+
+    cat >"$BIN_DIR/syslog-ng.tmp" <<EOF
+#!/usr/bin/env bash
+# Generated by lc's scripts/deps.sh: runs the syslog-ng unpacked in $NG_ROOT.
+#
+# Unless given on the command line, the persist file, pid file and control socket go next to the
+# config file (or into \$SYSLOG_NG_STATE_DIR), so that several instances can run side by side
+# from temp dirs; the defaults live in /var/lib/syslog-ng. Relative paths are made absolute,
+# because syslog-ng resolves a relative --pidfile against /var/lib/syslog-ng, not the cwd.
+# Linux capabilities are left alone (--no-caps) unless --caps is given.
+set -euo pipefail
+$env_block
+
+abs() {
+    case \$1 in
+        /*) printf '%s\n' "\$1" ;;
+        *) printf '%s\n' "\$PWD/\$1" ;;
+    esac
+}
+
+args=() cfg='' have_persist=0 have_pid=0 have_ctl=0 have_modules=0 have_caps=0
+while [[ \$# -gt 0 ]]; do
+    arg=\$1
+    shift
+    case \$arg in
+        -f | --cfgfile | -R | --persist-file | -p | --pidfile | -c | --control)
+            [[ \$# -gt 0 ]] || { echo "syslog-ng wrapper: \$arg needs a value" >&2; exit 2; }
+            value=\$(abs "\$1")
+            shift
+            ;;
+        --cfgfile=* | --persist-file=* | --pidfile=* | --control=*)
+            value=\$(abs "\${arg#*=}")
+            arg=\${arg%%=*}
+            ;;
+        *)
+            case \$arg in
+                --module-path | --module-path=*) have_modules=1 ;;
+                --caps | --caps=* | --no-caps) have_caps=1 ;;
+            esac
+            args+=("\$arg")
+            continue
+            ;;
+    esac
+    case \$arg in
+        -f | --cfgfile) cfg=\$value ;;
+        -R | --persist-file) have_persist=1 ;;
+        -p | --pidfile) have_pid=1 ;;
+        -c | --control) have_ctl=1 ;;
+    esac
+    args+=("\$arg" "\$value")
+done
+
+if [[ -n \$cfg ]]; then
+    state_dir=\${SYSLOG_NG_STATE_DIR:-\$(dirname "\$cfg")}
+else
+    state_dir=\${SYSLOG_NG_STATE_DIR:-\$PWD}
+fi
+[[ \$have_persist -eq 1 ]] || args+=(--persist-file "\$state_dir/syslog-ng.persist")
+[[ \$have_pid -eq 1 ]] || args+=(--pidfile "\$state_dir/syslog-ng.pid")
+[[ \$have_ctl -eq 1 ]] || args+=(--control "\$state_dir/syslog-ng.ctl")
+[[ \$have_modules -eq 1 ]] || args+=(--module-path '$module_dir')
+[[ \$have_caps -eq 1 ]] || args+=(--no-caps)
+
+exec '$syslog_ng' "\${args[@]}"
+EOF
+
+    chmod 0755 "$BIN_DIR/loggen.tmp" "$BIN_DIR/syslog-ng.tmp"
+    mv "$BIN_DIR/loggen.tmp" "$BIN_DIR/loggen"
+    mv "$BIN_DIR/syslog-ng.tmp" "$BIN_DIR/syslog-ng"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Proves the wrappers work: loggen finds its socket plugin, and syslog-ng receives a message
+# from logger over TCP on loopback and writes it to a file.
+verify_syslog_ng() {
+    local help
+    help=$("$BIN_DIR/loggen" --help-all 2>&1) || die "$BIN_DIR/loggen --help-all failed: $help"
+    [[ $help == *--stream* ]] || die "$BIN_DIR/loggen: socket plugin not found: $help"
+
+    local dir port pid marker i
+    dir=$(mktemp -d)
+    port=$(free_port)
+    marker="lc-deps-check-$$-$RANDOM"
+    cat >"$dir/syslog-ng.conf" <<EOF
+@version: 3.38
+source s_net { network(ip("127.0.0.1") port($port) transport("tcp") flags(no-parse)); };
+destination d_file { file("$dir/out.log" template("\$MSG\n")); };
+log { source(s_net); destination(d_file); };
+EOF
+    "$BIN_DIR/syslog-ng" -F -f "$dir/syslog-ng.conf" >"$dir/stderr" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        if logger -n 127.0.0.1 -P "$port" -T "$marker" 2>/dev/null; then
+            break
+        fi
+        sleep 0.05
+    done
+    for ((i = 0; i < 100; i++)); do
+        grep -qs "$marker" "$dir/out.log" && break
+        sleep 0.05
+    done
+    local ok=0
+    grep -qs "$marker" "$dir/out.log" && ok=1
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if [[ $ok -eq 0 ]]; then
+        cat "$dir/stderr" >&2
+        rm -rf "$dir"
+        die "$BIN_DIR/syslog-ng did not write a message received on 127.0.0.1:$port (config and log above)"
+    fi
+    rm -rf "$dir"
+}
+
+install_musl_target() {
+    command -v rustup >/dev/null || die "rustup not found on PATH; install the Rust toolchain first"
+    if ! rustup target list --installed | grep -qx "$MUSL_TARGET"; then
+        note "rustup target add $MUSL_TARGET"
+        rustup target add "$MUSL_TARGET" </dev/null || die "rustup target add $MUSL_TARGET failed"
+    fi
+}
+
+report() {
+    printf '%-10s %s\n' \
+        rsyslogd "$(command -v rsyslogd) $(rsyslogd -v | sed -n '1s/ *compiled with:.*//p')" \
+        logger "$(command -v logger) $(logger --version | sed -n 1p)" \
+        curl "$(command -v curl) $(curl --version | sed -n 1p | cut -d' ' -f1-2)" \
+        musl-gcc "$(command -v musl-gcc) musl-tools $(dpkg-query -W -f='${Version}' musl-tools)" \
+        ps "$(command -v ps) $(ps --version | sed -n 1p)" \
+        python3 "$(command -v python3) $(python3 --version 2>&1)" \
+        syslog-ng "$BIN_DIR/syslog-ng $(cat "$NG_ROOT/.deb-version")" \
+        loggen "$BIN_DIR/loggen $(cat "$NG_ROOT/.deb-version")" \
+        rustup "$(command -v rustup) target $MUSL_TARGET installed"
+}
+
+install_apt_packages
+unpack_syslog_ng
+write_wrappers
+verify_syslog_ng
+install_musl_target
+report

@@ -1,0 +1,212 @@
+//! Command-line parsing with lexopt: raw arguments to a [`Command`], nothing more. Reading the
+//! config and acting on the command is `main.rs`'s job.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use lexopt::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run {
+        port: Option<u16>,
+    },
+    ConfigCheck,
+    Status {
+        json: bool,
+    },
+    Tail {
+        source: String,
+        follow: bool,
+        lines: usize,
+    },
+    Version,
+    /// Print this help text and exit 0.
+    Help(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub command: Command,
+    /// `--config`, else `LC_CONFIG`, else /etc/lc/lc.ini (resolved by the caller).
+    pub config: Option<PathBuf>,
+}
+
+pub const USAGE: &str = "\
+lc: log collector for Cloud Discovery (Microsoft Defender for Cloud Apps)
+
+usage: lc [--config PATH] COMMAND
+
+commands:
+  run [PORT]          serve the sources on PORT (all sources without PORT)
+  config check        validate the config; print every problem with its line
+  status [--json]     state, counters and backlog of every instance on this host
+  tail SOURCE [-f]    the latest received lines of SOURCE
+  version             print the version
+  help                this text; `lc COMMAND --help` for one command
+
+options:
+  -c, --config PATH   config file (default: $LC_CONFIG, else /etc/lc/lc.ini)
+  -h, --help          help
+
+exit status: 0 ok, 1 runtime failure, 2 usage or config error
+";
+
+const RUN_USAGE: &str = "\
+usage: lc run [PORT] [--config PATH]
+
+Serves every source on PORT (syslog UDP and TCP may share it; the FTP port serves the FTP
+sources), or every source without PORT. Runs in the foreground until SIGTERM or SIGINT;
+SIGHUP re-reads the config. systemd's lc@PORT.service runs `lc run PORT`.
+";
+
+const CONFIG_USAGE: &str = "\
+usage: lc config check [--config PATH]
+
+Validates the config file and prints every problem as FILE:LINE: message. Exit 0 if valid, 2 if not.
+";
+
+const STATUS_USAGE: &str = "\
+usage: lc status [--json] [--config PATH]
+
+Shows each running instance (from the status snapshots in run_dir): per source its state,
+counters, drops by reason, connections, backlog and last delivery, and disk use.
+--json prints the snapshots as they are.
+";
+
+const TAIL_USAGE: &str = "\
+usage: lc tail SOURCE [-f] [-n LINES] [--config PATH]
+
+Prints the latest LINES (default 10) lines SOURCE received, from its spool and backup.
+-f keeps printing new lines as they arrive.
+";
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error> {
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut config = None;
+    let mut words: Vec<String> = Vec::new();
+    let mut json = false;
+    let mut follow = false;
+    let mut lines = 10usize;
+    let mut help = false;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
+            Short('h') | Long("help") => help = true,
+            Long("json") => json = true,
+            Short('f') | Long("follow") => follow = true,
+            Short('n') | Long("lines") => lines = parser.value()?.parse()?,
+            Long("version") => words.insert(0, "version".into()),
+            Value(v) => words.push(v.string()?),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    let mut words = words.into_iter();
+    let first = words.next();
+    let command = match first.as_deref() {
+        None | Some("help") => Command::Help(USAGE),
+        Some("run") if help => Command::Help(RUN_USAGE),
+        Some("run") => {
+            let port = match words.next() {
+                None => None,
+                Some(p) => Some(
+                    p.parse::<u16>()
+                        .map_err(|_| format!("PORT {p:?} is not a port number"))?,
+                ),
+            };
+            Command::Run { port }
+        }
+        Some("config") if help => Command::Help(CONFIG_USAGE),
+        Some("config") => match words.next().as_deref() {
+            Some("check") => Command::ConfigCheck,
+            Some(other) => {
+                return Err(
+                    format!("unknown config command {other:?}; expected `lc config check`").into(),
+                )
+            }
+            None => return Err("`lc config` needs a command: check".into()),
+        },
+        Some("status") if help => Command::Help(STATUS_USAGE),
+        Some("status") => Command::Status { json },
+        Some("tail") if help => Command::Help(TAIL_USAGE),
+        Some("tail") => match words.next() {
+            Some(source) => Command::Tail {
+                source,
+                follow,
+                lines,
+            },
+            None => return Err("`lc tail` needs a SOURCE".into()),
+        },
+        Some("version") => Command::Version,
+        Some(other) => return Err(format!("unknown command {other:?}").into()),
+    };
+    let command = if help && matches!(command, Command::Version) {
+        Command::Help(USAGE)
+    } else {
+        command
+    };
+    if let Some(extra) = words.next() {
+        return Err(format!("unexpected argument {extra:?}").into());
+    }
+    if matches!(command, Command::Help(USAGE)) && first.is_none() && !help {
+        // Bare `lc`: usage is an error, not a request.
+        return Err("missing command".into());
+    }
+    Ok(Args { command, config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(args: &str, expected: &str) {
+        let got = match parse(args.split_whitespace().map(OsString::from)) {
+            Ok(a) => {
+                format!("{:?} {:?}", a.command, a.config).replace(&format!("{USAGE:?}"), "USAGE")
+            }
+            Err(e) => format!("error: {e}"),
+        };
+        let got = if got.len() > 120 {
+            got[..120].to_string()
+        } else {
+            got
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn table() {
+        check("run", "Run { port: None } None");
+        check("run 514", "Run { port: Some(514) } None");
+        check(
+            "run 514 --config /x.ini",
+            "Run { port: Some(514) } Some(\"/x.ini\")",
+        );
+        check("--config /x.ini run", "Run { port: None } Some(\"/x.ini\")");
+        check(
+            "-c /x.ini status --json",
+            "Status { json: true } Some(\"/x.ini\")",
+        );
+        check(
+            "tail asa -f",
+            "Tail { source: \"asa\", follow: true, lines: 10 } None",
+        );
+        check(
+            "tail asa -n 3",
+            "Tail { source: \"asa\", follow: false, lines: 3 } None",
+        );
+        check("config check", "ConfigCheck None");
+        check("version", "Version None");
+        check("--version", "Version None");
+        check("help", "Help(USAGE) None");
+        check("--help", "Help(USAGE) None");
+        check("", "error: missing command");
+        check("run 99999", "error: PORT \"99999\" is not a port number");
+        check("run 1 2", "error: unexpected argument \"2\"");
+        check("frobnicate", "error: unknown command \"frobnicate\"");
+        check("config", "error: `lc config` needs a command: check");
+        check("tail", "error: `lc tail` needs a SOURCE");
+        check("status --bogus", "error: invalid option '--bogus'");
+    }
+}

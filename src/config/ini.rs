@@ -1,0 +1,138 @@
+//! INI tokenizer: text in, sections of `key = value` entries out, each with its line number.
+//!
+//! It knows nothing of lc's keys; `config/mod.rs` validates what this returns. Comments start with
+//! `;` or `#` at the start of a line or after whitespace in a value (so `a#b` stays a value).
+//! Values are trimmed; there is no quoting and no continuation lines.
+
+/// One `[section]` with its entries in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    pub line: usize,
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    pub line: usize,
+}
+
+/// A line that is not a section header, an entry, a comment or blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Splits `text` into sections. Entries before the first section header are errors. Every bad
+/// line is reported, not just the first.
+pub fn parse(text: &str) -> (Vec<Section>, Vec<SyntaxError>) {
+    let mut sections: Vec<Section> = Vec::new();
+    let mut errors = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = strip_comment(raw).trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix('[') {
+            match rest.strip_suffix(']') {
+                Some(name) => sections.push(Section {
+                    name: name.split_whitespace().collect::<Vec<_>>().join(" "),
+                    line,
+                    entries: Vec::new(),
+                }),
+                None => errors.push(SyntaxError {
+                    line,
+                    message: format!("section header {trimmed:?} lacks a closing ']'"),
+                }),
+            }
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once('=') else {
+            errors.push(SyntaxError {
+                line,
+                message: format!("expected `key = value`, found {trimmed:?}"),
+            });
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            errors.push(SyntaxError {
+                line,
+                message: "entry has no key before '='".to_string(),
+            });
+            continue;
+        }
+        match sections.last_mut() {
+            Some(section) => section.entries.push(Entry {
+                key: key.to_string(),
+                value: value.trim().to_string(),
+                line,
+            }),
+            None => errors.push(SyntaxError {
+                line,
+                message: format!("key {key:?} appears before any [section]"),
+            }),
+        }
+    }
+    (sections, errors)
+}
+
+/// Cuts a comment: a line starting with `;`/`#`, or ` ;`/` #` (whitespace first) later on.
+fn strip_comment(line: &str) -> &str {
+    let t = line.trim_start();
+    if t.starts_with(';') || t.starts_with('#') {
+        return "";
+    }
+    let bytes = line.as_bytes();
+    for i in 1..bytes.len() {
+        if (bytes[i] == b';' || bytes[i] == b'#') && bytes[i - 1].is_ascii_whitespace() {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, expected: &str) {
+        let (sections, errors) = parse(input);
+        let mut got = String::new();
+        for s in &sections {
+            got.push_str(&format!("[{}]@{}", s.name, s.line));
+            for e in &s.entries {
+                got.push_str(&format!(" {}={}@{}", e.key, e.value, e.line));
+            }
+            got.push(';');
+        }
+        for e in &errors {
+            got.push_str(&format!(" !{}:{}", e.line, e.message));
+        }
+        assert_eq!(got.trim(), expected);
+    }
+
+    #[test]
+    fn table() {
+        check("", "");
+        check("[a]\nk = v\n", "[a]@1 k=v@2;");
+        check("; c\n# c\n[a]\n", "[a]@3;");
+        check("[source  x]\n", "[source x]@1;");
+        check("[a]\nk = v ; comment\n", "[a]@1 k=v@2;");
+        check("[a]\nk = v#notcomment\n", "[a]@1 k=v#notcomment@2;");
+        check("[a]\nk =\n", "[a]@1 k=@2;");
+        check("[a]\nurl = dir:/x=y\n", "[a]@1 url=dir:/x=y@2;");
+        check("k = v\n", "!1:key \"k\" appears before any [section]");
+        check("[a\n", "!1:section header \"[a\" lacks a closing ']'");
+        check(
+            "[a]\njunk\n",
+            "[a]@1; !2:expected `key = value`, found \"junk\"",
+        );
+        check("[a]\n = v\n", "[a]@1; !2:entry has no key before '='");
+    }
+}

@@ -1,0 +1,52 @@
+//! Logging setup. On a terminal: simple_logger with timestamps. Under systemd (JOURNAL_STREAM
+//! set, stderr connected to the journal) each line starts with a `<N>` syslog priority and has
+//! no timestamp, so journald keeps the level and adds its own time.
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::io::Write;
+
+struct JournalLogger {
+    level: LevelFilter,
+}
+
+impl Log for JournalLogger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let priority = match record.level() {
+            Level::Error => 3,
+            Level::Warn => 4,
+            Level::Info => 6,
+            Level::Debug | Level::Trace => 7,
+        };
+        // One write per line so concurrent threads don't interleave.
+        let line = format!("<{priority}>{}\n", record.args());
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the logger once; later calls only change the level.
+pub fn init(level: LevelFilter) {
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let installed = if under_journal {
+        log::set_boxed_logger(Box::new(JournalLogger {
+            level: LevelFilter::Trace,
+        }))
+        .is_ok()
+    } else {
+        simple_logger::SimpleLogger::new()
+            .with_level(LevelFilter::Trace)
+            .with_utc_timestamps()
+            .init()
+            .is_ok()
+    };
+    let _ = installed;
+    log::set_max_level(level);
+}

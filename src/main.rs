@@ -1,0 +1,162 @@
+//! lc: a log collector for Cloud Discovery. This file maps the command line to the modules
+//! and errors to exit codes (0 ok, 1 runtime failure, 2 usage or config error); it does no work
+//! of its own. See ARCHITECTURE.md for the map of the rest.
+
+mod allow;
+mod cli;
+mod clock;
+mod config;
+mod logging;
+mod notify;
+mod server;
+mod spool;
+mod status;
+mod syslog;
+mod tail;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use cli::Command;
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("lc: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config_path = args
+        .config
+        .or_else(|| std::env::var_os("LC_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    match args.command {
+        Command::Help(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("lc {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::ConfigCheck => match config::load(&config_path) {
+            Ok(c) => {
+                println!("{}: ok, {} sources", config_path.display(), c.sources.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Run { port } => run(&config_path, port),
+        Command::Status { json } => {
+            let Some(config) = load_or_report(&config_path) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            match status::read_all(&config.collector.run_dir) {
+                Ok(snapshots) if json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&snapshots).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(snapshots) => {
+                    print!(
+                        "{}",
+                        status::render(&snapshots, clock::unix_secs(SystemTime::now()))
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lc: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+        Command::Tail {
+            source,
+            follow,
+            lines,
+        } => {
+            let Some(config) = load_or_report(&config_path) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            if !config.sources.iter().any(|s| s.name == source) {
+                let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+                eprintln!(
+                    "lc: {}: no source {source:?}; configured: {}",
+                    config_path.display(),
+                    names.join(", ")
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+            match tail::run(&config.collector.state_dir, &source, lines, follow) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lc: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn load_or_report(path: &std::path::Path) -> Option<config::Config> {
+    match config::load(path) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+fn run(config_path: &std::path::Path, port: Option<u16>) -> ExitCode {
+    // Signals are blocked before any thread exists, so all threads inherit the mask and the
+    // loop's signalfd sees every SIGTERM, SIGINT and SIGHUP.
+    let mask = match server::block_signals() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("lc: cannot set up signals: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let config = match config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            logging::init(log::LevelFilter::Info);
+            log::error!("{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    logging::init(config.collector.log_level);
+    raise_fd_limit();
+    let result = server::Server::new(config, port, mask).and_then(|s| s.run());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Thousands of connections need more than the usual soft limit of 1024 descriptors.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::warn!("cannot raise the open file limit from {soft} to {hard}: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,1507 @@
+//! The event loop of one `lc run` instance: sockets in, spool out.
+//!
+//! One `mio::Poll` drives everything. Tokens: the waker, the signalfd, listeners (indices that
+//! are never reused within a process) and connections (slab slots, freed only after the event
+//! batch that closed them, so a stale event never names a new connection). Sockets are
+//! registered once, edge-triggered; readiness is tracked here (`ready` flags plus a work list)
+//! and each ready socket is drained to `WouldBlock` under a per-iteration byte budget, so one
+//! busy sender cannot starve the rest. Stream reads pause while the disk is full; the kernel's
+//! buffers then push back on senders.
+//!
+//! The loop never blocks on the disk beyond page-cache writes: fsync, gzip and delivery run on
+//! the worker threads of `spool::worker`, which report through a channel and the waker.
+
+mod listen;
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use serde_json::json;
+
+use crate::allow::canonical;
+use crate::clock;
+use crate::config::{self, Config, Delivery, Receiver as Kind, Source};
+use crate::spool::worker::{DeliverJob, Done, SealJob, Workers};
+use crate::spool::{SourceSpool, WriteError};
+use crate::status::{self, Counters, Drop};
+use crate::syslog::frame::{self, Decoded, Decoder};
+
+const WAKER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const LISTENER_BASE: usize = 16;
+const CONN_BASE: usize = 1 << 32;
+
+/// Bytes read from one connection, or datagrams from one UDP socket, per loop iteration.
+const READ_BUDGET: usize = 256 * 1024;
+const UDP_BUDGET: usize = 2048;
+/// Connections accepted per listener per iteration.
+const ACCEPT_BUDGET: usize = 256;
+/// The shared read buffer; one read never returns more.
+const SCRATCH_BYTES: usize = 64 * 1024;
+/// How often rotation, fsync, free space, idle connections and status are looked at.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Delivery and sealing retries back off from this to `RETRY_MAX`.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long a stop waits for sealing to finish before leaving it to the next start.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// A limit hit again within this interval is counted but not logged again.
+const LOG_AGAIN_AFTER: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct RunError(pub String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<io::Error> for RunError {
+    fn from(e: io::Error) -> Self {
+        RunError(e.to_string())
+    }
+}
+
+/// A source being served: its config, spool and counters.
+struct SourceState {
+    cfg: Source,
+    spool: SourceSpool,
+    counters: Counters,
+    /// When delivery of the front segment may be tried again.
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
+    /// Set when the source left the config at a reload: served no more, drained then dropped.
+    retired: bool,
+}
+
+enum Socket {
+    Udp(UdpSocket),
+    Tcp(TcpListener),
+}
+
+struct Listener {
+    socket: Socket,
+    source: usize,
+    addr: SocketAddr,
+    ready: bool,
+}
+
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    source: usize,
+    decoder: Decoder,
+    /// Bytes of an incomplete frame, kept between reads.
+    pending: Vec<u8>,
+    last_active: Instant,
+    ready: bool,
+}
+
+/// Logs the first time a limit is hit, then at most once per `LOG_AGAIN_AFTER` with a count.
+#[derive(Default)]
+struct LimitLog {
+    last: HashMap<(usize, &'static str), (Instant, u64)>,
+}
+
+impl LimitLog {
+    fn hit(&mut self, source: usize, what: &'static str, message: impl FnOnce() -> String) {
+        let now = Instant::now();
+        let entry = self
+            .last
+            .entry((source, what))
+            .or_insert((now - LOG_AGAIN_AFTER * 2, 0));
+        entry.1 += 1;
+        if now.duration_since(entry.0) >= LOG_AGAIN_AFTER {
+            let n = entry.1;
+            *entry = (now, 0);
+            if n > 1 {
+                log::warn!("{} ({n} times since last said)", message());
+            } else {
+                log::warn!("{}", message());
+            }
+        }
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    instance: String,
+    port: Option<u16>,
+    config: Config,
+    started: u64,
+    sources: Vec<SourceState>,
+    listeners: Vec<Option<Listener>>,
+    conns: Vec<Option<Conn>>,
+    free_slots: Vec<usize>,
+    /// Slots closed during the current event batch; reusable from the next one.
+    closed_slots: Vec<usize>,
+    open_conns: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    /// Tokens that may have more to read, accept or receive.
+    work: Vec<Token>,
+    /// Connections with data waiting while the disk is full; back on `work` when it has room.
+    parked: Vec<Token>,
+    scratch: Vec<u8>,
+    workers: Option<Workers>,
+    done_rx: Receiver<Done>,
+    signals: SignalFd,
+    disk_full: bool,
+    disk_free: u64,
+    disk_total: u64,
+    limit_log: LimitLog,
+    stopping: bool,
+    next_housekeeping: Instant,
+    next_status: Instant,
+    next_disk_check: Instant,
+    next_sync: Instant,
+    pid_file: Option<PathBuf>,
+}
+
+/// Blocks the signals lc handles so they arrive on a signalfd. Must run before any thread is
+/// spawned, so every thread inherits the mask.
+pub fn block_signals() -> io::Result<SigSet> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGINT);
+    mask.add(Signal::SIGHUP);
+    mask.thread_block()?;
+    // A peer that closes while we write must not kill the process.
+    unsafe {
+        nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn)?;
+    }
+    Ok(mask)
+}
+
+impl Server {
+    /// Binds every listener of the instance, recovers the spool and starts the workers.
+    pub fn new(config: Config, port: Option<u16>, mask: SigSet) -> Result<Server, RunError> {
+        let instance = port.map_or_else(|| "all".to_string(), |p| p.to_string());
+        let wanted = config.sources_for(port);
+        if wanted.is_empty() {
+            return Err(RunError(match port {
+                Some(p) => format!("{}: no source listens on port {p}", config.path.display()),
+                None => format!("{}: no [source] is configured", config.path.display()),
+            }));
+        }
+        let poll = Poll::new()?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| RunError(format!("signalfd: {e}")))?;
+        poll.registry().register(
+            &mut SourceFd(&signals.as_fd().as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (done_tx, done_rx) = mpsc::channel();
+        let now = Instant::now();
+        let mut server = Server {
+            poll,
+            instance,
+            port,
+            started: clock::unix_secs(SystemTime::now()),
+            sources: Vec::new(),
+            listeners: Vec::new(),
+            conns: Vec::new(),
+            free_slots: Vec::new(),
+            closed_slots: Vec::new(),
+            open_conns: 0,
+            per_ip: HashMap::new(),
+            work: Vec::new(),
+            parked: Vec::new(),
+            scratch: vec![0; SCRATCH_BYTES.max(config.collector.max_message_bytes + 1)],
+            workers: None,
+            done_rx,
+            signals,
+            disk_full: false,
+            disk_free: 0,
+            disk_total: 0,
+            limit_log: LimitLog::default(),
+            stopping: false,
+            next_housekeeping: now,
+            next_status: now,
+            next_disk_check: now,
+            next_sync: now + config.spool.sync_secs,
+            pid_file: None,
+            config,
+        };
+        // Bind first: a port in use must fail before this instance touches any spool.
+        let mut bound = Vec::new();
+        for (i, s) in wanted.iter().enumerate() {
+            bound.extend(server.bind(s, i)?);
+        }
+        server.write_pid_file()?;
+        for s in wanted {
+            server.add_source(s)?;
+        }
+        for l in bound {
+            server.register_listener(l)?;
+        }
+        server.workers = Some(Workers::spawn(done_tx, waker)?);
+        for i in 0..server.sources.len() {
+            server.start_recovered(i);
+        }
+        Ok(server)
+    }
+
+    fn bind(&self, s: &Source, source: usize) -> Result<Vec<Listener>, RunError> {
+        let mut out = Vec::new();
+        if !s.receiver.is_syslog() {
+            log::warn!(
+                "source {}: {} receivers are not served by this version yet",
+                s.name,
+                s.receiver.as_str()
+            );
+            return Ok(out);
+        }
+        if s.receiver == Kind::SyslogTls {
+            log::warn!(
+                "source {}: syslog-tls is not served by this version yet",
+                s.name
+            );
+            return Ok(out);
+        }
+        let listen = s.listen.clone().unwrap_or(config::Listen::Any);
+        for (addr, dual) in listen::addresses(&listen, s.port) {
+            let socket = if s.receiver.is_udp() {
+                let (sock, warning) = listen::udp(addr, dual, self.config.collector.udp_rcvbuf)
+                    .map_err(|e| RunError(format!("source {}: {e}", s.name)))?;
+                if let Some(w) = warning {
+                    log::warn!("source {}: {w}", s.name);
+                }
+                Socket::Udp(sock)
+            } else {
+                Socket::Tcp(
+                    listen::tcp(addr, dual)
+                        .map_err(|e| RunError(format!("source {}: {e}", s.name)))?,
+                )
+            };
+            let local = match &socket {
+                Socket::Udp(u) => u.local_addr()?,
+                Socket::Tcp(t) => t.local_addr()?,
+            };
+            out.push(Listener {
+                socket,
+                source,
+                addr: local,
+                ready: true,
+            });
+        }
+        Ok(out)
+    }
+
+    fn register_listener(&mut self, mut l: Listener) -> io::Result<()> {
+        let token = Token(LISTENER_BASE + self.listeners.len());
+        match &mut l.socket {
+            Socket::Udp(u) => self
+                .poll
+                .registry()
+                .register(u, token, Interest::READABLE)?,
+            Socket::Tcp(t) => self
+                .poll
+                .registry()
+                .register(t, token, Interest::READABLE)?,
+        }
+        let proto = if matches!(l.socket, Socket::Udp(_)) {
+            "UDP"
+        } else {
+            "TCP"
+        };
+        log::info!(
+            "source {}: listening on {proto} {}",
+            self.sources[l.source].cfg.name,
+            l.addr
+        );
+        // Data may already be queued: look once without waiting for an edge.
+        self.work.push(token);
+        self.listeners.push(Some(l));
+        Ok(())
+    }
+
+    fn add_source(&mut self, cfg: Source) -> Result<(), RunError> {
+        let (spool, recovery) =
+            SourceSpool::recover(&self.config.collector.state_dir, &cfg.name)
+                .map_err(|e| RunError(format!("source {}: spool: {e}", cfg.name)))?;
+        if recovery.torn_bytes > 0 {
+            log::warn!(
+                "source {}: cut {} bytes of incomplete last lines left by an unclean stop",
+                cfg.name,
+                recovery.torn_bytes
+            );
+        }
+        if !recovery.to_seal.is_empty() {
+            log::info!(
+                "source {}: recovered {} open segments from the last run",
+                cfg.name,
+                recovery.to_seal.len()
+            );
+        }
+        let mut spool = spool;
+        spool.sealing = recovery.to_seal;
+        let mut counters = Counters::default();
+        (counters.last_received, counters.last_delivery) = last_activity(&spool);
+        self.sources.push(SourceState {
+            cfg,
+            spool,
+            counters,
+            retry_at: None,
+            retry_delay: RETRY_MIN,
+            retired: false,
+        });
+        Ok(())
+    }
+
+    /// Sends what recovery found to the workers: raw segments to seal, sealed ones to deliver.
+    fn start_recovered(&mut self, i: usize) {
+        let jobs: Vec<_> = self.sources[i].spool.sealing.clone();
+        for (seq, raw, _) in jobs {
+            self.send_seal(i, seq, raw);
+        }
+        self.try_deliver(i);
+    }
+
+    fn write_pid_file(&mut self) -> Result<(), RunError> {
+        let run_dir = &self.config.collector.run_dir;
+        std::fs::create_dir_all(run_dir)
+            .map_err(|e| RunError(format!("{}: {e}", run_dir.display())))?;
+        let path = status::pid_path(run_dir, &self.instance);
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .map_err(|e| RunError(format!("{}: {e}", path.display())))?;
+        self.pid_file = Some(path);
+        Ok(())
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains, seals and returns.
+    pub fn run(mut self) -> Result<(), RunError> {
+        let mut events = Events::with_capacity(1024);
+        self.housekeeping(Instant::now());
+        crate::notify::ready();
+        log::info!(
+            "instance {} started (pid {})",
+            self.instance,
+            std::process::id()
+        );
+        while !self.stopping {
+            let timeout = if self.work.is_empty() {
+                self.next_housekeeping
+                    .saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(RunError(format!("poll: {e}"))),
+            }
+            self.free_slots.append(&mut self.closed_slots);
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.drain_done(),
+                    SIGNALS => self.read_signals(),
+                    token => self.mark_ready(token),
+                }
+            }
+            self.do_work();
+            self.flush_spools();
+            let now = Instant::now();
+            if now >= self.next_housekeeping {
+                self.housekeeping(now);
+            }
+        }
+        self.stop()
+    }
+
+    fn mark_ready(&mut self, token: Token) {
+        let ready = if token.0 >= CONN_BASE {
+            self.conns
+                .get_mut(token.0 - CONN_BASE)
+                .and_then(Option::as_mut)
+                .map(|c| &mut c.ready)
+        } else {
+            self.listeners
+                .get_mut(token.0 - LISTENER_BASE)
+                .and_then(Option::as_mut)
+                .map(|l| &mut l.ready)
+        };
+        if let Some(ready) = ready {
+            if !*ready {
+                *ready = true;
+                self.work.push(token);
+            }
+        }
+    }
+
+    /// Services every ready socket once, within its budget; keeps those with more to do.
+    fn do_work(&mut self) {
+        let work = std::mem::take(&mut self.work);
+        let mut keep = Vec::new();
+        for token in work {
+            let more = if token.0 >= CONN_BASE {
+                self.read_conn(token.0 - CONN_BASE)
+            } else {
+                self.service_listener(token.0 - LISTENER_BASE)
+            };
+            if more {
+                keep.push(token);
+            }
+        }
+        // Connections parked by a full disk stay on the list but must not spin the loop.
+        if self.disk_full {
+            self.parked.extend(keep.iter().filter(|t| t.0 >= CONN_BASE));
+            keep.retain(|t| t.0 < CONN_BASE);
+        }
+        self.work.extend(keep);
+    }
+}
+
+impl Server {
+    /// Accepts connections or receives datagrams; returns whether the socket may have more.
+    fn service_listener(&mut self, index: usize) -> bool {
+        let Some(l) = self.listeners.get_mut(index).and_then(Option::as_mut) else {
+            return false;
+        };
+        let source = l.source;
+        let more = match &l.socket {
+            Socket::Udp(_) => self.receive_udp(index),
+            Socket::Tcp(_) => self.accept(index),
+        };
+        if !more {
+            if let Some(l) = self.listeners[index].as_mut() {
+                l.ready = false;
+            }
+        }
+        let _ = source;
+        more
+    }
+
+    fn receive_udp(&mut self, index: usize) -> bool {
+        let Server {
+            listeners,
+            sources,
+            scratch,
+            disk_full,
+            limit_log,
+            config,
+            ..
+        } = self;
+        let l = listeners[index].as_mut().expect("serviced listeners exist");
+        let Socket::Udp(sock) = &l.socket else {
+            unreachable!()
+        };
+        let src = &mut sources[l.source];
+        let max = config.collector.max_message_bytes;
+        let mut received = 0;
+        let mut more = true;
+        for _ in 0..UDP_BUDGET {
+            let (n, peer) = match sock.recv_from(scratch) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    more = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("source {}: UDP {}: {e}", src.cfg.name, l.addr);
+                    more = false;
+                    break;
+                }
+            };
+            if !src.cfg.allow.allows(peer.ip()) {
+                src.counters.drop(Drop::NotAllowed, 1);
+                let name = &src.cfg.name;
+                limit_log.hit(l.source, "allow", || {
+                    format!("source {name}: {peer}: sender not in the allow list; dropped")
+                });
+                continue;
+            }
+            if *disk_full {
+                src.counters.drop(Drop::DiskFull, 1);
+                continue;
+            }
+            let mut msg = frame::trim_trailing_newline(&scratch[..n]);
+            if msg.len() > max {
+                msg = &msg[..max];
+                src.counters.truncated += 1;
+            }
+            src.spool.append(msg);
+            src.counters.messages += 1;
+            src.counters.bytes += msg.len() as u64;
+            received += 1;
+        }
+        if received > 0 {
+            src.counters.last_received = clock::unix_secs(SystemTime::now());
+        }
+        more
+    }
+
+    fn accept(&mut self, index: usize) -> bool {
+        for _ in 0..ACCEPT_BUDGET {
+            let l = self.listeners[index]
+                .as_mut()
+                .expect("serviced listeners exist");
+            let Socket::Tcp(t) = &l.socket else {
+                unreachable!()
+            };
+            let (stream, peer) = match t.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: stop accepting this round, try again at the next one.
+                    let name = self.sources[l.source].cfg.name.clone();
+                    let addr = l.addr;
+                    self.limit_log.hit(l.source, "accept", || {
+                        format!("source {name}: accept on {addr}: {e}")
+                    });
+                    return false;
+                }
+            };
+            let source = l.source;
+            self.admit(stream, peer, source);
+        }
+        true
+    }
+
+    /// Applies the allow list and connection limits to a new connection, then registers it.
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, source: usize) {
+        let ip = canonical(peer.ip());
+        let limits = &self.config.collector;
+        let src = &mut self.sources[source];
+        let name = &src.cfg.name;
+        let refused = if !src.cfg.allow.allows(ip) {
+            Some((
+                Drop::NotAllowed,
+                format!("source {name}: {peer}: sender not in the allow list; connection closed"),
+            ))
+        } else if self.open_conns >= limits.max_connections {
+            Some((
+                Drop::MaxConnections,
+                format!(
+                    "source {name}: {peer}: max_connections ({}) reached; connection closed",
+                    limits.max_connections
+                ),
+            ))
+        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_connections_per_ip {
+            Some((
+                Drop::MaxConnectionsPerIp,
+                format!(
+                    "source {name}: {peer}: max_connections_per_ip ({}) reached; connection closed",
+                    limits.max_connections_per_ip
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((why, message)) = refused {
+            src.counters.drop(why, 1);
+            self.limit_log.hit(source, why.name(), || message);
+            return;
+        }
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let token = Token(CONN_BASE + slot);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            log::warn!("source {name}: {peer}: cannot register connection: {e}");
+            self.free_slots.push(slot);
+            return;
+        }
+        src.counters.connections += 1;
+        src.counters.accepted += 1;
+        self.open_conns += 1;
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+        log::debug!("source {name}: {peer}: connected");
+        self.conns[slot] = Some(Conn {
+            stream,
+            peer,
+            source,
+            decoder: Decoder::new(limits.max_message_bytes),
+            pending: Vec::new(),
+            last_active: Instant::now(),
+            ready: true,
+        });
+        self.work.push(token);
+    }
+
+    /// Reads one connection within its budget; returns whether it may have more to read.
+    fn read_conn(&mut self, slot: usize) -> bool {
+        let Server {
+            conns,
+            sources,
+            scratch,
+            disk_full,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        if *disk_full {
+            return true;
+        }
+        let src = &mut sources[conn.source];
+        let mut total = 0;
+        let outcome = loop {
+            if total >= READ_BUDGET {
+                break ReadOutcome::More;
+            }
+            match conn.stream.read(scratch) {
+                Ok(0) => break ReadOutcome::Closed(None),
+                Ok(n) => {
+                    total += n;
+                    decode_into(conn, src, &scratch[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break ReadOutcome::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break ReadOutcome::Closed(Some(e)),
+            }
+        };
+        if total > 0 {
+            conn.last_active = Instant::now();
+            src.counters.last_received = clock::unix_secs(SystemTime::now());
+        }
+        match outcome {
+            ReadOutcome::More => true,
+            ReadOutcome::Drained => {
+                conn.ready = false;
+                false
+            }
+            ReadOutcome::Closed(err) => {
+                if let Some(e) = err {
+                    log::info!(
+                        "source {}: {}: connection error: {e}",
+                        src.cfg.name,
+                        conn.peer
+                    );
+                }
+                self.close_conn(slot);
+                false
+            }
+        }
+    }
+
+    /// Closes a connection, keeping any partial frame the sender had sent.
+    fn close_conn(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns[slot].take() else {
+            return;
+        };
+        let src = &mut self.sources[conn.source];
+        let pending = std::mem::take(&mut conn.pending);
+        if let Some(msg) = conn.decoder.finish(&pending) {
+            src.spool.append(msg);
+            src.counters.messages += 1;
+            src.counters.bytes += msg.len() as u64;
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        src.counters.connections -= 1;
+        self.open_conns -= 1;
+        let ip = canonical(conn.peer.ip());
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        log::debug!("source {}: {}: closed", src.cfg.name, conn.peer);
+        self.closed_slots.push(slot);
+    }
+
+    /// Writes every source's buffered lines to its open segment.
+    fn flush_spools(&mut self) {
+        for i in 0..self.sources.len() {
+            self.flush_source(i);
+        }
+    }
+
+    fn flush_source(&mut self, i: usize) {
+        let src = &mut self.sources[i];
+        match src.spool.flush() {
+            Ok(()) => {}
+            Err(WriteError::DiskFull) => {
+                if !self.disk_full {
+                    log::error!(
+                        "source {}: {}: disk full; pausing stream receivers, counting UDP drops",
+                        src.cfg.name,
+                        src.spool.dir.display()
+                    );
+                    self.disk_full = true;
+                }
+            }
+            Err(WriteError::Other(e)) => {
+                let name = src.cfg.name.clone();
+                self.limit_log
+                    .hit(i, "write", || format!("source {name}: write failed: {e}"));
+                src.counters.last_error = Some((
+                    clock::unix_secs(SystemTime::now()),
+                    format!("spool write: {e}"),
+                ));
+            }
+        }
+        let rotate = self.config.spool.rotate_bytes;
+        if self.sources[i]
+            .spool
+            .open
+            .as_ref()
+            .is_some_and(|s| s.written >= rotate)
+        {
+            self.seal_open(i);
+        }
+    }
+
+    /// Seals the open segment of source `i` (after flushing what is buffered).
+    fn seal_open(&mut self, i: usize) {
+        if !self.sources[i].spool.buf.is_empty() {
+            // Flush without recursing into rotation.
+            if self.sources[i].spool.flush().is_err() {
+                return;
+            }
+        }
+        if let Some((seq, raw, _)) = self.sources[i].spool.take_for_seal() {
+            self.send_seal(i, seq, raw);
+        }
+    }
+
+    fn send_seal(&mut self, i: usize, seq: u64, raw: PathBuf) {
+        let source = self.sources[i].cfg.name.clone();
+        if let Some(w) = &self.workers {
+            let _ = w.seal.send(SealJob { source, seq, raw });
+        }
+    }
+
+    /// Hands the oldest sealed segment to the deliverer, if none is in flight.
+    fn try_deliver(&mut self, i: usize) {
+        let collector = self.config.collector.name.clone();
+        let backup_keep = self.config.spool.backup_keep;
+        let outbox = match &self.config.delivery {
+            Delivery::Outbox(dir) => dir.clone(),
+            Delivery::Console(_) => return,
+        };
+        let src = &mut self.sources[i];
+        if src.spool.in_delivery.is_some() || src.retry_at.is_some_and(|t| t > Instant::now()) {
+            return;
+        }
+        let Some(front) = src.spool.sealed.front() else {
+            return;
+        };
+        let file_name = front
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let job = DeliverJob {
+            source: src.cfg.name.clone(),
+            seq: front.seq,
+            path: front.path.clone(),
+            name: format!("{}_{}_{file_name}", src.cfg.name, collector),
+            outbox,
+            backup_dir: src.spool.backup_dir.clone(),
+            backup_keep,
+        };
+        src.spool.in_delivery = Some(front.seq);
+        src.retry_at = None;
+        if let Some(w) = &self.workers {
+            let _ = w.deliver.send(job);
+        }
+    }
+
+    fn source_index(&self, name: &str) -> Option<usize> {
+        self.sources.iter().position(|s| s.cfg.name == name)
+    }
+
+    /// Applies what the workers report.
+    fn drain_done(&mut self) {
+        while let Ok(done) = self.done_rx.try_recv() {
+            self.handle_done(done);
+        }
+    }
+
+    fn handle_done(&mut self, done: Done) {
+        let now = clock::unix_secs(SystemTime::now());
+        match done {
+            Done::SyncFailed { path, error } => {
+                log::error!("{}: fsync failed: {error}", path.display())
+            }
+            Done::Sealed {
+                source,
+                seq,
+                sealed,
+            } => {
+                let Some(i) = self.source_index(&source) else {
+                    return;
+                };
+                let spool = &mut self.sources[i].spool;
+                spool.sealing.retain(|(s, _, _)| *s != seq);
+                let at = spool.sealed.partition_point(|s| s.seq < seq);
+                spool.sealed.insert(at, sealed);
+                self.try_deliver(i);
+            }
+            Done::SealFailed { source, seq, error } => {
+                log::error!("source {source}: sealing segment {seq} failed: {error}; will retry");
+                let Some(i) = self.source_index(&source) else {
+                    return;
+                };
+                self.sources[i].counters.last_error = Some((now, format!("seal: {error}")));
+                // Retried by housekeeping: the raw segment stays in `sealing`.
+                self.sources[i].retry_at =
+                    Some(Instant::now() + RETRY_MAX.min(Duration::from_secs(10)));
+            }
+            Done::Delivered {
+                source,
+                seq,
+                bytes,
+                at,
+            } => {
+                let Some(i) = self.source_index(&source) else {
+                    return;
+                };
+                let src = &mut self.sources[i];
+                src.spool.in_delivery = None;
+                src.spool.sealed.retain(|s| s.seq != seq);
+                src.counters.delivered_files += 1;
+                src.counters.delivered_bytes += bytes;
+                src.counters.last_delivery = at;
+                if src.counters.failing_since != 0 {
+                    log::info!("source {source}: delivery works again");
+                }
+                src.counters.failing_since = 0;
+                src.retry_delay = RETRY_MIN;
+                log::debug!("source {source}: delivered segment {seq} ({bytes} bytes)");
+                self.try_deliver(i);
+            }
+            Done::DeliveryFailed { source, seq, error } => {
+                let Some(i) = self.source_index(&source) else {
+                    return;
+                };
+                let src = &mut self.sources[i];
+                src.spool.in_delivery = None;
+                if src.counters.failing_since == 0 {
+                    src.counters.failing_since = now;
+                    log::error!("source {source}: delivering segment {seq} failed: {error}; retrying with backoff");
+                }
+                src.counters.last_error = Some((now, format!("delivery: {error}")));
+                src.retry_at = Some(Instant::now() + src.retry_delay);
+                src.retry_delay = (src.retry_delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+
+    fn read_signals(&mut self) {
+        loop {
+            match self.signals.read_signal() {
+                Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
+                        log::info!(
+                            "instance {}: stopping on signal {}",
+                            self.instance,
+                            info.ssi_signo
+                        );
+                        self.stopping = true;
+                    }
+                    Ok(Signal::SIGHUP) => self.reload(),
+                    _ => {}
+                },
+                Ok(None) => return,
+                Err(e) => {
+                    log::error!("signalfd: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+enum ReadOutcome {
+    More,
+    Drained,
+    Closed(Option<io::Error>),
+}
+
+/// Decodes `data` read from `conn` into the source's spool, keeping any incomplete frame.
+fn decode_into(conn: &mut Conn, src: &mut SourceState, data: &[u8]) {
+    // Common case: no partial frame waiting, decode straight from the read buffer.
+    if conn.pending.is_empty() {
+        let used = decode_all(&mut conn.decoder, src, data);
+        conn.pending.extend_from_slice(&data[used..]);
+    } else {
+        conn.pending.extend_from_slice(data);
+        let pending = std::mem::take(&mut conn.pending);
+        let used = decode_all(&mut conn.decoder, src, &pending);
+        conn.pending = pending;
+        conn.pending.drain(..used);
+    }
+    // Don't hold on to a large buffer after a large frame has gone through.
+    if conn.pending.is_empty() && conn.pending.capacity() > SCRATCH_BYTES {
+        conn.pending = Vec::new();
+    }
+}
+
+fn decode_all(decoder: &mut Decoder, src: &mut SourceState, buf: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some((what, used)) = decoder.decode(&buf[at..]) {
+        at += used;
+        if let Decoded::Message { msg, truncated } = what {
+            src.spool.append(msg);
+            src.counters.messages += 1;
+            src.counters.bytes += msg.len() as u64;
+            src.counters.truncated += u64::from(truncated);
+        }
+    }
+    at
+}
+
+/// When a source last received and delivered, as far as its files tell after a restart.
+fn last_activity(spool: &SourceSpool) -> (u64, u64) {
+    let newest = |dir: &Path| -> u64 {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok()?.modified().ok())
+            .map(clock::unix_secs)
+            .max()
+            .unwrap_or(0)
+    };
+    let delivered = newest(&spool.backup_dir);
+    (newest(&spool.dir).max(delivered), delivered)
+}
+
+impl Server {
+    /// Periodic work: rotation, fsync, free space, retries, idle connections, status.
+    fn housekeeping(&mut self, now: Instant) {
+        self.next_housekeeping = now + HOUSEKEEPING;
+        let rotate_after = self.config.spool.rotate_secs;
+        for i in 0..self.sources.len() {
+            if self.sources[i]
+                .spool
+                .open
+                .as_ref()
+                .is_some_and(|s| now.duration_since(s.opened) >= rotate_after)
+            {
+                self.seal_open(i);
+            }
+            if self.sources[i].retry_at.is_some_and(|t| t <= now) {
+                self.sources[i].retry_at = None;
+                self.retry_seals(i);
+                self.try_deliver(i);
+            }
+        }
+        if now >= self.next_sync {
+            self.next_sync = now + self.config.spool.sync_secs;
+            self.request_syncs();
+        }
+        if now >= self.next_disk_check {
+            self.next_disk_check = now + DISK_CHECK_EVERY;
+            self.check_disk();
+        }
+        self.close_idle(now);
+        if now >= self.next_status {
+            self.next_status = now + STATUS_EVERY;
+            self.update_udp_drops();
+            self.write_status(true);
+        }
+    }
+
+    /// Sends raw segments whose sealing failed back to the sealer.
+    fn retry_seals(&mut self, i: usize) {
+        let jobs = self.sources[i].spool.sealing.clone();
+        for (seq, raw, _) in jobs {
+            if raw.exists() {
+                self.send_seal(i, seq, raw);
+            }
+        }
+    }
+
+    fn request_syncs(&mut self) {
+        let Some(w) = &self.workers else { return };
+        for src in &mut self.sources {
+            if let Some(seg) = src.spool.open.as_mut().filter(|s| s.dirty) {
+                seg.dirty = false;
+                let _ = w.sync.send((Arc::clone(&seg.file), seg.path.clone()));
+            }
+        }
+    }
+
+    /// Enforces `max_spool_bytes` and `min_free_bytes`, and pauses or resumes receivers.
+    fn check_disk(&mut self) {
+        let state_dir = self.config.collector.state_dir.clone();
+        let spool_cfg = self.config.spool.clone();
+        let mut total: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
+        while total > spool_cfg.max_spool_bytes {
+            let Some(freed) = self.evict_oldest("max_spool_bytes") else {
+                break;
+            };
+            total = total.saturating_sub(freed);
+        }
+        while let Some((free, size)) = disk_space(&state_dir) {
+            (self.disk_free, self.disk_total) = (free, size);
+            if free >= spool_cfg.min_free_bytes {
+                break;
+            }
+            if self.prune_backups() || self.evict_oldest("min_free_bytes").is_some() {
+                continue;
+            }
+            if !self.disk_full {
+                log::error!(
+                    "{}: free space {free} is below min_free_bytes {}; pausing stream receivers, counting UDP drops",
+                    state_dir.display(),
+                    spool_cfg.min_free_bytes
+                );
+                self.disk_full = true;
+            }
+            return;
+        }
+        if self.disk_full {
+            // Room again: retry what is buffered; resume only if it all went out.
+            self.disk_full = false;
+            self.flush_spools();
+            if !self.disk_full {
+                log::info!(
+                    "{}: disk has room again; receivers resumed",
+                    state_dir.display()
+                );
+                self.work.append(&mut self.parked);
+            }
+        }
+    }
+
+    /// Removes delivered segments kept in backup/ (the first thing to go when space is short).
+    fn prune_backups(&mut self) -> bool {
+        let mut removed = false;
+        for src in &self.sources {
+            for e in std::fs::read_dir(&src.spool.backup_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if std::fs::remove_file(e.path()).is_ok() {
+                    removed = true;
+                }
+            }
+        }
+        if removed {
+            log::warn!(
+                "{}: disk space low; removed the backup copies of delivered segments",
+                self.config.collector.state_dir.display()
+            );
+        }
+        removed
+    }
+
+    /// Evicts the oldest sealed segment of any source; returns the bytes freed.
+    fn evict_oldest(&mut self, why: &str) -> Option<u64> {
+        let (i, seq) = self
+            .sources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.spool.oldest_evictable().map(|o| (o.sealed_at, o.seq, i)))
+            .min()
+            .map(|(_, seq, i)| (i, seq))?;
+        let src = &mut self.sources[i];
+        match src.spool.evict(seq) {
+            Ok(bytes) => {
+                src.counters.drop(Drop::EvictedSegments, 1);
+                src.counters.evicted_bytes += bytes;
+                log::warn!(
+                    "source {}: evicted undelivered segment {seq} ({bytes} bytes) to respect {why}",
+                    src.cfg.name
+                );
+                Some(bytes)
+            }
+            Err(e) => {
+                log::error!("source {}: evicting segment {seq}: {e}", src.cfg.name);
+                None
+            }
+        }
+    }
+
+    fn close_idle(&mut self, now: Instant) {
+        let timeout = self.config.collector.idle_timeout;
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| {
+                c.as_ref()
+                    .filter(|c| now.duration_since(c.last_active) >= timeout)
+                    .map(|_| slot)
+            })
+            .collect();
+        for slot in idle {
+            let conn = self.conns[slot].as_ref().expect("just found");
+            let src = &mut self.sources[conn.source];
+            src.counters.idle_closed += 1;
+            log::info!(
+                "source {}: {}: idle for {}s; closed",
+                src.cfg.name,
+                conn.peer,
+                timeout.as_secs()
+            );
+            self.close_conn(slot);
+        }
+    }
+
+    /// Reads the kernel's per-socket drop counters for this instance's UDP sockets.
+    fn update_udp_drops(&mut self) {
+        let mut per_source: HashMap<usize, u64> = HashMap::new();
+        let table = udp_drop_table();
+        for l in self.listeners.iter().flatten() {
+            if let Socket::Udp(u) = &l.socket {
+                let Ok(st) = nix::sys::stat::fstat(u.as_raw_fd()) else {
+                    continue;
+                };
+                if let Some(d) = table.get(&st.st_ino) {
+                    *per_source.entry(l.source).or_insert(0) += d;
+                }
+            }
+        }
+        for (i, d) in per_source {
+            self.sources[i].counters.set_dropped(Drop::UdpKernel, d);
+        }
+    }
+
+    fn write_status(&mut self, running: bool) {
+        let now = clock::unix_secs(SystemTime::now());
+        let sources: Vec<_> = self
+            .sources
+            .iter()
+            .filter(|s| !s.retired)
+            .map(|s| {
+                let oldest = s
+                    .spool
+                    .sealed
+                    .front()
+                    .map_or(0, |f| now.saturating_sub(f.sealed_at));
+                status::source_json(
+                    &status::SourceView {
+                        name: &s.cfg.name,
+                        format: &s.cfg.format,
+                        receiver: s.cfg.receiver.as_str(),
+                        port: s.cfg.port,
+                        counters: &s.counters,
+                        backlog_files: s.spool.sealed.len()
+                            + s.spool.sealing.len()
+                            + usize::from(s.spool.open.is_some()),
+                        backlog_bytes: s.spool.backlog_bytes(),
+                        oldest_backlog: oldest,
+                    },
+                    now,
+                )
+            })
+            .collect();
+        let listeners: Vec<_> = self
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| {
+                json!({
+                    "source": self.sources[l.source].cfg.name,
+                    "proto": if matches!(l.socket, Socket::Udp(_)) { "udp" } else { "tcp" },
+                    "addr": l.addr.to_string(),
+                    "port": l.addr.port(),
+                })
+            })
+            .collect();
+        let spool_bytes: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
+        let value = json!({
+            "instance": self.instance,
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "config": self.config.path.display().to_string(),
+            "running": running,
+            "started": clock::rfc3339(self.started),
+            "updated": now,
+            "state_dir": self.config.collector.state_dir.display().to_string(),
+            "disk": { "free_bytes": self.disk_free, "total_bytes": self.disk_total, "spool_bytes": spool_bytes, "full": self.disk_full },
+            "connections": self.open_conns,
+            "listeners": listeners,
+            "sources": sources,
+        });
+        let path = status::snapshot_path(&self.config.collector.run_dir, &self.instance);
+        if let Err(e) = status::write_atomically(&path, &value) {
+            self.limit_log.hit(usize::MAX, "status", || {
+                format!("{}: cannot write status: {e}", path.display())
+            });
+        }
+    }
+
+    /// SIGHUP: re-reads the config; a bad one keeps the running one and says why.
+    fn reload(&mut self) {
+        crate::notify::reloading();
+        let path = self.config.path.clone();
+        match config::load(&path) {
+            Err(e) => log::error!("reload refused, keeping the running config:\n{e}"),
+            Ok(new) => match self.apply(new) {
+                Ok(()) => log::info!("{}: config reloaded", path.display()),
+                Err(e) => log::error!("reload refused, keeping the running config: {e}"),
+            },
+        }
+        crate::notify::ready();
+    }
+
+    /// Applies a new config: limits and spool settings at once; sources added, removed or
+    /// moved to other ports get their listeners bound or closed. New sockets are bound before
+    /// anything changes, so a port in use leaves the instance as it was.
+    fn apply(&mut self, new: Config) -> Result<(), RunError> {
+        if new.collector.state_dir != self.config.collector.state_dir
+            || new.collector.run_dir != self.config.collector.run_dir
+        {
+            return Err(RunError(
+                "state_dir and run_dir change only with a restart".into(),
+            ));
+        }
+        let wanted = new.sources_for(self.port);
+        let listen_key = |s: &Source| (s.receiver, s.port, s.listen.clone());
+        // Which sources need new sockets: new ones, and ones whose port or addresses changed.
+        let mut to_bind = Vec::new();
+        for s in &wanted {
+            match self.source_index(&s.name) {
+                Some(i)
+                    if !self.sources[i].retired
+                        && listen_key(&self.sources[i].cfg) == listen_key(s) => {}
+                _ => to_bind.push(s.clone()),
+            }
+        }
+        // Close the old sockets of moved sources first, so a source can keep its port.
+        let moved: Vec<usize> = to_bind
+            .iter()
+            .filter_map(|s| self.source_index(&s.name))
+            .collect();
+        let removed: Vec<usize> = (0..self.sources.len())
+            .filter(|&i| !wanted.iter().any(|w| w.name == self.sources[i].cfg.name))
+            .collect();
+        let mut old_config = std::mem::replace(&mut self.config, new);
+        let mut bound = Vec::new();
+        for s in &to_bind {
+            // Index is fixed below; bind with a placeholder.
+            let result = self.bind_excluding(s, &moved);
+            match result {
+                Ok(ls) => bound.push((s.clone(), ls)),
+                Err(e) => {
+                    std::mem::swap(&mut self.config, &mut old_config);
+                    return Err(e);
+                }
+            }
+        }
+        for i in moved.iter().chain(&removed) {
+            self.close_listeners_of(*i);
+        }
+        for i in removed {
+            log::info!(
+                "source {}: removed from the config; its spool is still delivered",
+                self.sources[i].cfg.name
+            );
+            self.sources[i].retired = true;
+            self.seal_open(i);
+            self.close_conns_of(i);
+        }
+        for (s, listeners) in bound {
+            let i = match self.source_index(&s.name) {
+                Some(i) => i,
+                None => {
+                    self.add_source(s.clone())?;
+                    let i = self.sources.len() - 1;
+                    self.start_recovered(i);
+                    i
+                }
+            };
+            for mut l in listeners {
+                l.source = i;
+                self.register_listener(l)?;
+            }
+        }
+        for s in wanted {
+            if let Some(i) = self.source_index(&s.name) {
+                self.sources[i].retired = false;
+                self.sources[i].cfg = s;
+            }
+        }
+        for c in self.conns.iter_mut().flatten() {
+            c.decoder = Decoder::new(self.config.collector.max_message_bytes);
+        }
+        let need = SCRATCH_BYTES.max(self.config.collector.max_message_bytes + 1);
+        self.scratch.resize(need, 0);
+        Ok(())
+    }
+
+    /// Binds `s`; a socket of a source in `closing` on the same address is closed first.
+    fn bind_excluding(&mut self, s: &Source, closing: &[usize]) -> Result<Vec<Listener>, RunError> {
+        match self.bind(s, usize::MAX) {
+            Ok(ls) => Ok(ls),
+            Err(_) if !closing.is_empty() => {
+                for &i in closing {
+                    self.close_listeners_of(i);
+                }
+                self.bind(s, usize::MAX)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn close_listeners_of(&mut self, source: usize) {
+        for slot in self.listeners.iter_mut() {
+            if slot.as_ref().is_some_and(|l| l.source == source) {
+                let mut l = slot.take().expect("checked");
+                let _ = match &mut l.socket {
+                    Socket::Udp(u) => self.poll.registry().deregister(u),
+                    Socket::Tcp(t) => self.poll.registry().deregister(t),
+                };
+                log::info!(
+                    "source {}: stopped listening on {}",
+                    self.sources[source].cfg.name,
+                    l.addr
+                );
+            }
+        }
+    }
+
+    fn close_conns_of(&mut self, source: usize) {
+        let slots: Vec<usize> = (0..self.conns.len())
+            .filter(|&s| self.conns[s].as_ref().is_some_and(|c| c.source == source))
+            .collect();
+        for slot in slots {
+            self.close_conn(slot);
+        }
+    }
+
+    /// SIGTERM: stop listening, read what senders already sent, seal, wait for the sealer.
+    fn stop(mut self) -> Result<(), RunError> {
+        crate::notify::stopping();
+        for i in 0..self.sources.len() {
+            self.close_listeners_of(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        self.disk_full = false;
+        for slot in 0..self.conns.len() {
+            while self.conns[slot].is_some() && Instant::now() < deadline && self.read_conn(slot) {}
+            self.close_conn(slot);
+        }
+        self.flush_spools();
+        for i in 0..self.sources.len() {
+            self.seal_open(i);
+        }
+        let deadline = Instant::now() + STOP_DEADLINE;
+        while self
+            .sources
+            .iter()
+            .any(|s| !s.spool.sealing.is_empty() || s.spool.in_delivery.is_some())
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!(
+                    "sealing did not finish in {}s; the next start completes it",
+                    STOP_DEADLINE.as_secs()
+                );
+                break;
+            }
+            match self.done_rx.recv_timeout(left) {
+                Ok(Done::Sealed {
+                    source,
+                    seq,
+                    sealed,
+                }) => {
+                    // Record it, but start no new deliveries while stopping.
+                    if let Some(i) = self.source_index(&source) {
+                        let spool = &mut self.sources[i].spool;
+                        spool.sealing.retain(|(s, _, _)| *s != seq);
+                        spool.sealed.push_back(sealed);
+                    }
+                }
+                Ok(Done::SealFailed { source, seq, error }) => {
+                    log::error!("source {source}: sealing segment {seq} failed: {error}; the next start retries");
+                    if let Some(i) = self.source_index(&source) {
+                        self.sources[i].spool.sealing.retain(|(s, _, _)| *s != seq);
+                    }
+                }
+                Ok(other) => self.handle_done_quietly(other),
+                Err(_) => break,
+            }
+        }
+        self.write_status(false);
+        if let Some(w) = self.workers.take() {
+            w.join();
+        }
+        if let Some(p) = &self.pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+        log::info!("instance {} stopped", self.instance);
+        Ok(())
+    }
+
+    /// Records a delivery outcome during stop without starting the next delivery.
+    fn handle_done_quietly(&mut self, done: Done) {
+        match done {
+            Done::Delivered {
+                source,
+                seq,
+                bytes,
+                at,
+            } => {
+                if let Some(i) = self.source_index(&source) {
+                    let src = &mut self.sources[i];
+                    src.spool.in_delivery = None;
+                    src.spool.sealed.retain(|s| s.seq != seq);
+                    src.counters.delivered_files += 1;
+                    src.counters.delivered_bytes += bytes;
+                    src.counters.last_delivery = at;
+                }
+            }
+            Done::DeliveryFailed { source, .. } => {
+                if let Some(i) = self.source_index(&source) {
+                    self.sources[i].spool.in_delivery = None;
+                }
+            }
+            other => self.handle_done(other),
+        }
+    }
+}
+
+/// (free bytes for unprivileged users, total bytes) of the filesystem holding `dir`.
+fn disk_space(dir: &Path) -> Option<(u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    let frag = st.fragment_size() as u64;
+    Some((
+        st.blocks_available() as u64 * frag,
+        st.blocks() as u64 * frag,
+    ))
+}
+
+/// Socket inode -> drops, from /proc/net/udp and /proc/net/udp6 (the last column).
+fn udp_drop_table() -> HashMap<u64, u64> {
+    let mut out = HashMap::new();
+    for file in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 13 {
+                continue;
+            }
+            if let (Ok(inode), Ok(drops)) =
+                (cols[9].parse::<u64>(), cols[cols.len() - 1].parse::<u64>())
+            {
+                out.insert(inode, drops);
+            }
+        }
+    }
+    out
+}

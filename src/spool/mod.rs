@@ -1,0 +1,402 @@
+//! The on-disk spool of one source: `state_dir/spool/SOURCE/`.
+//!
+//! The event loop owns a [`SourceSpool`] per source. Messages are appended to an in-memory
+//! buffer and written to the open segment (`SEQ-STAMP.log`) once per loop iteration, so data
+//! reaches the kernel promptly without a syscall per message. A segment is sealed at
+//! `rotate_bytes` or `rotate_secs`; sealing (gzip to `SEQ-STAMP.log.gz`), fsync and delivery
+//! happen on the worker threads in `worker.rs`, which report back to the loop. The loop keeps
+//! the inventory (what is open, being sealed, sealed and waiting, in delivery) and decides
+//! eviction; the workers only do what they are told.
+//!
+//! File names carry a per-source sequence number that grows across restarts (the highest in
+//! spool/ and backup/ plus one) and the UTC time the segment was opened.
+
+pub mod worker;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::clock;
+
+/// The buffer is written out when it reaches this size, even mid-iteration.
+pub const FLUSH_BYTES: usize = 256 * 1024;
+
+/// A segment that is still being appended to.
+#[derive(Debug)]
+pub struct OpenSegment {
+    pub seq: u64,
+    pub path: PathBuf,
+    pub file: Arc<File>,
+    pub written: u64,
+    pub opened: Instant,
+    /// Written since the last fsync was requested.
+    pub dirty: bool,
+}
+
+/// A sealed, compressed segment waiting for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub seq: u64,
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Seconds since the epoch when the segment was sealed (file mtime after a restart).
+    pub sealed_at: u64,
+}
+
+/// What a failed write means for the receivers.
+#[derive(Debug)]
+pub enum WriteError {
+    /// ENOSPC or EDQUOT: keep the data, pause stream reads, retry later.
+    DiskFull,
+    Other(io::Error),
+}
+
+#[derive(Debug)]
+pub struct SourceSpool {
+    pub dir: PathBuf,
+    pub backup_dir: PathBuf,
+    pub open: Option<OpenSegment>,
+    /// Escaped lines not yet written to the open segment.
+    pub buf: Vec<u8>,
+    pub next_seq: u64,
+    /// Raw segments handed to the sealer: (seq, raw bytes).
+    pub sealing: Vec<(u64, PathBuf, u64)>,
+    /// Sealed segments, oldest first; the front one may be in delivery.
+    pub sealed: VecDeque<Sealed>,
+    /// The seq of the segment the deliverer is working on.
+    pub in_delivery: Option<u64>,
+}
+
+impl SourceSpool {
+    /// Opens the spool of `name` under `state_dir`, creating folders as needed, and recovers
+    /// what a previous run left: returns the spool and the raw segments that must be sealed.
+    pub fn recover(state_dir: &Path, name: &str) -> io::Result<(SourceSpool, Recovery)> {
+        let dir = state_dir.join("spool").join(name);
+        let backup_dir = state_dir.join("backup").join(name);
+        fs::create_dir_all(&dir).map_err(|e| annotate(&dir, e))?;
+        fs::create_dir_all(&backup_dir).map_err(|e| annotate(&backup_dir, e))?;
+        let mut recovery = Recovery::default();
+        let mut max_seq = 0u64;
+        let mut sealed = Vec::new();
+        let mut raw = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| annotate(&dir, e))? {
+            let entry = entry?;
+            let path = entry.path();
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let Some(seq) = parse_seq(&file_name) else {
+                continue;
+            };
+            max_seq = max_seq.max(seq);
+            if file_name.ends_with(".log.gz.tmp") {
+                // A seal that did not finish; the raw segment is still there.
+                fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
+            } else if file_name.ends_with(".log.gz") {
+                let meta = entry.metadata()?;
+                let sealed_at = meta.modified().map(clock::unix_secs).unwrap_or(0);
+                sealed.push(Sealed {
+                    seq,
+                    path,
+                    bytes: meta.len(),
+                    sealed_at,
+                });
+            } else if file_name.ends_with(".log") {
+                raw.push((seq, path));
+            }
+        }
+        for (seq, path) in raw {
+            let gz = gz_path(&path);
+            if gz.exists() {
+                // Sealed and renamed, but the crash came before the raw file was removed.
+                fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
+                continue;
+            }
+            let (kept, cut) = cut_torn_tail(&path).map_err(|e| annotate(&path, e))?;
+            recovery.torn_bytes += cut;
+            if kept == 0 {
+                fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
+            } else {
+                recovery.to_seal.push((seq, path, kept));
+            }
+        }
+        if let Ok(entries) = fs::read_dir(&backup_dir) {
+            for entry in entries.flatten() {
+                if let Some(seq) = parse_seq(&entry.file_name().to_string_lossy()) {
+                    max_seq = max_seq.max(seq);
+                }
+            }
+        }
+        sealed.sort_by_key(|s| s.seq);
+        recovery.to_seal.sort_by_key(|(seq, _, _)| *seq);
+        let spool = SourceSpool {
+            dir,
+            backup_dir,
+            open: None,
+            buf: Vec::new(),
+            next_seq: max_seq + 1,
+            sealing: Vec::new(),
+            sealed: sealed.into(),
+            in_delivery: None,
+        };
+        Ok((spool, recovery))
+    }
+
+    /// Appends one message as an escaped line.
+    #[inline]
+    pub fn append(&mut self, msg: &[u8]) {
+        crate::syslog::escape::push_line(&mut self.buf, msg);
+        if self.buf.len() >= FLUSH_BYTES {
+            // Errors leave the bytes buffered; the loop's flush after this iteration reports them.
+            let _ = self.flush();
+        }
+    }
+
+    /// Writes the buffer to the open segment, opening one if needed. On error the unwritten
+    /// bytes stay in the buffer.
+    pub fn flush(&mut self) -> Result<(), WriteError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.open.is_none() {
+            self.open = Some(self.open_segment().map_err(classify)?);
+        }
+        let seg = self.open.as_mut().expect("opened above");
+        let mut done = 0;
+        let result = loop {
+            if done == self.buf.len() {
+                break Ok(());
+            }
+            match (&*seg.file).write(&self.buf[done..]) {
+                Ok(0) => break Err(WriteError::DiskFull),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(classify(e)),
+            }
+        };
+        seg.written += done as u64;
+        seg.dirty |= done > 0;
+        self.buf.drain(..done);
+        result
+    }
+
+    fn open_segment(&mut self) -> io::Result<OpenSegment> {
+        let seq = self.next_seq;
+        let stamp = clock::compact(clock::unix_secs(SystemTime::now()));
+        let path = self.dir.join(format!("{seq:010}-{stamp}.log"));
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| annotate(&path, e))?;
+        self.next_seq += 1;
+        Ok(OpenSegment {
+            seq,
+            path,
+            file: Arc::new(file),
+            written: 0,
+            opened: Instant::now(),
+            dirty: false,
+        })
+    }
+
+    /// Takes the open segment out for sealing, if it holds anything. The caller flushes first.
+    pub fn take_for_seal(&mut self) -> Option<(u64, PathBuf, u64)> {
+        let seg = self.open.take()?;
+        if seg.written == 0 {
+            let _ = fs::remove_file(&seg.path);
+            return None;
+        }
+        let item = (seg.seq, seg.path, seg.written);
+        self.sealing.push(item.clone());
+        Some(item)
+    }
+
+    /// Bytes this source holds on disk or in memory: open, sealing and sealed segments.
+    pub fn backlog_bytes(&self) -> u64 {
+        let open = self.open.as_ref().map_or(0, |s| s.written);
+        let sealing: u64 = self.sealing.iter().map(|(_, _, b)| b).sum();
+        let sealed: u64 = self.sealed.iter().map(|s| s.bytes).sum();
+        open + sealing + sealed + self.buf.len() as u64
+    }
+
+    /// The oldest sealed segment that is not being delivered: what eviction removes first.
+    pub fn oldest_evictable(&self) -> Option<&Sealed> {
+        self.sealed.iter().find(|s| Some(s.seq) != self.in_delivery)
+    }
+
+    /// Removes a sealed segment from disk and the inventory.
+    pub fn evict(&mut self, seq: u64) -> io::Result<u64> {
+        let Some(i) = self.sealed.iter().position(|s| s.seq == seq) else {
+            return Ok(0);
+        };
+        let s = self.sealed.remove(i).expect("index from position");
+        fs::remove_file(&s.path).map_err(|e| annotate(&s.path, e))?;
+        Ok(s.bytes)
+    }
+}
+
+/// What `recover` found that a previous run left behind.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Raw segments to seal, each (seq, path, bytes kept).
+    pub to_seal: Vec<(u64, PathBuf, u64)>,
+    /// Bytes of incomplete last lines cut from raw segments.
+    pub torn_bytes: u64,
+}
+
+/// `0000000042-20261126T234500Z.log[.gz[.tmp]]` -> 42.
+pub fn parse_seq(file_name: &str) -> Option<u64> {
+    let digits = file_name.split('-').next()?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub fn gz_path(raw: &Path) -> PathBuf {
+    let mut s = raw.as_os_str().to_owned();
+    s.push(".gz");
+    PathBuf::from(s)
+}
+
+/// Truncates `path` after its last LF; returns (bytes kept, bytes cut).
+pub fn cut_torn_tail(path: &Path) -> io::Result<(u64, u64)> {
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk[..n])?;
+        if let Some(i) = memchr::memrchr(b'\n', &chunk[..n]) {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    if keep != len {
+        file.set_len(keep)?;
+        file.sync_all()?;
+    }
+    Ok((keep, len - keep))
+}
+
+fn classify(e: io::Error) -> WriteError {
+    match e.raw_os_error() {
+        Some(code) if code == nix::libc::ENOSPC || code == nix::libc::EDQUOT => {
+            WriteError::DiskFull
+        }
+        _ => WriteError::Other(e),
+    }
+}
+
+/// Puts the path in front of an I/O error, so every message names what it is about.
+pub fn annotate(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lc-spool-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[track_caller]
+    fn check_cut(content: &[u8], kept: &[u8]) {
+        let dir = tmp("cut");
+        let p = dir.join("x.log");
+        fs::write(&p, content).unwrap();
+        let (k, c) = cut_torn_tail(&p).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), kept);
+        assert_eq!(
+            (k, c),
+            (kept.len() as u64, (content.len() - kept.len()) as u64)
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn torn_tails() {
+        check_cut(b"", b"");
+        check_cut(b"a\nb\n", b"a\nb\n");
+        check_cut(b"a\nb\npart", b"a\nb\n");
+        check_cut(b"no newline at all", b"");
+        let mut big = vec![b'x'; 200_000];
+        big[10] = b'\n';
+        check_cut(&big, &big[..11]);
+    }
+
+    #[test]
+    fn seq_names() {
+        assert_eq!(parse_seq("0000000042-20261126T234500Z.log"), Some(42));
+        assert_eq!(parse_seq("0000000042-20261126T234500Z.log.gz"), Some(42));
+        assert_eq!(parse_seq("42-x.log"), None);
+        assert_eq!(parse_seq("notes.txt"), None);
+    }
+
+    #[test]
+    fn recovery_cuts_torn_tails_and_keeps_sealed() {
+        let state = tmp("recover");
+        let dir = state.join("spool/a");
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(state.join("backup/a")).unwrap();
+        fs::write(
+            dir.join("0000000003-20261126T000000Z.log"),
+            b"one\ntwo\nthr",
+        )
+        .unwrap();
+        fs::write(dir.join("0000000002-20261126T000000Z.log.gz"), b"gz").unwrap();
+        fs::write(
+            dir.join("0000000004-20261126T000000Z.log.gz.tmp"),
+            b"partial",
+        )
+        .unwrap();
+        fs::write(dir.join("0000000005-20261126T000000Z.log"), b"torn only").unwrap();
+        fs::write(
+            state.join("backup/a/0000000009-20261126T000000Z.log.gz"),
+            b"old",
+        )
+        .unwrap();
+        let (spool, rec) = SourceSpool::recover(&state, "a").unwrap();
+        assert_eq!(rec.to_seal.len(), 1);
+        assert_eq!(rec.to_seal[0].0, 3);
+        assert_eq!(rec.to_seal[0].2, 8);
+        assert_eq!(rec.torn_bytes, 3 + 9);
+        assert_eq!(
+            spool.sealed.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(spool.next_seq, 10);
+        assert!(!dir.join("0000000004-20261126T000000Z.log.gz.tmp").exists());
+        assert!(!dir.join("0000000005-20261126T000000Z.log").exists());
+        fs::remove_dir_all(state).unwrap();
+    }
+
+    #[test]
+    fn append_flush_and_seal() {
+        let state = tmp("append");
+        let (mut spool, _) = SourceSpool::recover(&state, "a").unwrap();
+        spool.append(b"hello\nworld");
+        spool.append(b"second");
+        spool.flush().unwrap();
+        let seg = spool.open.as_ref().unwrap();
+        assert_eq!(fs::read(&seg.path).unwrap(), b"hello#012world\nsecond\n");
+        let (seq, path, bytes) = spool.take_for_seal().unwrap();
+        assert_eq!((seq, bytes), (1, 22));
+        assert!(path.exists());
+        assert_eq!(spool.backlog_bytes(), 22);
+        fs::remove_dir_all(state).unwrap();
+    }
+}

@@ -1,0 +1,286 @@
+//! RFC 6587 framing for syslog over TCP and TLS: bytes in, messages out, no I/O.
+//!
+//! Both framings are detected per message, as rsyslog does: a frame that starts with a nonzero
+//! digit, then digits, then a space is octet-counted (RFC 6587 section 3.4.1, `MSG-LEN SP
+//! SYSLOG-MSG`); anything else is non-transparent (section 3.4.2), ended by LF, NUL or CRLF.
+//! Frames longer than the configured maximum are cut there: the first `max` bytes are a message
+//! flagged `truncated`, the rest of that frame is discarded. The caller owns the buffer; `decode`
+//! says how much of it one step consumed, and `None` means "need more bytes".
+
+use memchr::memchr2;
+
+/// The most digits a length may have; 10 digits would already exceed any sane max.
+const MAX_LEN_DIGITS: usize = 9;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    /// At the start of a frame.
+    #[default]
+    Start,
+    /// Discarding the rest of an over-long octet-counted frame: this many bytes remain.
+    SkipCount(usize),
+    /// Discarding the rest of an over-long non-transparent frame, up to its terminator.
+    SkipToTerminator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    Message {
+        msg: &'a [u8],
+        truncated: bool,
+    },
+    /// Bytes of an over-long frame were thrown away; nothing to store.
+    Discarded,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    state: State,
+    max: usize,
+}
+
+impl Decoder {
+    pub fn new(max: usize) -> Decoder {
+        Decoder {
+            state: State::Start,
+            max,
+        }
+    }
+
+    /// Decodes one step from the front of `buf`: `Some((what, consumed))`, or `None` when `buf`
+    /// holds no complete frame yet (the caller keeps it and appends more).
+    pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Option<(Decoded<'a>, usize)> {
+        if buf.is_empty() {
+            return None;
+        }
+        match self.state {
+            State::SkipCount(left) => {
+                let n = left.min(buf.len());
+                self.state = if n == left {
+                    State::Start
+                } else {
+                    State::SkipCount(left - n)
+                };
+                Some((Decoded::Discarded, n))
+            }
+            State::SkipToTerminator => match memchr2(b'\n', 0, buf) {
+                Some(i) => {
+                    self.state = State::Start;
+                    Some((Decoded::Discarded, i + 1))
+                }
+                None => Some((Decoded::Discarded, buf.len())),
+            },
+            State::Start => match octet_count(buf) {
+                Count::Length { len, header } => self.counted(buf, len, header),
+                Count::NeedMore => None,
+                Count::NotCounted => self.terminated(buf),
+            },
+        }
+    }
+
+    fn counted<'a>(
+        &mut self,
+        buf: &'a [u8],
+        len: usize,
+        header: usize,
+    ) -> Option<(Decoded<'a>, usize)> {
+        let body = &buf[header..];
+        if len <= self.max {
+            if body.len() < len {
+                return None;
+            }
+            let msg = trim_trailing_newline(&body[..len]);
+            return Some((
+                Decoded::Message {
+                    msg,
+                    truncated: false,
+                },
+                header + len,
+            ));
+        }
+        if body.len() < self.max {
+            return None;
+        }
+        self.state = State::SkipCount(len - self.max);
+        Some((
+            Decoded::Message {
+                msg: &body[..self.max],
+                truncated: true,
+            },
+            header + self.max,
+        ))
+    }
+
+    fn terminated<'a>(&mut self, buf: &'a [u8]) -> Option<(Decoded<'a>, usize)> {
+        // Look one byte past the maximum for the LF and one more for a CR before it.
+        let window = &buf[..buf.len().min(self.max + 2)];
+        if let Some(i) = memchr2(b'\n', 0, window) {
+            // CRLF framing: the CR belongs to the terminator, not to the message.
+            let msg = buf[..i].strip_suffix(b"\r").unwrap_or(&buf[..i]);
+            if msg.len() <= self.max {
+                return Some((
+                    Decoded::Message {
+                        msg,
+                        truncated: false,
+                    },
+                    i + 1,
+                ));
+            }
+        } else if buf.len() <= self.max || (buf.len() == self.max + 1 && buf[self.max] == b'\r') {
+            return None;
+        }
+        self.state = State::SkipToTerminator;
+        Some((
+            Decoded::Message {
+                msg: &buf[..self.max],
+                truncated: true,
+            },
+            self.max,
+        ))
+    }
+
+    /// The connection ended with `rest` undecoded: what the sender sent is kept as a last
+    /// message (a final line without its LF, or a frame whose octet count promised more).
+    pub fn finish<'a>(&mut self, rest: &'a [u8]) -> Option<&'a [u8]> {
+        let state = std::mem::take(&mut self.state);
+        if state != State::Start || rest.is_empty() {
+            return None;
+        }
+        let msg = match octet_count(rest) {
+            Count::Length { header, .. } => &rest[header..],
+            _ => rest,
+        };
+        let msg = msg.strip_suffix(b"\r").unwrap_or(msg);
+        (!msg.is_empty()).then_some(&msg[..msg.len().min(self.max)])
+    }
+}
+
+enum Count {
+    Length { len: usize, header: usize },
+    NeedMore,
+    NotCounted,
+}
+
+/// Reads `MSG-LEN SP` at the front of `buf`. RFC 6587 says `NONZERO-DIGIT *DIGIT`.
+fn octet_count(buf: &[u8]) -> Count {
+    if !matches!(buf[0], b'1'..=b'9') {
+        return Count::NotCounted;
+    }
+    let mut len = 0usize;
+    for (i, &b) in buf.iter().enumerate().take(MAX_LEN_DIGITS + 1) {
+        match b {
+            b'0'..=b'9' if i < MAX_LEN_DIGITS => len = len * 10 + usize::from(b - b'0'),
+            b' ' => return Count::Length { len, header: i + 1 },
+            _ => return Count::NotCounted,
+        }
+    }
+    if buf.len() <= MAX_LEN_DIGITS {
+        Count::NeedMore
+    } else {
+        Count::NotCounted
+    }
+}
+
+/// Senders such as rsyslog's omfwd may end octet-counted frames with an LF as well; it is
+/// framing, not content (rsyslog drops it too: `$DropTrailingLFOnReception`).
+pub fn trim_trailing_newline(msg: &[u8]) -> &[u8] {
+    let msg = msg.strip_suffix(b"\n").unwrap_or(msg);
+    msg.strip_suffix(b"\r").unwrap_or(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in chunks of `chunk` bytes (0 = all at once), closes the stream, and
+    /// renders every step: `m"..."` a message, `t"..."` a truncated one, `d` discarded bytes,
+    /// `eof"..."` what `finish` kept.
+    #[track_caller]
+    fn check_chunked(max: usize, input: &[u8], chunk: usize, expected: &str) {
+        let mut d = Decoder::new(max);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        let chunk = if chunk == 0 {
+            input.len().max(1)
+        } else {
+            chunk
+        };
+        for piece in input.chunks(chunk) {
+            pending.extend_from_slice(piece);
+            while let Some((what, used)) = d.decode(&pending) {
+                match what {
+                    Decoded::Message {
+                        msg,
+                        truncated: false,
+                    } => out.push(format!("m{:?}", String::from_utf8_lossy(msg))),
+                    Decoded::Message {
+                        msg,
+                        truncated: true,
+                    } => out.push(format!("t{:?}", String::from_utf8_lossy(msg))),
+                    Decoded::Discarded => {
+                        if out.last().map(String::as_str) != Some("d") {
+                            out.push("d".to_string())
+                        }
+                    }
+                }
+                pending.drain(..used);
+            }
+        }
+        if let Some(rest) = d.finish(&pending) {
+            out.push(format!("eof{:?}", String::from_utf8_lossy(rest)));
+        }
+        assert_eq!(out.join(" "), expected, "chunk size {chunk}");
+    }
+
+    /// Every case must decode the same whether it arrives at once or byte by byte.
+    #[track_caller]
+    fn check(max: usize, input: &[u8], expected: &str) {
+        check_chunked(max, input, 0, expected);
+        check_chunked(max, input, 1, expected);
+        check_chunked(max, input, 7, expected);
+    }
+
+    #[test]
+    fn table() {
+        check(100, b"<13>hello\n", r#"m"<13>hello""#);
+        check(100, b"<13>a\n<13>b\n", r#"m"<13>a" m"<13>b""#);
+        check(100, b"<13>crlf\r\n", r#"m"<13>crlf""#);
+        check(100, b"<13>nul\0<13>x\0", r#"m"<13>nul" m"<13>x""#);
+        check(100, b"9 <13>hello", r#"m"<13>hello""#);
+        check(
+            100,
+            b"9 <13>hello10 <13>world!",
+            r#"m"<13>hello" m"<13>world!""#,
+        );
+        check(100, b"10 <13>hello\n", r#"m"<13>hello""#);
+        check(100, b"5 <13>hello\n", r#"m"<13>h" m"ello""#);
+        check(100, b"10 <13>a\nb\0c\n", r#"m"<13>a\nb\0c""#);
+        check(
+            100,
+            b"9 <13>hello<13>lf\n3 abc",
+            r#"m"<13>hello" m"<13>lf" m"abc""#,
+        );
+        check(100, b"0 x\n", r#"m"0 x""#);
+        check(100, b"12x\n", r#"m"12x""#);
+        check(100, b"1234567890 x\n", r#"m"1234567890 x""#);
+        check(100, b"\n\n", r#"m"" m"""#);
+        check(5, b"abcdefgh\nok\n", r#"t"abcde" d m"ok""#);
+        check(5, b"abcde\nok\n", r#"m"abcde" m"ok""#);
+        check(5, b"abcde\r\nok\n", r#"m"abcde" m"ok""#);
+        check(5, b"abcdef\r\nok\n", r#"t"abcde" d m"ok""#);
+        check(5, b"8 abcdefghok\n", r#"t"abcde" d m"ok""#);
+        check(5, b"99999 abcdef", r#"t"abcde" d"#);
+    }
+
+    #[test]
+    fn close_mid_frame_keeps_what_the_sender_sent() {
+        check(
+            100,
+            b"<13>a\n<13>no newline",
+            r#"m"<13>a" eof"<13>no newline""#,
+        );
+        check(100, b"50 <13>promised more", r#"eof"<13>promised more""#);
+        check(100, b"<13>a\r", r#"eof"<13>a""#);
+        check(100, b"12", r#"eof"12""#);
+    }
+}
