@@ -16,9 +16,9 @@
 # Knobs (environment):
 #   LC_BIN             lc binary (default target/release/lc, built with cargo if missing)
 #   BENCH_RECEIVERS    subset and order of "lc rsyslog syslog-ng"
-#   BENCH_TCP_COUNT    messages per TCP row (default 3000000)
+#   BENCH_TCP_COUNT    messages per TCP row (default 4000000)
 #   BENCH_TCP_CONNS    loggen --active-connections for TCP (default 1)
-#   BENCH_UDP_COUNT    messages per UDP row (default 3000000, 20 s at the default rate)
+#   BENCH_UDP_COUNT    messages per UDP row (default 4500000, 30 s at the default rate)
 #   BENCH_UDP_RATE     offered UDP messages/s (default 150000)
 #   BENCH_UDP_RCVBUF   if set, SO_RCVBUF in bytes for rsyslog's and syslog-ng's UDP sockets
 #                      (default: theirs, i.e. the kernel's net.core.rmem_default)
@@ -36,9 +36,9 @@ SYSLOG_NG=${SYSLOG_NG:-/opt/lc-peers/bin/syslog-ng}
 RSYSLOGD=${RSYSLOGD:-$(command -v rsyslogd || echo /usr/sbin/rsyslogd)}
 
 RECEIVERS=${BENCH_RECEIVERS:-lc rsyslog syslog-ng}
-TCP_COUNT=${BENCH_TCP_COUNT:-3000000}
+TCP_COUNT=${BENCH_TCP_COUNT:-4000000}
 TCP_CONNS=${BENCH_TCP_CONNS:-1}
-UDP_COUNT=${BENCH_UDP_COUNT:-3000000}
+UDP_COUNT=${BENCH_UDP_COUNT:-4500000}
 UDP_RATE=${BENCH_UDP_RATE:-150000}
 UDP_RCVBUF=${BENCH_UDP_RCVBUF:-}
 MSG_SIZE=${BENCH_MSG_SIZE:-300}

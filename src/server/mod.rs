@@ -334,9 +334,12 @@ impl Server {
     }
 
     fn add_source(&mut self, cfg: Source) -> Result<(), RunError> {
-        let (spool, recovery) =
-            SourceSpool::recover(&self.config.collector.state_dir, &cfg.name)
-                .map_err(|e| RunError(format!("source {}: spool: {e}", cfg.name)))?;
+        let (spool, recovery) = SourceSpool::recover(
+            &self.config.collector.state_dir,
+            &cfg.name,
+            self.config.spool.rotate_bytes,
+        )
+        .map_err(|e| RunError(format!("source {}: spool: {e}", cfg.name)))?;
         if recovery.torn_bytes > 0 {
             log::warn!(
                 "source {}: cut {} bytes of incomplete last lines left by an unclean stop",
@@ -756,24 +759,17 @@ impl Server {
                 ));
             }
         }
-        let rotate = self.config.spool.rotate_bytes;
-        if self.sources[i]
-            .spool
-            .open
-            .as_ref()
-            .is_some_and(|s| s.written >= rotate)
-        {
-            self.seal_open(i);
+        for (seq, raw, _) in self.sources[i].spool.take_sealed() {
+            self.send_seal(i, seq, raw);
         }
     }
 
     /// Seals the open segment of source `i` (after flushing what is buffered).
     fn seal_open(&mut self, i: usize) {
+        self.flush_source(i);
         if !self.sources[i].spool.buf.is_empty() {
-            // Flush without recursing into rotation.
-            if self.sources[i].spool.flush().is_err() {
-                return;
-            }
+            // The disk refused the rest; the segment stays open until it is written.
+            return;
         }
         if let Some((seq, raw, _)) = self.sources[i].spool.take_for_seal() {
             self.send_seal(i, seq, raw);
@@ -1333,6 +1329,9 @@ impl Server {
                 self.sources[i].retired = false;
                 self.sources[i].cfg = s;
             }
+        }
+        for src in &mut self.sources {
+            src.spool.rotate_bytes = self.config.spool.rotate_bytes;
         }
         for c in self.conns.iter_mut().flatten() {
             c.decoder = Decoder::new(self.config.collector.max_message_bytes);

@@ -69,12 +69,20 @@ pub struct SourceSpool {
     pub sealed: VecDeque<Sealed>,
     /// The seq of the segment the deliverer is working on.
     pub in_delivery: Option<u64>,
+    /// Segments are sealed when they reach this size (`[spool] rotate_bytes`).
+    pub rotate_bytes: u64,
+    /// Filled by `flush`, drained by `take_sealed`.
+    newly_sealing: Vec<(u64, PathBuf, u64)>,
 }
 
 impl SourceSpool {
     /// Opens the spool of `name` under `state_dir`, creating folders as needed, and recovers
     /// what a previous run left: returns the spool and the raw segments that must be sealed.
-    pub fn recover(state_dir: &Path, name: &str) -> io::Result<(SourceSpool, Recovery)> {
+    pub fn recover(
+        state_dir: &Path,
+        name: &str,
+        rotate_bytes: u64,
+    ) -> io::Result<(SourceSpool, Recovery)> {
         let dir = state_dir.join("spool").join(name);
         let backup_dir = state_dir.join("backup").join(name);
         fs::create_dir_all(&dir).map_err(|e| annotate(&dir, e))?;
@@ -140,6 +148,8 @@ impl SourceSpool {
             sealing: Vec::new(),
             sealed: sealed.into(),
             in_delivery: None,
+            rotate_bytes,
+            newly_sealing: Vec::new(),
         };
         Ok((spool, recovery))
     }
@@ -154,32 +164,64 @@ impl SourceSpool {
         }
     }
 
-    /// Writes the buffer to the open segment, opening one if needed. On error the unwritten
-    /// bytes stay in the buffer.
+    /// Writes the buffer to the open segment, opening one if needed. A segment that reaches
+    /// `rotate_bytes` is cut at the last line that fits and taken for sealing (see
+    /// `take_sealed`); a single line longer than that fills a segment of its own. On error the
+    /// unwritten bytes stay in the buffer.
     pub fn flush(&mut self) -> Result<(), WriteError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        if self.open.is_none() {
-            self.open = Some(self.open_segment().map_err(classify)?);
-        }
-        let seg = self.open.as_mut().expect("opened above");
         let mut done = 0;
         let result = loop {
             if done == self.buf.len() {
                 break Ok(());
             }
-            match (&*seg.file).write(&self.buf[done..]) {
-                Ok(0) => break Err(WriteError::DiskFull),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(classify(e)),
+            if self.open.is_none() {
+                match self.open_segment() {
+                    Ok(seg) => self.open = Some(seg),
+                    Err(e) => break Err(classify(e)),
+                }
+            }
+            let seg = self.open.as_mut().expect("opened above");
+            let room = self.rotate_bytes.saturating_sub(seg.written) as usize;
+            let rest = &self.buf[done..];
+            let (chunk, fills) = if rest.len() <= room {
+                (rest.len(), false)
+            } else {
+                match memchr::memrchr(b'\n', &rest[..room]) {
+                    Some(i) => (i + 1, true),
+                    // Not even one line fits: an empty segment takes it whole, else seal first.
+                    None if seg.written == 0 => (
+                        memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1),
+                        true,
+                    ),
+                    None => (0, true),
+                }
+            };
+            match write_all(&seg.file, &rest[..chunk]) {
+                Ok(()) => {
+                    seg.written += chunk as u64;
+                    seg.dirty |= chunk > 0;
+                    done += chunk;
+                }
+                Err((n, e)) => {
+                    seg.written += n as u64;
+                    seg.dirty |= n > 0;
+                    done += n;
+                    break Err(e);
+                }
+            }
+            if fills {
+                if let Some(item) = self.take_for_seal() {
+                    self.newly_sealing.push(item);
+                }
             }
         };
-        seg.written += done as u64;
-        seg.dirty |= done > 0;
         self.buf.drain(..done);
         result
+    }
+
+    /// Segments that `flush` filled since the last call: the loop sends them to the sealer.
+    pub fn take_sealed(&mut self) -> Vec<(u64, PathBuf, u64)> {
+        std::mem::take(&mut self.newly_sealing)
     }
 
     fn open_segment(&mut self) -> io::Result<OpenSegment> {
@@ -288,6 +330,20 @@ pub fn cut_torn_tail(path: &Path) -> io::Result<(u64, u64)> {
     Ok((keep, len - keep))
 }
 
+/// Writes all of `data`; on error returns how much was written before it.
+fn write_all(file: &File, data: &[u8]) -> Result<(), (usize, WriteError)> {
+    let mut done = 0;
+    while done < data.len() {
+        match (&*file).write(&data[done..]) {
+            Ok(0) => return Err((done, WriteError::DiskFull)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, classify(e))),
+        }
+    }
+    Ok(())
+}
+
 fn classify(e: io::Error) -> WriteError {
     match e.raw_os_error() {
         Some(code) if code == nix::libc::ENOSPC || code == nix::libc::EDQUOT => {
@@ -369,7 +425,7 @@ mod tests {
             b"old",
         )
         .unwrap();
-        let (spool, rec) = SourceSpool::recover(&state, "a").unwrap();
+        let (spool, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
         assert_eq!(rec.to_seal.len(), 1);
         assert_eq!(rec.to_seal[0].0, 3);
         assert_eq!(rec.to_seal[0].2, 8);
@@ -385,9 +441,37 @@ mod tests {
     }
 
     #[test]
+    fn flush_cuts_segments_at_line_boundaries() {
+        let state = tmp("cut-rotate");
+        let (mut spool, _) = SourceSpool::recover(&state, "a", 10).unwrap();
+        for m in ["aaaa", "bbbb", "cccc", "a line longer than ten bytes", "d"] {
+            spool.append(m.as_bytes());
+        }
+        spool.flush().unwrap();
+        let sealed: Vec<Vec<u8>> = spool
+            .take_sealed()
+            .iter()
+            .map(|(_, p, _)| fs::read(p).unwrap())
+            .collect();
+        assert_eq!(
+            sealed,
+            [
+                &b"aaaa\nbbbb\n"[..],
+                b"cccc\n",
+                b"a line longer than ten bytes\n"
+            ]
+        );
+        assert_eq!(
+            fs::read(&spool.open.as_ref().unwrap().path).unwrap(),
+            b"d\n"
+        );
+        fs::remove_dir_all(state).unwrap();
+    }
+
+    #[test]
     fn append_flush_and_seal() {
         let state = tmp("append");
-        let (mut spool, _) = SourceSpool::recover(&state, "a").unwrap();
+        let (mut spool, _) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
         spool.append(b"hello\nworld");
         spool.append(b"second");
         spool.flush().unwrap();

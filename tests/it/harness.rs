@@ -1,0 +1,300 @@
+//! Starting the real `lc` binary on free ports in a temp dir, and polling for conditions.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const LC: &str = env!("CARGO_BIN_EXE_lc");
+
+/// Polls `cond` every 20 ms until it holds or `secs` pass; panics with `what` on timeout.
+#[track_caller]
+pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fresh temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("lc-it-{}-{tag}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One running `lc run` with its own state, run and outbox folders.
+pub struct Lc {
+    pub dir: TempDir,
+    pub config: PathBuf,
+    child: Option<Child>,
+    pub stderr: PathBuf,
+}
+
+/// The `[collector]`, `[spool]` and `[delivery]` sections every test starts from; `extra` is
+/// appended (sources, overrides of spool keys go in `spool`).
+pub fn base_config(dir: &Path, spool: &str, collector: &str) -> String {
+    format!(
+        "[collector]\nname = it\nstate_dir = {d}/state\nrun_dir = {d}/run\nlisten = 127.0.0.1\nlog_level = debug\n{collector}\n\
+         [spool]\nsync_secs = 1\nmin_free_bytes = 0\n{spool}\n\
+         [delivery]\nurl = dir:{d}/outbox\n",
+        d = dir.display()
+    )
+}
+
+/// A syslog source on a kernel-chosen port.
+pub fn source(name: &str, receiver: &str, extra: &str) -> String {
+    format!("[source {name}]\nformat = GENERIC_CEF\nreceiver = {receiver}\nport = 0\n{extra}\n")
+}
+
+impl Lc {
+    /// Writes the config (base + `sources`) and starts `lc run`; waits for its status snapshot.
+    pub fn start(tag: &str, spool: &str, collector: &str, sources: &str) -> Lc {
+        let dir = TempDir::new(tag);
+        let config = dir.0.join("lc.ini");
+        fs::write(
+            &config,
+            format!("{}{sources}", base_config(&dir.0, spool, collector)),
+        )
+        .unwrap();
+        let mut lc = Lc {
+            stderr: dir.0.join("stderr.log"),
+            dir,
+            config,
+            child: None,
+        };
+        lc.spawn();
+        lc
+    }
+
+    pub fn spawn(&mut self) {
+        let _ = fs::remove_file(self.status_path());
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr)
+            .unwrap();
+        let child = Command::new(LC)
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_for(20, "the status snapshot", || {
+            self.try_status()
+                .is_some_and(|s| s["running"] == true && s["pid"] == self.pid())
+        });
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.0.join("state")
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.0.join("outbox")
+    }
+
+    fn status_path(&self) -> PathBuf {
+        self.dir.0.join("run/all.json")
+    }
+
+    pub fn try_status(&self) -> Option<Value> {
+        serde_json::from_str(&fs::read_to_string(self.status_path()).ok()?).ok()
+    }
+
+    #[track_caller]
+    pub fn status(&self) -> Value {
+        self.try_status().expect("status snapshot")
+    }
+
+    /// The snapshot's entry for `name`.
+    #[track_caller]
+    pub fn source_status(&self, name: &str) -> Value {
+        let s = self.status();
+        s["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .cloned()
+            .expect("source in status")
+    }
+
+    /// The address a source listens on, by protocol ("udp" or "tcp").
+    #[track_caller]
+    pub fn addr(&self, source: &str, proto: &str) -> SocketAddr {
+        let s = self.status();
+        let l = s["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["source"] == source && l["proto"] == proto)
+            .unwrap_or_else(|| panic!("no {proto} listener for {source} in {s}"));
+        l["addr"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("lc did not exit within 20s; stderr:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Every line of `source` that lc holds: delivered (outbox), sealed and open segments,
+    /// in segment order.
+    pub fn lines(&self, source: &str) -> Vec<String> {
+        let mut segs: BTreeMap<u64, PathBuf> = BTreeMap::new();
+        let prefix = format!("{source}_it_");
+        for e in fs::read_dir(self.outbox()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix(&prefix) {
+                segs.insert(seq_of(rest), e.path());
+            }
+        }
+        for e in fs::read_dir(self.state().join("spool").join(source))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".log") || name.ends_with(".log.gz") {
+                segs.entry(seq_of(&name)).or_insert(e.path());
+            }
+        }
+        let mut out = Vec::new();
+        for path in segs.values() {
+            out.extend(read_segment(path));
+        }
+        out
+    }
+
+    /// Files delivered to the outbox for `source`.
+    pub fn delivered(&self, source: &str) -> usize {
+        let prefix = format!("{source}_it_");
+        fs::read_dir(self.outbox())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .count()
+    }
+}
+
+impl Drop for Lc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn seq_of(name: &str) -> u64 {
+    name[..10].parse().unwrap()
+}
+
+/// The lines of a raw (`.log`) or sealed (`.gz`) segment. Fails the test on a torn last line.
+#[track_caller]
+pub fn read_segment(path: &Path) -> Vec<String> {
+    let Ok(file) = fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::new();
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::GzDecoder::new(file)
+            .read_to_end(&mut bytes)
+            .unwrap();
+    } else {
+        BufReader::new(file).read_to_end(&mut bytes).unwrap();
+    }
+    if !bytes.is_empty() && path.extension().is_none_or(|e| e != "log") {
+        assert_eq!(
+            bytes.last(),
+            Some(&b'\n'),
+            "{}: sealed segment ends mid-line",
+            path.display()
+        );
+    }
+    bytes.lines().map(|l| l.unwrap()).collect()
+}
+
+/// Runs a command to completion; panics with its output if it fails.
+#[track_caller]
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Where the test peers unpacked by scripts/deps.sh live.
+pub fn peer(name: &str) -> PathBuf {
+    let p = PathBuf::from("/opt/lc-peers/bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/deps.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}

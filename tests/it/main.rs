@@ -1,0 +1,9 @@
+//! Integration tests: the real `lc` binary, real peers (logger, rsyslog, loggen), real sockets
+//! on loopback, temp dirs. One test binary; modules by area.
+
+mod harness;
+
+mod cli;
+mod peers;
+mod receive;
+mod spool;

@@ -1,0 +1,192 @@
+//! The spool: rotation, sealing, outbox delivery and backup, eviction, clean stops, and
+//! recovery after `kill -9`.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::harness::{read_segment, source, wait_for, Lc};
+
+fn segments_in(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn segments_rotate_by_size_and_age_then_reach_the_outbox_and_backup() {
+    let lc = Lc::start(
+        "rotate",
+        "rotate_bytes = 4K\nrotate_secs = 1\nbackup_keep = 2",
+        "",
+        &source("t", "syslog-tcp", ""),
+    );
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    for i in 0..500 {
+        s.write_all(
+            format!("<13>message number {i:04} with some padding to fill segments\n").as_bytes(),
+        )
+        .unwrap();
+    }
+    // ~30 KB in 4 KB segments: several sealed by size, the tail sealed by age.
+    wait_for(20, "everything delivered", || {
+        lc.delivered("t") >= 5
+            && lc.lines("t").len() == 500
+            && segments_in(&lc.state().join("spool/t"), ".log").is_empty()
+    });
+    let lines = lc.lines("t");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(
+            l,
+            &format!("<13>message number {i:04} with some padding to fill segments")
+        );
+    }
+    let backups = segments_in(&lc.state().join("backup/t"), ".log.gz");
+    assert_eq!(backups.len(), 2, "backup_keep = 2");
+    wait_for(10, "status shows the deliveries", || {
+        lc.source_status("t")["state"] == "Connected"
+    });
+    let st = lc.source_status("t");
+    assert!(st["delivered_files"].as_u64().unwrap() >= 5);
+    assert_eq!(st["backlog"]["files"], 0);
+}
+
+#[test]
+fn sigterm_flushes_seals_and_exits_0() {
+    let mut lc = Lc::start("sigterm", "", "", &source("t", "syslog-tcp", ""));
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    for i in 0..1000 {
+        s.write_all(format!("<13>m{i}\n").as_bytes()).unwrap();
+    }
+    s.write_all(b"<13>last without newline").unwrap();
+    wait_for(10, "all received", || {
+        lc.source_status("t")["messages"] == 1000
+    });
+    let started = Instant::now();
+    assert!(lc.stop().success(), "{}", lc.log());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Nothing is left open: one sealed segment (delivered or still in the spool).
+    assert!(segments_in(&lc.state().join("spool/t"), ".log").is_empty());
+    let lines = lc.lines("t");
+    assert_eq!(lines.len(), 1001);
+    assert_eq!(lines[1000], "<13>last without newline");
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lc.dir.0.join("run/all.json")).unwrap())
+            .unwrap();
+    assert_eq!(st["running"], false);
+    assert!(!lc.dir.0.join("run/all.pid").exists());
+}
+
+#[test]
+fn kill_9_mid_stream_loses_no_written_line_and_tears_none() {
+    let mut lc = Lc::start(
+        "kill9",
+        "rotate_bytes = 1M",
+        "",
+        &source("t", "syslog-tcp", ""),
+    );
+    let addr = lc.addr("t", "tcp");
+    let total = 100_000;
+    let sender = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut sent = 0;
+        for i in 0..total {
+            let line = format!("<13>seq={i:06} {}\n", "p".repeat(80));
+            if s.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    });
+    wait_for(30, "a third of the stream on disk", || {
+        lc.source_status("t")["messages"].as_u64().unwrap_or(0) > total / 3
+    });
+    lc.kill9();
+    let sent = sender.join().unwrap();
+    let before: Vec<String> = lc.lines("t");
+    lc.spawn();
+    // After the restart the open segment is recovered, sealed and delivered.
+    wait_for(30, "recovered segments delivered", || {
+        segments_in(&lc.state().join("spool/t"), ".log").is_empty()
+            && segments_in(&lc.state().join("spool/t"), ".gz").is_empty()
+    });
+    let after = lc.lines("t");
+    assert_eq!(
+        after, before,
+        "every line written before the kill survives, in order"
+    );
+    assert!(after.len() as u64 > total / 3 && after.len() <= sent);
+    for (i, l) in after.iter().enumerate() {
+        assert_eq!(
+            l,
+            &format!("<13>seq={i:06} {}", "p".repeat(80)),
+            "line {i} torn or out of order"
+        );
+    }
+    for path in segments_in(&lc.outbox(), ".gz") {
+        read_segment(&path);
+    }
+    assert!(lc.log().contains("recovered"), "{}", lc.log());
+}
+
+#[test]
+fn a_full_spool_evicts_the_oldest_sealed_segments_and_counts_them() {
+    // The outbox path is a file, so delivery fails and segments pile up.
+    let lc = Lc::start(
+        "evict",
+        "rotate_bytes = 64K\nmax_spool_bytes = 1M",
+        "",
+        &source("t", "syslog-tcp", ""),
+    );
+    std::fs::write(lc.outbox(), b"not a folder").unwrap();
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    let line = format!("<13>{}\n", "e".repeat(1000));
+    // 4 MB of highly compressible lines: sealed segments are small, so send enough to exceed.
+    let mut random = 0x2545F4914F6CDD1Du64;
+    for _ in 0..6000 {
+        // Incompressible filler so sealed segments stay near their raw size.
+        let mut l = Vec::with_capacity(1100);
+        l.extend_from_slice(b"<13>");
+        for _ in 0..128 {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            l.extend_from_slice(format!("{:02x}", random as u8).as_bytes());
+            l.extend_from_slice(
+                &random.to_le_bytes()[..6]
+                    .iter()
+                    .map(|b| b'a' + b % 26)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        l.push(b'\n');
+        s.write_all(&l).unwrap();
+    }
+    let _ = line;
+    wait_for(30, "eviction", || {
+        lc.source_status("t")["drops"]["evicted_segments"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    wait_for(10, "spool under its cap", || {
+        lc.status()["disk"]["spool_bytes"].as_u64().unwrap() <= 1 << 20
+    });
+    let st = lc.source_status("t");
+    assert!(
+        st["last_error"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("delivery"),
+        "{st}"
+    );
+    assert!(st["failing_since"].as_u64().unwrap() > 0);
+    assert!(lc.log().contains("evicted undelivered segment"));
+}
