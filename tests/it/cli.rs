@@ -166,3 +166,71 @@ fn status_and_tail_show_a_running_instance() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no source \"nope\"; configured: asa"));
 }
+
+#[test]
+fn run_port_serves_only_that_ports_sources() {
+    // Ask the kernel for two free port numbers, then let lc bind them.
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (p1, p2) = (free(), free());
+    let dir = TempDir::new("runport");
+    let path = dir.0.join("lc.ini");
+    let src = |name: &str, recv: &str, port: u16| {
+        format!("[source {name}]\nformat = SQUID\nreceiver = {recv}\nport = {port}\n")
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "[collector]\nstate_dir = {d}/s\nrun_dir = {d}/r\nlisten = 127.0.0.1\n[spool]\nmin_free_bytes = 0\n{}{}{}",
+            src("a-udp", "syslog-udp", p1),
+            src("a-tcp", "syslog-tcp", p1),
+            src("b", "syslog-udp", p2),
+            d = dir.0.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(LC)
+        .args(["run", &p1.to_string(), "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let snapshot = dir.0.join(format!("r/{p1}.json"));
+    crate::harness::wait_for(10, "status of instance p1", || snapshot.exists());
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&snapshot).unwrap()).unwrap();
+    let names: Vec<&str> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a-udp", "a-tcp"]);
+    assert_eq!(v["instance"], p1.to_string());
+    assert!(dir.0.join(format!("r/{p1}.pid")).exists());
+    // A second instance on the same port fails with a message naming the address.
+    let out = Command::new(LC)
+        .args(["run", &p1.to_string(), "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "cannot bind UDP 127.0.0.1:{p1}: Address already in use"
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+}

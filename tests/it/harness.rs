@@ -89,6 +89,18 @@ impl Lc {
         lc
     }
 
+    /// Starts `lc run` on a config the test wrote itself inside `dir`.
+    pub fn attach(dir: TempDir, config: PathBuf) -> Lc {
+        let mut lc = Lc {
+            stderr: dir.0.join("stderr.log"),
+            dir,
+            config,
+            child: None,
+        };
+        lc.spawn();
+        lc
+    }
+
     pub fn spawn(&mut self) {
         let _ = fs::remove_file(self.status_path());
         let log = fs::OpenOptions::new()

@@ -190,3 +190,98 @@ fn a_full_spool_evicts_the_oldest_sealed_segments_and_counts_them() {
     assert!(st["failing_since"].as_u64().unwrap() > 0);
     assert!(lc.log().contains("evicted undelivered segment"));
 }
+
+/// A tmpfs mounted for one test (needs root, as CI has), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success(), "this test mounts a tmpfs and needs root");
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the filesystem of `dir` until ENOSPC; returns the filler file.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    let one = [0u8; 1];
+    while f.write_all(&one).is_ok() {}
+    path
+}
+
+#[test]
+fn a_full_disk_pauses_tcp_counts_udp_and_resumes_without_loss() {
+    let dir = crate::harness::TempDir::new("diskfull");
+    let state = dir.0.join("state");
+    let _tmpfs = Tmpfs::mount(&state, "4m");
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nname = it\nstate_dir = {d}/state\nrun_dir = {d}/run\nlisten = 127.0.0.1\n\
+             [spool]\nmin_free_bytes = 0\nrotate_bytes = 8M\nmax_spool_bytes = 64M\n[delivery]\nurl = dir:{d}/outbox\n{}{}",
+            source("t", "syslog-tcp", ""),
+            source("u", "syslog-udp", ""),
+            d = dir.0.display()
+        ),
+    )
+    .unwrap();
+    let lc = Lc::attach(dir, config);
+    let filler = fill(&state);
+    // The first write after the disk filled up fails with ENOSPC: lc pauses.
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    s.write_all(b"<13>first\n").unwrap();
+    wait_for(10, "disk full noticed", || {
+        lc.status()["disk"]["full"] == true
+    });
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..5 {
+        udp.send_to(b"<13>while full", lc.addr("u", "udp")).unwrap();
+    }
+    wait_for(10, "UDP drops counted", || {
+        lc.source_status("u")["drops"]["disk_full"] == 5
+    });
+    let sender = std::thread::spawn(move || {
+        for i in 0..20_000 {
+            s.write_all(format!("<13>queued {i:05}\n").as_bytes())
+                .unwrap();
+        }
+    });
+    assert!(
+        lc.log().contains("disk full; pausing stream receivers"),
+        "{}",
+        lc.log()
+    );
+    std::fs::remove_file(filler).unwrap();
+    sender.join().unwrap();
+    wait_for(
+        20,
+        "all queued lines written after the disk has room",
+        || lc.lines("t").len() == 20_001,
+    );
+    let lines = lc.lines("t");
+    assert_eq!(lines[0], "<13>first");
+    for (i, l) in lines[1..].iter().enumerate() {
+        assert_eq!(l, &format!("<13>queued {i:05}"));
+    }
+    wait_for(10, "resumed", || lc.status()["disk"]["full"] == false);
+    assert!(lc.log().contains("receivers resumed"));
+}
