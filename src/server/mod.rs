@@ -245,6 +245,12 @@ impl Server {
         for (i, s) in wanted.iter().enumerate() {
             bound.extend(server.bind(s, i)?);
         }
+        if let Delivery::Console(url) = &server.config.delivery {
+            log::warn!(
+                "{}: delivery to {url} is not implemented in this version; sealed segments stay in the spool",
+                server.config.path.display()
+            );
+        }
         server.write_pid_file()?;
         for s in wanted {
             server.add_source(s)?;
@@ -478,7 +484,6 @@ impl Server {
         let Some(l) = self.listeners.get_mut(index).and_then(Option::as_mut) else {
             return false;
         };
-        let source = l.source;
         let more = match &l.socket {
             Socket::Udp(_) => self.receive_udp(index),
             Socket::Tcp(_) => self.accept(index),
@@ -488,7 +493,6 @@ impl Server {
                 l.ready = false;
             }
         }
-        let _ = source;
         more
     }
 
