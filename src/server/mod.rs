@@ -90,6 +90,16 @@ struct SourceState {
     retired: bool,
 }
 
+impl SourceState {
+    /// Stores one received message as a spool line and counts it.
+    #[inline]
+    fn store(&mut self, msg: &[u8]) {
+        self.spool.append(msg);
+        self.counters.messages += 1;
+        self.counters.bytes += msg.len() as u64;
+    }
+}
+
 enum Socket {
     Udp(UdpSocket),
     Tcp(TcpListener),
@@ -545,9 +555,7 @@ impl Server {
                 msg = &msg[..max];
                 src.counters.truncated += 1;
             }
-            src.spool.append(msg);
-            src.counters.messages += 1;
-            src.counters.bytes += msg.len() as u64;
+            src.store(msg);
             received += 1;
         }
         if received > 0 {
@@ -714,9 +722,7 @@ impl Server {
         let src = &mut self.sources[conn.source];
         let pending = std::mem::take(&mut conn.pending);
         if let Some(msg) = conn.decoder.finish(&pending) {
-            src.spool.append(msg);
-            src.counters.messages += 1;
-            src.counters.bytes += msg.len() as u64;
+            src.store(msg);
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         src.counters.connections -= 1;
@@ -959,9 +965,7 @@ fn decode_all(decoder: &mut Decoder, src: &mut SourceState, buf: &[u8]) -> usize
     while let Some((what, used)) = decoder.decode(&buf[at..]) {
         at += used;
         if let Decoded::Message { msg, truncated } = what {
-            src.spool.append(msg);
-            src.counters.messages += 1;
-            src.counters.bytes += msg.len() as u64;
+            src.store(msg);
             src.counters.truncated += u64::from(truncated);
         }
     }

@@ -79,14 +79,7 @@ impl Lc {
             format!("{}{sources}", base_config(&dir.0, spool, collector)),
         )
         .unwrap();
-        let mut lc = Lc {
-            stderr: dir.0.join("stderr.log"),
-            dir,
-            config,
-            child: None,
-        };
-        lc.spawn();
-        lc
+        Lc::attach(dir, config)
     }
 
     /// Starts `lc run` on a config the test wrote itself inside `dir`.
