@@ -20,6 +20,11 @@ pub enum Command {
         follow: bool,
         lines: usize,
     },
+    Connect {
+        token_file: PathBuf,
+        tenant: String,
+        name: Option<String>,
+    },
     Version,
     /// Print this help text and exit 0.
     Help(&'static str),
@@ -42,6 +47,9 @@ commands:
   config check        validate the config; print every problem with its line
   status [--json]     state, counters and backlog of every instance on this host
   tail SOURCE [-f]    the latest received lines of SOURCE
+  connect --token-file FILE TENANT [NAME]
+                      deliver to a Cloud Discovery tenant: check the token, store it,
+                      set [delivery] url (and [collector] name), reload running instances
   version             print the version
   help                this text; `lc COMMAND --help` for one command
 
@@ -81,6 +89,16 @@ Prints the latest LINES (default 10) lines SOURCE received, from its spool and b
 -f keeps printing new lines as they arrive.
 ";
 
+const CONNECT_USAGE: &str = "\
+usage: lc connect --token-file FILE TENANT [NAME] [--config PATH]
+
+Checks the API token in FILE against TENANT (e.g. tenant.us2.portal.cloudappsecurity.com,
+through [delivery] proxy if set) and lists its data sources. If the token works: stores it in
+[delivery] token_file (mode 0600), sets [delivery] url = https://TENANT (and [collector]
+name = NAME) in the config, prints configured sources the tenant lacks, and tells running
+instances to reload. Exit 0 if every source exists there, 1 otherwise or if the token fails.
+";
+
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = None;
@@ -89,6 +107,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
     let mut follow = false;
     let mut lines = 10usize;
     let mut help = false;
+    let mut token_file = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
@@ -96,6 +115,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
             Long("json") => json = true,
             Short('f') | Long("follow") => follow = true,
             Short('n') | Long("lines") => lines = parser.value()?.parse()?,
+            Long("token-file") => token_file = Some(PathBuf::from(parser.value()?)),
             Long("version") => words.insert(0, "version".into()),
             Value(v) => words.push(v.string()?),
             _ => return Err(arg.unexpected()),
@@ -137,6 +157,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
             },
             None => return Err("`lc tail` needs a SOURCE".into()),
         },
+        Some("connect") if help => Command::Help(CONNECT_USAGE),
+        Some("connect") => {
+            let tenant = words.next().ok_or("`lc connect` needs a TENANT")?;
+            let token_file = token_file.ok_or("`lc connect` needs --token-file FILE")?;
+            Command::Connect {
+                token_file,
+                tenant,
+                name: words.next(),
+            }
+        }
         Some("version") => Command::Version,
         Some(other) => return Err(format!("unknown command {other:?}").into()),
     };
@@ -208,5 +238,10 @@ mod tests {
         check("config", "error: `lc config` needs a command: check");
         check("tail", "error: `lc tail` needs a SOURCE");
         check("status --bogus", "error: invalid option '--bogus'");
+        check("connect --token-file t.txt tenant.example LC1", "Connect { token_file: \"t.txt\", tenant: \"tenant.example\", name: Some(\"LC1\") } None");
+        check(
+            "connect tenant.example",
+            "error: `lc connect` needs --token-file FILE",
+        );
     }
 }

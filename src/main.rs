@@ -6,8 +6,11 @@ mod allow;
 mod cli;
 mod clock;
 mod config;
+mod connect;
+mod deliver;
 mod logging;
 mod notify;
+mod secret;
 mod server;
 mod spool;
 mod status;
@@ -45,6 +48,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::ConfigCheck => match config::load(&config_path) {
+            // The files the config names (token, ca_file) are part of it.
+            Ok(c) if deliver::Target::from_config(&c).is_err() => {
+                eprintln!(
+                    "{}",
+                    deliver::Target::from_config(&c).err().unwrap_or_default()
+                );
+                ExitCode::from(EXIT_USAGE)
+            }
             Ok(c) => {
                 println!("{}: ok, {} sources", config_path.display(), c.sources.len());
                 ExitCode::SUCCESS
@@ -55,6 +66,23 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { port } => run(&config_path, port),
+        Command::Connect {
+            token_file,
+            tenant,
+            name,
+        } => match connect::run(&config_path, &token_file, &tenant, name.as_deref()) {
+            Ok(problems) if problems.is_empty() => ExitCode::SUCCESS,
+            Ok(problems) => {
+                for p in problems {
+                    eprintln!("lc: {p}");
+                }
+                ExitCode::from(EXIT_FAILURE)
+            }
+            Err(e) => {
+                eprintln!("lc: {e}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        },
         Command::Status { json } => {
             let Some(config) = load_or_report(&config_path) else {
                 return ExitCode::from(EXIT_USAGE);
@@ -138,8 +166,15 @@ fn run(config_path: &std::path::Path, port: Option<u16>) -> ExitCode {
         }
     };
     logging::init(config.collector.log_level);
+    let target = match deliver::Target::from_config(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     raise_fd_limit();
-    let result = server::Server::new(config, port, mask).and_then(|s| s.run());
+    let result = server::Server::new(config, port, mask, target).and_then(|s| s.run());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -69,6 +69,8 @@ pub struct Counters {
     pub delivered_files: u64,
     pub delivered_bytes: u64,
     pub last_error: Option<(u64, String)>,
+    /// The last error will not go away without an operator (token, data source name).
+    pub error_permanent: bool,
     /// Unix seconds since delivery has been failing without a success; 0 = not failing.
     pub failing_since: u64,
 }
@@ -140,7 +142,7 @@ pub fn source_json(v: &SourceView<'_>, now: u64) -> Value {
         "delivered_files": c.delivered_files,
         "delivered_bytes": c.delivered_bytes,
         "backlog": { "files": v.backlog_files, "bytes": v.backlog_bytes, "oldest": v.oldest_backlog },
-        "last_error": c.last_error.as_ref().map(|(at, e)| json!({ "at": at, "error": e })),
+        "last_error": c.last_error.as_ref().map(|(at, e)| json!({ "at": at, "error": e, "permanent": c.error_permanent })),
         "failing_since": c.failing_since,
     })
 }

@@ -81,6 +81,52 @@ pub fn parse(text: &str) -> (Vec<Section>, Vec<SyntaxError>) {
     (sections, errors)
 }
 
+/// Returns `text` with `key = value` set in `[section]`: the existing entry's line replaced,
+/// else a new line after the section's last entry, else a new section at the end. Comments,
+/// order and everything else are kept, so `lc connect` can edit an operator's file.
+pub fn set_key(text: &str, section: &str, key: &str, value: &str) -> String {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut in_section = false;
+    let mut insert_at = None;
+    for i in 0..lines.len() {
+        let t = strip_comment(&lines[i]).trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            in_section = name.split_whitespace().collect::<Vec<_>>().join(" ") == section;
+            if in_section {
+                insert_at = Some(i + 1);
+            }
+            continue;
+        }
+        if !in_section || t.is_empty() {
+            continue;
+        }
+        if let Some((k, _)) = t.split_once('=') {
+            if k.trim() == key {
+                lines[i] = format!("{key} = {value}");
+                return join(lines);
+            }
+            insert_at = Some(i + 1);
+        }
+    }
+    match insert_at {
+        Some(at) => lines.insert(at, format!("{key} = {value}")),
+        None => {
+            if lines.last().is_some_and(|l| !l.trim().is_empty()) {
+                lines.push(String::new());
+            }
+            lines.push(format!("[{section}]"));
+            lines.push(format!("{key} = {value}"));
+        }
+    }
+    join(lines)
+}
+
+fn join(lines: Vec<String>) -> String {
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
 /// Cuts a comment: a line starting with `;`/`#`, or ` ;`/` #` (whitespace first) later on.
 fn strip_comment(line: &str) -> &str {
     let t = line.trim_start();
@@ -115,6 +161,51 @@ mod tests {
             got.push_str(&format!(" !{}:{}", e.line, e.message));
         }
         assert_eq!(got.trim(), expected);
+    }
+
+    #[track_caller]
+    fn check_set(input: &str, section: &str, key: &str, value: &str, expected: &str) {
+        assert_eq!(set_key(input, section, key, value), expected);
+    }
+
+    #[test]
+    fn set_keys() {
+        check_set(
+            "[delivery]\nurl = dir:/x ; old\n",
+            "delivery",
+            "url",
+            "https://t",
+            "[delivery]\nurl = https://t\n",
+        );
+        check_set(
+            "[delivery]\n; comment\ntoken_file = /t\n\n[spool]\n",
+            "delivery",
+            "url",
+            "https://t",
+            "[delivery]\n; comment\ntoken_file = /t\nurl = https://t\n\n[spool]\n",
+        );
+        check_set(
+            "[collector]\nname = a\n",
+            "delivery",
+            "url",
+            "https://t",
+            "[collector]\nname = a\n\n[delivery]\nurl = https://t\n",
+        );
+        check_set("", "delivery", "url", "u", "[delivery]\nurl = u\n");
+        check_set(
+            "[delivery]\n",
+            "delivery",
+            "url",
+            "u",
+            "[delivery]\nurl = u\n",
+        );
+        check_set(
+            "[source url]\nurl = x\n[delivery]\n",
+            "delivery",
+            "url",
+            "u",
+            "[source url]\nurl = x\n[delivery]\nurl = u\n",
+        );
     }
 
     #[test]

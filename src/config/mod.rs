@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1024;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The largest segment delivered in one PUT; the API takes under 64 MB.
+pub const MAX_PUT_BYTES: u64 = 60 << 20;
 /// What lc asks the kernel for on UDP sockets; capped by net.core.rmem_max unless lc may force it.
 pub const DEFAULT_UDP_RCVBUF: usize = 32 * 1024 * 1024;
 
@@ -118,12 +120,26 @@ pub struct Spool {
     pub backup_keep: usize,
 }
 
+/// Where sealed segments go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub enum Target {
     /// Atomic rename into a folder (data diodes, offline transfer, the default).
     Outbox(PathBuf),
-    /// A Cloud Discovery console; delivery over HTTPS arrives with the delivery issue.
+    /// A Cloud Discovery console, `https://TENANT.REGION.portal.cloudappsecurity.com`.
     Console(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub target: Target,
+    pub token_file: PathBuf,
+    /// `http://[user:pass@]host:port` or `https://...`; `None` = from HTTPS_PROXY, or direct.
+    pub proxy: Option<String>,
+    /// Hosts reached without the proxy; `None` = from NO_PROXY.
+    pub no_proxy: Option<Vec<String>>,
+    /// Extra trusted roots (PEM), added to the built-in ones.
+    pub ca_file: Option<PathBuf>,
+    pub api_calls_per_min: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +148,6 @@ pub struct Config {
     pub collector: Collector,
     pub spool: Spool,
     pub delivery: Delivery,
-    pub token_file: PathBuf,
     pub ftp_port: u16,
     pub sources: Vec<Source>,
 }
@@ -305,20 +320,31 @@ impl Validator {
         };
         let collector = collector.unwrap_or_else(|| self.collector(&empty));
         let spool = spool.unwrap_or_else(|| self.spool(&empty));
-        let (delivery, token_file) = delivery.unwrap_or_else(|| self.delivery(&empty));
-        let delivery =
-            delivery.unwrap_or_else(|| Delivery::Outbox(collector.state_dir.join("outbox")));
+        let mut delivery = delivery.unwrap_or_else(|| self.delivery(&empty));
+        if delivery.target == Target::Outbox(PathBuf::new()) {
+            // No url: the outbox under state_dir, so `lc run` works out of the box.
+            delivery.target = Target::Outbox(collector.state_dir.join("outbox"));
+        }
         for s in &mut sources {
             // Sources without their own `listen` bind what the collector's says.
             s.listen.get_or_insert_with(|| collector.listen.clone());
         }
         self.cross_checks(&sources, &spool, ftp_port);
+        if matches!(delivery.target, Target::Console(_)) && spool.rotate_bytes > MAX_PUT_BYTES {
+            self.problem(
+                0,
+                format!(
+                    "rotate_bytes ({}) must be at most {MAX_PUT_BYTES} (60M) when delivering to a console: \
+                     one upload must stay under the API's 64 MB",
+                    spool.rotate_bytes
+                ),
+            );
+        }
         Config {
             path: path.to_path_buf(),
             collector,
             spool,
             delivery,
-            token_file,
             ftp_port,
             sources,
         }
@@ -434,11 +460,11 @@ impl Validator {
         }
     }
 
-    fn delivery(&mut self, s: &ini::Section) -> (Option<Delivery>, PathBuf) {
+    fn delivery(&mut self, s: &ini::Section) -> Delivery {
         let mut k = Keys::new(s);
-        let delivery = match k.get("url") {
-            None => None,
-            Some(e) if e.value.is_empty() => None,
+        let target = match k.get("url") {
+            None => Target::Outbox(PathBuf::new()),
+            Some(e) if e.value.is_empty() => Target::Outbox(PathBuf::new()),
             Some(e) => {
                 if let Some(dir) = e.value.strip_prefix("dir:") {
                     if dir.is_empty() {
@@ -447,26 +473,57 @@ impl Validator {
                             "url \"dir:\" needs a folder, e.g. dir:/var/lib/lc/outbox".into(),
                         );
                     }
-                    Some(Delivery::Outbox(self.base.join(dir)))
-                } else if e.value.starts_with("https://") {
-                    Some(Delivery::Console(e.value.trim_end_matches('/').to_string()))
+                    Target::Outbox(self.base.join(dir))
+                } else if let Some(host) = e.value.strip_prefix("https://") {
+                    let host = host.trim_end_matches('/');
+                    if host.is_empty() || host.contains('/') || host.contains('@') {
+                        self.problem(
+                            e.line,
+                            format!("url {:?} must be https://HOST[:PORT] with no path", e.value),
+                        );
+                    }
+                    Target::Console(format!("https://{host}"))
                 } else {
                     self.problem(
                         e.line,
                         format!("url {:?} must be dir:PATH or https://TENANT.portal.cloudappsecurity.com", e.value),
                     );
-                    None
+                    Target::Outbox(PathBuf::new())
                 }
             }
         };
         let token_file = self.path(k.get("token_file"), "/etc/lc/token");
-        // Accepted now, used by the delivery issue: proxy, no_proxy, ca_file, api_calls_per_min.
-        for key in ["proxy", "no_proxy", "ca_file"] {
-            k.get(key);
-        }
-        self.number(k.get("api_calls_per_min"), 20, 1, 30);
+        let proxy = match k.get("proxy") {
+            Some(e) if !e.value.is_empty() => {
+                if let Err(msg) = check_proxy_url(&e.value) {
+                    self.problem(e.line, msg);
+                }
+                Some(e.value.clone())
+            }
+            _ => None,
+        };
+        let no_proxy = k.get("no_proxy").filter(|e| !e.value.is_empty()).map(|e| {
+            e.value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        });
+        let ca_file = k
+            .get("ca_file")
+            .filter(|e| !e.value.is_empty())
+            .map(|e| self.base.join(&e.value));
+        let api_calls_per_min = self.number(k.get("api_calls_per_min"), 20, 1, 30) as u32;
         k.finish(self);
-        (delivery, token_file)
+        Delivery {
+            target,
+            token_file,
+            proxy,
+            no_proxy,
+            ca_file,
+            api_calls_per_min,
+        }
     }
 
     fn ftp(&mut self, s: &ini::Section) -> u16 {
@@ -717,6 +774,20 @@ impl Validator {
     }
 }
 
+/// `http://[user:pass@]host:port` or `https://...`; the error does not repeat the URL, which
+/// may hold a password.
+pub fn check_proxy_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("proxy must start with http:// or https://")?;
+    let host_port = rest.trim_end_matches('/').rsplit('@').next().unwrap_or("");
+    if host_port.is_empty() || host_port.contains('/') {
+        return Err("proxy must be http(s)://[user:pass@]host:port".into());
+    }
+    Ok(())
+}
+
 /// `[A-Za-z0-9_-]{1,64}`: source names (MDCA's inputStreamName) and the collector name.
 pub fn valid_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
@@ -883,8 +954,8 @@ mod tests {
             PathBuf::from("/opt/lc/examples/../var/state")
         );
         assert_eq!(
-            c.delivery,
-            Delivery::Outbox(PathBuf::from("/opt/lc/examples/out"))
+            c.delivery.target,
+            Target::Outbox(PathBuf::from("/opt/lc/examples/out"))
         );
     }
 

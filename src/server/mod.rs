@@ -31,8 +31,10 @@ use serde_json::json;
 
 use crate::allow::canonical;
 use crate::clock;
-use crate::config::{self, Config, Delivery, Receiver as Kind, Source};
-use crate::spool::worker::{DeliverJob, Done, SealJob, Workers};
+use crate::config::{self, Config, Receiver as Kind, Source};
+use crate::deliver::api::Failure;
+use crate::deliver::{self, DeliverJob};
+use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Counters, Drop};
 use crate::syslog::frame::{self, Decoded, Decoder};
@@ -56,6 +58,9 @@ const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Delivery and sealing retries back off from this to `RETRY_MAX`.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Failures that need an operator (token, data source) are retried this rarely, and at once
+/// after a reload.
+const RETRY_PERMANENT: Duration = Duration::from_secs(300);
 /// How long a stop waits for sealing to finish before leaving it to the next start.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// A limit hit again within this interval is counted but not logged again.
@@ -200,7 +205,12 @@ pub fn block_signals() -> io::Result<SigSet> {
 
 impl Server {
     /// Binds every listener of the instance, recovers the spool and starts the workers.
-    pub fn new(config: Config, port: Option<u16>, mask: SigSet) -> Result<Server, RunError> {
+    pub fn new(
+        config: Config,
+        port: Option<u16>,
+        mask: SigSet,
+        target: deliver::Target,
+    ) -> Result<Server, RunError> {
         let instance = port.map_or_else(|| "all".to_string(), |p| p.to_string());
         let wanted = config.sources_for(port);
         if wanted.is_empty() {
@@ -255,12 +265,6 @@ impl Server {
         for (i, s) in wanted.iter().enumerate() {
             bound.extend(server.bind(s, i)?);
         }
-        if let Delivery::Console(url) = &server.config.delivery {
-            log::warn!(
-                "{}: delivery to {url} is not implemented in this version; sealed segments stay in the spool",
-                server.config.path.display()
-            );
-        }
         server.write_pid_file()?;
         for s in wanted {
             server.add_source(s)?;
@@ -268,7 +272,9 @@ impl Server {
         for l in bound {
             server.register_listener(l)?;
         }
-        server.workers = Some(Workers::spawn(done_tx, waker)?);
+        let workers = Workers::spawn(done_tx, waker)?;
+        let _ = workers.deliver.send(DeliverMsg::Target(target));
+        server.workers = Some(workers);
         for i in 0..server.sources.len() {
             server.start_recovered(i);
         }
@@ -797,10 +803,6 @@ impl Server {
     fn try_deliver(&mut self, i: usize) {
         let collector = self.config.collector.name.clone();
         let backup_keep = self.config.spool.backup_keep;
-        let outbox = match &self.config.delivery {
-            Delivery::Outbox(dir) => dir.clone(),
-            Delivery::Console(_) => return,
-        };
         let src = &mut self.sources[i];
         if src.spool.in_delivery.is_some() || src.retry_at.is_some_and(|t| t > Instant::now()) {
             return;
@@ -815,17 +817,18 @@ impl Server {
             .unwrap_or_default();
         let job = DeliverJob {
             source: src.cfg.name.clone(),
+            format: src.cfg.format.clone(),
             seq: front.seq,
             path: front.path.clone(),
+            // Source, host and sequence: unique across restarts, as the API's filename.
             name: format!("{}_{}_{file_name}", src.cfg.name, collector),
-            outbox,
             backup_dir: src.spool.backup_dir.clone(),
             backup_keep,
         };
         src.spool.in_delivery = Some(front.seq);
         src.retry_at = None;
         if let Some(w) = &self.workers {
-            let _ = w.deliver.send(job);
+            let _ = w.deliver.send(DeliverMsg::Job(job));
         }
     }
 
@@ -889,23 +892,50 @@ impl Server {
                     log::info!("source {source}: delivery works again");
                 }
                 src.counters.failing_since = 0;
+                src.counters.error_permanent = false;
                 src.retry_delay = RETRY_MIN;
                 log::debug!("source {source}: delivered segment {seq} ({bytes} bytes)");
                 self.try_deliver(i);
             }
-            Done::DeliveryFailed { source, seq, error } => {
+            Done::DeliveryFailed {
+                source,
+                seq,
+                failure,
+            } => {
                 let Some(i) = self.source_index(&source) else {
                     return;
                 };
                 let src = &mut self.sources[i];
                 src.spool.in_delivery = None;
+                let (wait, next) = match &failure {
+                    Failure::Transient { after, .. } => {
+                        let backoff = jitter(src.retry_delay);
+                        src.retry_delay = (src.retry_delay * 2).min(RETRY_MAX);
+                        (after.unwrap_or(backoff), "retrying")
+                    }
+                    Failure::Permanent { .. } => {
+                        (RETRY_PERMANENT, "this needs an operator; retrying")
+                    }
+                };
+                let message = format!("delivery: {}", failure.reason());
+                if src
+                    .counters
+                    .last_error
+                    .as_ref()
+                    .is_none_or(|(_, e)| *e != message)
+                {
+                    log::error!(
+                        "source {source}: delivering segment {seq} failed: {}; {next} in {}s",
+                        failure.reason(),
+                        wait.as_secs()
+                    );
+                }
                 if src.counters.failing_since == 0 {
                     src.counters.failing_since = now;
-                    log::error!("source {source}: delivering segment {seq} failed: {error}; retrying with backoff");
                 }
-                src.counters.last_error = Some((now, format!("delivery: {error}")));
-                src.retry_at = Some(Instant::now() + src.retry_delay);
-                src.retry_delay = (src.retry_delay * 2).min(RETRY_MAX);
+                src.counters.last_error = Some((now, message));
+                src.counters.error_permanent = matches!(failure, Failure::Permanent { .. });
+                src.retry_at = Some(Instant::now() + wait);
             }
         }
     }
@@ -970,6 +1000,18 @@ fn decode_all(decoder: &mut Decoder, src: &mut SourceState, buf: &[u8]) -> usize
         }
     }
     at
+}
+
+/// A delay between half and all of `d`, so collectors that failed together don't retry
+/// together (xorshift over the clock's nanoseconds; no need for better randomness here).
+fn jitter(d: Duration) -> Duration {
+    let mut x = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |t| t.subsec_nanos() as u64 | 1);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    d / 2 + d.mul_f64((x % 1000) as f64 / 2000.0)
 }
 
 /// When a source last received and delivered, as far as its files tell after a restart.
@@ -1251,10 +1293,28 @@ impl Server {
     fn reload(&mut self) {
         crate::notify::reloading();
         let path = self.config.path.clone();
-        match config::load(&path) {
-            Err(e) => log::error!("reload refused, keeping the running config:\n{e}"),
-            Ok(new) => match self.apply(new) {
-                Ok(()) => log::info!("{}: config reloaded", path.display()),
+        let loaded = config::load(&path)
+            .map_err(|e| format!("\n{e}"))
+            .and_then(|new| {
+                // The token and ca_file are read now, so a bad one refuses the whole reload.
+                let target = deliver::Target::from_config(&new)?;
+                Ok((new, target))
+            });
+        match loaded {
+            Err(e) => log::error!("reload refused, keeping the running config: {e}"),
+            Ok((new, target)) => match self.apply(new) {
+                Ok(()) => {
+                    if let Some(w) = &self.workers {
+                        let _ = w.deliver.send(DeliverMsg::Target(target));
+                    }
+                    // A fixed token or proxy should be tried at once, not after the backoff.
+                    for i in 0..self.sources.len() {
+                        self.sources[i].retry_at = None;
+                        self.sources[i].retry_delay = RETRY_MIN;
+                        self.try_deliver(i);
+                    }
+                    log::info!("{}: config reloaded", path.display());
+                }
                 Err(e) => log::error!("reload refused, keeping the running config: {e}"),
             },
         }
@@ -1444,7 +1504,7 @@ impl Server {
         }
         self.write_status(false);
         if let Some(w) = self.workers.take() {
-            w.join();
+            w.join(Instant::now() + Duration::from_secs(2));
         }
         if let Some(p) = &self.pid_file {
             let _ = std::fs::remove_file(p);

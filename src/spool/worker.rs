@@ -7,12 +7,12 @@
 //! segment moves to `backup/SOURCE/` and the oldest backups beyond `backup_keep` are removed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -20,22 +20,13 @@ use mio::Waker;
 
 use super::{annotate, gz_path, Sealed};
 use crate::clock;
+use crate::deliver::api::Failure;
+use crate::deliver::{DeliverJob, Progress, Target};
 
 pub struct SealJob {
     pub source: String,
     pub seq: u64,
     pub raw: PathBuf,
-}
-
-pub struct DeliverJob {
-    pub source: String,
-    pub seq: u64,
-    pub path: PathBuf,
-    /// The name the file gets at its destination.
-    pub name: String,
-    pub outbox: PathBuf,
-    pub backup_dir: PathBuf,
-    pub backup_keep: usize,
 }
 
 /// What a worker reports back to the loop.
@@ -64,15 +55,21 @@ pub enum Done {
     DeliveryFailed {
         source: String,
         seq: u64,
-        error: String,
+        failure: Failure,
     },
 }
 
 pub struct Workers {
     pub sync: Sender<(Arc<File>, PathBuf)>,
     pub seal: Sender<SealJob>,
-    pub deliver: Sender<DeliverJob>,
+    pub deliver: Sender<DeliverMsg>,
     handles: Vec<JoinHandle<()>>,
+}
+
+/// What the delivery thread is told: a new target (at start and reload), or a segment.
+pub enum DeliverMsg {
+    Target(Target),
+    Job(DeliverJob),
 }
 
 /// A worker's way back: the shared channel plus the loop's waker.
@@ -116,13 +113,20 @@ impl Workers {
         })
     }
 
-    /// Closes the job channels and waits for the threads to finish what they hold.
-    pub fn join(self) {
+    /// Closes the job channels and waits for the threads to finish what they hold, up to
+    /// `deadline`. A thread still busy then (a delivery in a slow network call) is left to die
+    /// with the process: its segment stays in the spool and is delivered at the next start.
+    pub fn join(self, deadline: Instant) {
         drop(self.sync);
         drop(self.seal);
         drop(self.deliver);
         for h in self.handles {
-            let _ = h.join();
+            while !h.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
         }
     }
 }
@@ -156,19 +160,35 @@ fn seal_loop(rx: Receiver<SealJob>, report: Report) {
     }
 }
 
-fn deliver_loop(rx: Receiver<DeliverJob>, report: Report) {
-    while let Ok(job) = rx.recv() {
-        let done = match deliver_to_outbox(&job) {
+fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
+    let mut target = None;
+    let mut progress = Progress::default();
+    while let Ok(msg) = rx.recv() {
+        let job = match msg {
+            DeliverMsg::Target(t) => {
+                target = Some(t);
+                continue;
+            }
+            DeliverMsg::Job(job) => job,
+        };
+        let result = match &target {
+            Some(t) => t.deliver(&job, &mut progress),
+            None => Err(Failure::Transient {
+                reason: "no delivery target configured".into(),
+                after: None,
+            }),
+        };
+        let done = match result {
             Ok(bytes) => Done::Delivered {
                 source: job.source,
                 seq: job.seq,
                 bytes,
                 at: clock::unix_secs(SystemTime::now()),
             },
-            Err(e) => Done::DeliveryFailed {
+            Err(failure) => Done::DeliveryFailed {
                 source: job.source,
                 seq: job.seq,
-                error: e.to_string(),
+                failure,
             },
         };
         report.send(done);
@@ -224,52 +244,6 @@ pub fn seal(raw: &Path, seq: u64) -> io::Result<Sealed> {
     result
 }
 
-/// Places the segment in the outbox under `job.name`, atomically, then moves it to backup.
-/// Returns the bytes delivered. A name that already exists in the outbox means an earlier run
-/// delivered it and stopped before the move to backup: it is not delivered again.
-fn deliver_to_outbox(job: &DeliverJob) -> io::Result<u64> {
-    let bytes = fs::metadata(&job.path)
-        .map_err(|e| annotate(&job.path, e))?
-        .len();
-    fs::create_dir_all(&job.outbox).map_err(|e| annotate(&job.outbox, e))?;
-    let dest = job.outbox.join(&job.name);
-    match fs::hard_link(&job.path, &dest) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(_) => copy_durably(&job.path, &job.outbox, &job.name)?,
-    }
-    sync_dir(&job.outbox)?;
-    fs::create_dir_all(&job.backup_dir).map_err(|e| annotate(&job.backup_dir, e))?;
-    let file_name = job
-        .path
-        .file_name()
-        .expect("segment paths have a file name");
-    let backup = job.backup_dir.join(file_name);
-    fs::rename(&job.path, &backup).map_err(|e| annotate(&backup, e))?;
-    prune_backup(&job.backup_dir, job.backup_keep)?;
-    Ok(bytes)
-}
-
-/// Copies `src` into `dir` as a hidden temp file, fsyncs it, then renames it to `name`.
-fn copy_durably(src: &Path, dir: &Path, name: &str) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut out = File::create(&tmp).map_err(|e| annotate(&tmp, e))?;
-        io::copy(
-            &mut File::open(src).map_err(|e| annotate(src, e))?,
-            &mut out,
-        )
-        .map_err(|e| annotate(&tmp, e))?;
-        out.flush()?;
-        out.sync_all().map_err(|e| annotate(&tmp, e))?;
-        fs::rename(&tmp, dir.join(name)).map_err(|e| annotate(&tmp, e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Keeps the newest `keep` files of `dir` (by sequence number in the name).
 pub fn prune_backup(dir: &Path, keep: usize) -> io::Result<()> {
     let mut files: Vec<(u64, PathBuf)> = fs::read_dir(dir)
@@ -292,7 +266,7 @@ pub fn prune_backup(dir: &Path, keep: usize) -> io::Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| annotate(dir, e))
@@ -321,14 +295,18 @@ mod tests {
 
         let job = DeliverJob {
             source: "a".into(),
+            format: "SQUID".into(),
             seq: 1,
             path: sealed.path.clone(),
             name: "c_a_0000000001.log.gz".into(),
-            outbox: root.join("outbox"),
             backup_dir: root.join("backup/a"),
             backup_keep: 1,
         };
-        assert_eq!(deliver_to_outbox(&job).unwrap(), sealed.bytes);
+        let target = Target::Outbox(root.join("outbox"));
+        assert_eq!(
+            target.deliver(&job, &mut Progress::default()).unwrap(),
+            sealed.bytes
+        );
         assert!(root.join("outbox/c_a_0000000001.log.gz").exists());
         assert!(root
             .join("backup/a/0000000001-20261126T000000Z.log.gz")

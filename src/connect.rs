@@ -1,0 +1,149 @@
+//! `lc connect --token-file FILE TENANT [NAME]`: points lc at a Cloud Discovery tenant.
+//!
+//! Checks the token against the tenant (listing its data sources) before changing anything;
+//! then stores the token in `token_file` (0600, atomically), sets `[delivery] url` (and
+//! `[collector] name`) in lc.ini keeping the rest of the file as it was, reports configured
+//! sources the tenant does not know, and tells running instances to reload (SIGHUP).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::config::{self, ini, Config};
+use crate::deliver::api::Failure;
+use crate::deliver::{read_token, Console};
+
+/// What `lc connect` found; `Ok(problems)` after the token was stored, where each problem is a
+/// line for the operator, `Err` when nothing was changed.
+pub fn run(
+    config_path: &Path,
+    token_file: &Path,
+    tenant: &str,
+    name: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let config = config::load(config_path).map_err(|e| e.to_string())?;
+    if let Some(n) = name {
+        if !config::valid_name(n) {
+            return Err(format!(
+                "collector name {n:?} must match [A-Za-z0-9_-]{{1,64}}"
+            ));
+        }
+    }
+    let host = tenant
+        .trim()
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    if host.is_empty() || host.contains('/') {
+        return Err(format!(
+            "{tenant:?} is not a tenant host such as tenant.us2.portal.cloudappsecurity.com"
+        ));
+    }
+    let base = format!("https://{host}");
+    let token = read_token(token_file)?;
+    let console = Console::with_token(&config, &base, token.clone())?;
+    let via = console
+        .proxy_shown()
+        .map(|p| format!(" via proxy {p}"))
+        .unwrap_or_default();
+    let streams = console.streams().map_err(|f| match f {
+        Failure::Permanent { reason } => format!("{host}: {reason}; nothing was changed"),
+        Failure::Transient { reason, .. } => {
+            format!("cannot reach {host}{via}: {reason}; nothing was changed")
+        }
+    })?;
+    write_secret(&config.delivery.token_file, token.expose())?;
+    let mut text =
+        fs::read_to_string(config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    text = ini::set_key(&text, "delivery", "url", &base);
+    if let Some(n) = name {
+        text = ini::set_key(&text, "collector", "name", n);
+    }
+    // The edited file must still be valid before it replaces the old one.
+    config::parse_str(&text, config_path)
+        .map_err(|e| format!("the edited config would be invalid:\n{e}"))?;
+    replace_file(config_path, text.as_bytes(), None)?;
+    let mut problems = Vec::new();
+    for s in &config.sources {
+        if !streams.contains(&s.name) {
+            problems.push(format!(
+                "source {}: {host} has no data source named {:?}; add it in the portal \
+                 (Settings > Cloud Discovery > Automatic log upload > Data sources) with format {}",
+                s.name, s.name, s.format
+            ));
+        }
+    }
+    let reloaded = signal_instances(&config);
+    println!(
+        "{}: connected to {host}{via}; token stored in {}; {} data sources there; {reloaded} running instances told to reload",
+        config_path.display(),
+        config.delivery.token_file.display(),
+        streams.len()
+    );
+    Ok(problems)
+}
+
+/// Writes a secret file with mode 0600, atomically.
+fn write_secret(path: &Path, secret: &str) -> Result<(), String> {
+    replace_file(path, format!("{secret}\n").as_bytes(), Some(0o600))
+}
+
+/// Replaces `path` with `bytes` via a temp file and rename; keeps the old file's mode unless
+/// `mode` says otherwise.
+fn replace_file(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mode = mode
+        .or_else(|| {
+            fs::metadata(path)
+                .ok()
+                .map(|m| m.permissions().mode() & 0o7777)
+        })
+        .unwrap_or(0o640);
+    let tmp = path.with_extension("lc-tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(err)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)
+}
+
+/// Sends SIGHUP to every live instance with a pid file in run_dir; returns how many.
+fn signal_instances(config: &Config) -> usize {
+    let mut n = 0;
+    for e in fs::read_dir(&config.collector.run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "pid") {
+            continue;
+        }
+        let Some(pid) = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
