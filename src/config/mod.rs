@@ -24,8 +24,6 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1024;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-/// The largest segment delivered in one PUT; the API takes under 64 MB.
-pub const MAX_PUT_BYTES: u64 = 60 << 20;
 /// What lc asks the kernel for on UDP sockets; capped by net.core.rmem_max unless lc may force it.
 pub const DEFAULT_UDP_RCVBUF: usize = 32 * 1024 * 1024;
 
@@ -330,16 +328,6 @@ impl Validator {
             s.listen.get_or_insert_with(|| collector.listen.clone());
         }
         self.cross_checks(&sources, &spool, ftp_port);
-        if matches!(delivery.target, Target::Console(_)) && spool.rotate_bytes > MAX_PUT_BYTES {
-            self.problem(
-                0,
-                format!(
-                    "rotate_bytes ({}) must be at most {MAX_PUT_BYTES} (60M) when delivering to a console: \
-                     one upload must stay under the API's 64 MB",
-                    spool.rotate_bytes
-                ),
-            );
-        }
         Config {
             path: path.to_path_buf(),
             collector,

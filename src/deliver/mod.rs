@@ -34,7 +34,6 @@ pub struct DeliverJob {
     pub source: String,
     /// The MDCA source type, sent as `source=` to upload_url.
     pub format: String,
-    pub seq: u64,
     pub path: PathBuf,
     /// The name the file gets at its destination.
     pub name: String,
@@ -105,9 +104,9 @@ impl Target {
     }
 }
 
-/// How far each segment got, kept between attempts: (source, seq) -> step.
+/// How far each sealed file got, kept between attempts.
 #[derive(Default)]
-pub struct Progress(HashMap<(String, u64), Step>);
+pub struct Progress(HashMap<PathBuf, Step>);
 
 #[derive(Clone)]
 struct Step {
@@ -134,7 +133,7 @@ impl Console {
     }
 
     fn deliver(&self, job: &DeliverJob, progress: &mut Progress) -> Result<(), Failure> {
-        let key = (job.source.clone(), job.seq);
+        let key = job.path.clone();
         let step = match progress.0.get(&key) {
             Some(s) if s.got_at.elapsed() < SAS_REUSE => s.clone(),
             _ => {

@@ -804,7 +804,10 @@ impl Server {
         let collector = self.config.collector.name.clone();
         let backup_keep = self.config.spool.backup_keep;
         let src = &mut self.sources[i];
-        if src.spool.in_delivery.is_some() || src.retry_at.is_some_and(|t| t > Instant::now()) {
+        if self.stopping
+            || src.spool.in_delivery.is_some()
+            || src.retry_at.is_some_and(|t| t > Instant::now())
+        {
             return;
         }
         let Some(front) = src.spool.sealed.front() else {
@@ -818,14 +821,13 @@ impl Server {
         let job = DeliverJob {
             source: src.cfg.name.clone(),
             format: src.cfg.format.clone(),
-            seq: front.seq,
             path: front.path.clone(),
             // Source, host and sequence: unique across restarts, as the API's filename.
             name: format!("{}_{}_{file_name}", src.cfg.name, collector),
             backup_dir: src.spool.backup_dir.clone(),
             backup_keep,
         };
-        src.spool.in_delivery = Some(front.seq);
+        src.spool.in_delivery = Some(front.path.clone());
         src.retry_at = None;
         if let Some(w) = &self.workers {
             let _ = w.deliver.send(DeliverMsg::Job(job));
@@ -849,18 +851,13 @@ impl Server {
             Done::SyncFailed { path, error } => {
                 log::error!("{}: fsync failed: {error}", path.display())
             }
-            Done::Sealed {
-                source,
-                seq,
-                sealed,
-            } => {
+            Done::Sealed { source, seq, parts } => {
                 let Some(i) = self.source_index(&source) else {
                     return;
                 };
                 let spool = &mut self.sources[i].spool;
                 spool.sealing.retain(|(s, _, _)| *s != seq);
-                let at = spool.sealed.partition_point(|s| s.seq < seq);
-                spool.sealed.insert(at, sealed);
+                spool.add_sealed(parts);
                 self.try_deliver(i);
             }
             Done::SealFailed { source, seq, error } => {
@@ -868,6 +865,11 @@ impl Server {
                 let Some(i) = self.source_index(&source) else {
                     return;
                 };
+                if self.stopping {
+                    // The next start seals it from the raw segment.
+                    self.sources[i].spool.sealing.retain(|(s, _, _)| *s != seq);
+                    return;
+                }
                 self.sources[i].counters.last_error = Some((now, format!("seal: {error}")));
                 // Retried by housekeeping: the raw segment stays in `sealing`.
                 self.sources[i].retry_at =
@@ -875,7 +877,7 @@ impl Server {
             }
             Done::Delivered {
                 source,
-                seq,
+                path,
                 bytes,
                 at,
             } => {
@@ -884,7 +886,7 @@ impl Server {
                 };
                 let src = &mut self.sources[i];
                 src.spool.in_delivery = None;
-                src.spool.sealed.retain(|s| s.seq != seq);
+                src.spool.sealed.retain(|s| s.path != path);
                 src.counters.delivered_files += 1;
                 src.counters.delivered_bytes += bytes;
                 src.counters.last_delivery = at;
@@ -894,12 +896,15 @@ impl Server {
                 src.counters.failing_since = 0;
                 src.counters.error_permanent = false;
                 src.retry_delay = RETRY_MIN;
-                log::debug!("source {source}: delivered segment {seq} ({bytes} bytes)");
+                log::debug!(
+                    "source {source}: delivered {} ({bytes} bytes)",
+                    path.display()
+                );
                 self.try_deliver(i);
             }
             Done::DeliveryFailed {
                 source,
-                seq,
+                path,
                 failure,
             } => {
                 let Some(i) = self.source_index(&source) else {
@@ -925,7 +930,8 @@ impl Server {
                     .is_none_or(|(_, e)| *e != message)
                 {
                     log::error!(
-                        "source {source}: delivering segment {seq} failed: {}; {next} in {}s",
+                        "source {source}: delivering {} failed: {}; {next} in {}s",
+                        path.display(),
                         failure.reason(),
                         wait.as_secs()
                     );
@@ -1154,26 +1160,30 @@ impl Server {
 
     /// Evicts the oldest sealed segment of any source; returns the bytes freed.
     fn evict_oldest(&mut self, why: &str) -> Option<u64> {
-        let (i, seq) = self
+        let (_, _, i, path) = self
             .sources
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.spool.oldest_evictable().map(|o| (o.sealed_at, o.seq, i)))
-            .min()
-            .map(|(_, seq, i)| (i, seq))?;
+            .filter_map(|(i, s)| {
+                s.spool
+                    .oldest_evictable()
+                    .map(|o| (o.sealed_at, (o.seq, o.part), i, o.path.clone()))
+            })
+            .min()?;
         let src = &mut self.sources[i];
-        match src.spool.evict(seq) {
+        match src.spool.evict(&path) {
             Ok(bytes) => {
                 src.counters.drop(Drop::EvictedSegments, 1);
                 src.counters.evicted_bytes += bytes;
                 log::warn!(
-                    "source {}: evicted undelivered segment {seq} ({bytes} bytes) to respect {why}",
-                    src.cfg.name
+                    "source {}: evicted undelivered segment {} ({bytes} bytes) to respect {why}",
+                    src.cfg.name,
+                    path.display()
                 );
                 Some(bytes)
             }
             Err(e) => {
-                log::error!("source {}: evicting segment {seq}: {e}", src.cfg.name);
+                log::error!("source {}: evicting {}: {e}", src.cfg.name, path.display());
                 None
             }
         }
@@ -1480,25 +1490,7 @@ impl Server {
                 break;
             }
             match self.done_rx.recv_timeout(left) {
-                Ok(Done::Sealed {
-                    source,
-                    seq,
-                    sealed,
-                }) => {
-                    // Record it, but start no new deliveries while stopping.
-                    if let Some(i) = self.source_index(&source) {
-                        let spool = &mut self.sources[i].spool;
-                        spool.sealing.retain(|(s, _, _)| *s != seq);
-                        spool.sealed.push_back(sealed);
-                    }
-                }
-                Ok(Done::SealFailed { source, seq, error }) => {
-                    log::error!("source {source}: sealing segment {seq} failed: {error}; the next start retries");
-                    if let Some(i) = self.source_index(&source) {
-                        self.sources[i].spool.sealing.retain(|(s, _, _)| *s != seq);
-                    }
-                }
-                Ok(other) => self.handle_done_quietly(other),
+                Ok(done) => self.handle_done(done),
                 Err(_) => break,
             }
         }
@@ -1511,33 +1503,6 @@ impl Server {
         }
         log::info!("instance {} stopped", self.instance);
         Ok(())
-    }
-
-    /// Records a delivery outcome during stop without starting the next delivery.
-    fn handle_done_quietly(&mut self, done: Done) {
-        match done {
-            Done::Delivered {
-                source,
-                seq,
-                bytes,
-                at,
-            } => {
-                if let Some(i) = self.source_index(&source) {
-                    let src = &mut self.sources[i];
-                    src.spool.in_delivery = None;
-                    src.spool.sealed.retain(|s| s.seq != seq);
-                    src.counters.delivered_files += 1;
-                    src.counters.delivered_bytes += bytes;
-                    src.counters.last_delivery = at;
-                }
-            }
-            Done::DeliveryFailed { source, .. } => {
-                if let Some(i) = self.source_index(&source) {
-                    self.sources[i].spool.in_delivery = None;
-                }
-            }
-            other => self.handle_done(other),
-        }
     }
 }
 

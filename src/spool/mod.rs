@@ -37,10 +37,13 @@ pub struct OpenSegment {
     pub dirty: bool,
 }
 
-/// A sealed, compressed segment waiting for delivery.
+/// A sealed, compressed segment (or one part of one) waiting for delivery. A segment whose
+/// compressed size would pass one upload's limit is sealed as several parts, cut at lines:
+/// part 0 is `SEQ-STAMP.log.gz`, part k `SEQ-STAMP-pK.log.gz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
     pub seq: u64,
+    pub part: u32,
     pub path: PathBuf,
     pub bytes: u64,
     /// Seconds since the epoch when the segment was sealed (file mtime after a restart).
@@ -67,8 +70,8 @@ pub struct SourceSpool {
     pub sealing: Vec<(u64, PathBuf, u64)>,
     /// Sealed segments, oldest first; the front one may be in delivery.
     pub sealed: VecDeque<Sealed>,
-    /// The seq of the segment the deliverer is working on.
-    pub in_delivery: Option<u64>,
+    /// The sealed file the deliverer is working on.
+    pub in_delivery: Option<PathBuf>,
     /// Segments are sealed when they reach this size (`[spool] rotate_bytes`).
     pub rotate_bytes: u64,
     /// Filled by `flush`, drained by `take_sealed`.
@@ -107,6 +110,7 @@ impl SourceSpool {
                 let sealed_at = meta.modified().map(clock::unix_secs).unwrap_or(0);
                 sealed.push(Sealed {
                     seq,
+                    part: parse_part(&file_name),
                     path,
                     bytes: meta.len(),
                     sealed_at,
@@ -116,12 +120,17 @@ impl SourceSpool {
             }
         }
         for (seq, path) in raw {
-            let gz = gz_path(&path);
-            if gz.exists() {
-                // Sealed and renamed, but the crash came before the raw file was removed.
+            if gz_path(&path).exists() {
+                // Sealed and renamed (part 0 is renamed last), but the crash came before the
+                // raw file was removed.
                 fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
                 continue;
             }
+            // Parts of a seal that did not finish: sealed again from the raw segment.
+            for stale in sealed.iter().filter(|s| s.seq == seq) {
+                fs::remove_file(&stale.path).map_err(|e| annotate(&stale.path, e))?;
+            }
+            sealed.retain(|s| s.seq != seq);
             let (kept, cut) = cut_torn_tail(&path).map_err(|e| annotate(&path, e))?;
             recovery.torn_bytes += cut;
             if kept == 0 {
@@ -137,7 +146,7 @@ impl SourceSpool {
                 }
             }
         }
-        sealed.sort_by_key(|s| s.seq);
+        sealed.sort_by_key(|s| (s.seq, s.part));
         recovery.to_seal.sort_by_key(|(seq, _, _)| *seq);
         let spool = SourceSpool {
             dir,
@@ -266,17 +275,29 @@ impl SourceSpool {
 
     /// The oldest sealed segment that is not being delivered: what eviction removes first.
     pub fn oldest_evictable(&self) -> Option<&Sealed> {
-        self.sealed.iter().find(|s| Some(s.seq) != self.in_delivery)
+        self.sealed
+            .iter()
+            .find(|s| Some(&s.path) != self.in_delivery.as_ref())
     }
 
-    /// Removes a sealed segment from disk and the inventory.
-    pub fn evict(&mut self, seq: u64) -> io::Result<u64> {
-        let Some(i) = self.sealed.iter().position(|s| s.seq == seq) else {
+    /// Removes a sealed segment from disk and the inventory; returns its size.
+    pub fn evict(&mut self, path: &Path) -> io::Result<u64> {
+        let Some(i) = self.sealed.iter().position(|s| s.path == path) else {
             return Ok(0);
         };
         let s = self.sealed.remove(i).expect("index from position");
         fs::remove_file(&s.path).map_err(|e| annotate(&s.path, e))?;
         Ok(s.bytes)
+    }
+
+    /// Adds sealed parts to the inventory, keeping it ordered oldest first.
+    pub fn add_sealed(&mut self, parts: Vec<Sealed>) {
+        for p in parts {
+            let at = self
+                .sealed
+                .partition_point(|s| (s.seq, s.part) < (p.seq, p.part));
+            self.sealed.insert(at, p);
+        }
     }
 }
 
@@ -296,6 +317,25 @@ pub fn parse_seq(file_name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// `...-p3.log.gz` -> 3; part 0 has no marker.
+pub fn parse_part(file_name: &str) -> u32 {
+    file_name
+        .strip_suffix(".log.gz")
+        .and_then(|stem| stem.rsplit_once("-p"))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The name of part `part` of the sealed `raw` segment.
+pub fn part_path(raw: &Path, part: u32) -> PathBuf {
+    if part == 0 {
+        return gz_path(raw);
+    }
+    let stem = raw.to_string_lossy();
+    let stem = stem.strip_suffix(".log").unwrap_or(&stem);
+    PathBuf::from(format!("{stem}-p{part}.log.gz"))
 }
 
 pub fn gz_path(raw: &Path) -> PathBuf {
@@ -400,6 +440,21 @@ mod tests {
         assert_eq!(parse_seq("0000000042-20261126T234500Z.log.gz"), Some(42));
         assert_eq!(parse_seq("42-x.log"), None);
         assert_eq!(parse_seq("notes.txt"), None);
+        assert_eq!(parse_part("0000000042-20261126T234500Z.log.gz"), 0);
+        assert_eq!(parse_part("0000000042-20261126T234500Z-p12.log.gz"), 12);
+        assert_eq!(
+            parse_seq("0000000042-20261126T234500Z-p12.log.gz"),
+            Some(42)
+        );
+        let raw = Path::new("/s/0000000042-20261126T234500Z.log");
+        assert_eq!(
+            part_path(raw, 0),
+            Path::new("/s/0000000042-20261126T234500Z.log.gz")
+        );
+        assert_eq!(
+            part_path(raw, 2),
+            Path::new("/s/0000000042-20261126T234500Z-p2.log.gz")
+        );
     }
 
     #[test]
@@ -437,6 +492,7 @@ mod tests {
         assert_eq!(spool.next_seq, 10);
         assert!(!dir.join("0000000004-20261126T000000Z.log.gz.tmp").exists());
         assert!(!dir.join("0000000005-20261126T000000Z.log").exists());
+        assert!(!dir.join("0000000003-20261126T000000Z-p1.log.gz").exists());
         fs::remove_dir_all(state).unwrap();
     }
 

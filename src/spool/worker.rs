@@ -7,7 +7,7 @@
 //! segment moves to `backup/SOURCE/` and the oldest backups beyond `backup_keep` are removed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use mio::Waker;
 
-use super::{annotate, gz_path, Sealed};
+use super::{annotate, gz_path, part_path, Sealed};
 use crate::clock;
 use crate::deliver::api::Failure;
 use crate::deliver::{DeliverJob, Progress, Target};
@@ -39,7 +39,7 @@ pub enum Done {
     Sealed {
         source: String,
         seq: u64,
-        sealed: Sealed,
+        parts: Vec<Sealed>,
     },
     SealFailed {
         source: String,
@@ -48,13 +48,13 @@ pub enum Done {
     },
     Delivered {
         source: String,
-        seq: u64,
+        path: PathBuf,
         bytes: u64,
         at: u64,
     },
     DeliveryFailed {
         source: String,
-        seq: u64,
+        path: PathBuf,
         failure: Failure,
     },
 }
@@ -144,11 +144,11 @@ fn sync_loop(rx: Receiver<(Arc<File>, PathBuf)>, report: Report) {
 
 fn seal_loop(rx: Receiver<SealJob>, report: Report) {
     while let Ok(job) = rx.recv() {
-        let done = match seal(&job.raw, job.seq) {
-            Ok(sealed) => Done::Sealed {
+        let done = match seal(&job.raw, job.seq, MAX_PART_BYTES) {
+            Ok(parts) => Done::Sealed {
                 source: job.source,
                 seq: job.seq,
-                sealed,
+                parts,
             },
             Err(e) => Done::SealFailed {
                 source: job.source,
@@ -181,13 +181,13 @@ fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
         let done = match result {
             Ok(bytes) => Done::Delivered {
                 source: job.source,
-                seq: job.seq,
+                path: job.path,
                 bytes,
                 at: clock::unix_secs(SystemTime::now()),
             },
             Err(failure) => Done::DeliveryFailed {
                 source: job.source,
-                seq: job.seq,
+                path: job.path,
                 failure,
             },
         };
@@ -195,53 +195,158 @@ fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
     }
 }
 
-/// Compresses `raw` into `raw.gz` durably, then removes `raw`. A crash at any point leaves
-/// either the raw segment (sealed again at the next start) or the complete `.gz`.
-pub fn seal(raw: &Path, seq: u64) -> io::Result<Sealed> {
-    let gz = gz_path(raw);
-    let tmp = {
-        let mut s = gz.clone().into_os_string();
+/// Compressed bytes per sealed part: one PUT must stay under the API's 64 MB, and a part may
+/// pass this by at most one chunk of input.
+pub const MAX_PART_BYTES: u64 = 56 << 20;
+/// Input is compressed in chunks of this size, each cut at its last complete line.
+const SEAL_CHUNK: usize = 256 * 1024;
+
+/// Compresses `raw` into one or more `.gz` parts of at most about `max_part` compressed bytes,
+/// cut at line boundaries, durably; then removes `raw`. All parts are written as temp files
+/// first and renamed with part 0 last, so a crash leaves either the raw segment (sealed again
+/// at the next start, stale parts removed) or every part.
+pub fn seal(raw: &Path, seq: u64, max_part: u64) -> io::Result<Vec<Sealed>> {
+    let tmp_of = |p: &Path| {
+        let mut s = p.as_os_str().to_owned();
         s.push(".tmp");
         PathBuf::from(s)
     };
+    let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
     let result = (|| {
-        let input = File::open(raw).map_err(|e| annotate(raw, e))?;
+        let mut input = File::open(raw).map_err(|e| annotate(raw, e))?;
         // The raw segment is durable before its seal starts (DESIGN: fsync at seal), so a
         // machine crash while compressing still finds every line in it.
         input.sync_data().map_err(|e| annotate(raw, e))?;
-        let out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| annotate(&tmp, e))?;
-        let mut enc = GzEncoder::new(
-            BufWriter::with_capacity(256 * 1024, out),
-            Compression::default(),
-        );
-        io::copy(&mut BufReader::with_capacity(256 * 1024, input), &mut enc)
-            .map_err(|e| annotate(&tmp, e))?;
-        let out = enc
-            .finish()
-            .map_err(|e| annotate(&tmp, e))?
-            .into_inner()
-            .map_err(|e| annotate(&tmp, e.into_error()))?;
-        out.sync_all().map_err(|e| annotate(&tmp, e))?;
-        let bytes = out.metadata()?.len();
-        fs::rename(&tmp, &gz).map_err(|e| annotate(&gz, e))?;
+        let mut part = 0u32;
+        let mut chunk = vec![0u8; SEAL_CHUNK];
+        let mut carry = 0usize;
+        let mut enc: Option<GzEncoder<CountingWriter>> = None;
+        loop {
+            let n = read_full(&mut input, &mut chunk[carry..]).map_err(|e| annotate(raw, e))?;
+            let filled = carry + n;
+            if filled == 0 {
+                break;
+            }
+            let at_end = n == 0 || filled < chunk.len();
+            // Write whole lines only; a chunk without any newline (a huge line) goes whole.
+            let cut = if at_end {
+                filled
+            } else {
+                memchr::memrchr(b'\n', &chunk[..filled]).map_or(filled, |i| i + 1)
+            };
+            if enc.is_none() {
+                let path = part_path(raw, part);
+                let tmp = tmp_of(&path);
+                let out = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)
+                    .map_err(|e| annotate(&tmp, e))?;
+                enc = Some(GzEncoder::new(
+                    CountingWriter::new(out),
+                    Compression::default(),
+                ));
+                done.push((tmp, path));
+            }
+            let e = enc.as_mut().expect("opened above");
+            e.write_all(&chunk[..cut])
+                .map_err(|err| annotate(&done.last().expect("pushed").0, err))?;
+            chunk.copy_within(cut..filled, 0);
+            carry = filled - cut;
+            if e.get_ref().written >= max_part {
+                finish_part(
+                    enc.take().expect("checked"),
+                    &done.last().expect("pushed").0,
+                )?;
+                part += 1;
+            }
+            if at_end && carry == 0 {
+                break;
+            }
+        }
+        if let Some(e) = enc.take() {
+            finish_part(e, &done.last().expect("pushed").0)?;
+        }
+        let mut parts = Vec::new();
+        let now = clock::unix_secs(SystemTime::now());
+        // Part 0 last: its name is what recovery takes as "every part is in place".
+        for (i, (tmp, path)) in done.iter().enumerate().rev() {
+            let bytes = fs::metadata(tmp).map_err(|e| annotate(tmp, e))?.len();
+            fs::rename(tmp, path).map_err(|e| annotate(path, e))?;
+            parts.push(Sealed {
+                seq,
+                part: i as u32,
+                path: path.clone(),
+                bytes,
+                sealed_at: now,
+            });
+        }
+        parts.reverse();
         sync_dir(raw.parent().unwrap_or(Path::new(".")))?;
         fs::remove_file(raw).map_err(|e| annotate(raw, e))?;
-        Ok(Sealed {
-            seq,
-            path: gz.clone(),
-            bytes,
-            sealed_at: clock::unix_secs(SystemTime::now()),
-        })
+        Ok(parts)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        for (tmp, path) in &done {
+            let _ = fs::remove_file(tmp);
+            // Renamed parts without part 0 are stale; recovery would remove them too.
+            if !gz_path(raw).exists() {
+                let _ = fs::remove_file(path);
+            }
+        }
     }
     result
+}
+
+fn finish_part(enc: GzEncoder<CountingWriter>, tmp: &Path) -> io::Result<()> {
+    let out = enc.finish().map_err(|e| annotate(tmp, e))?;
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|e| annotate(tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| annotate(tmp, e))
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// A buffered file writer that counts what the encoder has produced.
+struct CountingWriter {
+    inner: BufWriter<File>,
+    written: u64,
+}
+
+impl CountingWriter {
+    fn new(f: File) -> Self {
+        CountingWriter {
+            inner: BufWriter::with_capacity(256 * 1024, f),
+            written: 0,
+        }
+    }
+}
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Keeps the newest `keep` files of `dir` (by sequence number in the name).
@@ -278,6 +383,44 @@ mod tests {
     use std::io::Read;
 
     #[test]
+    fn large_segments_are_sealed_in_parts_cut_at_lines() {
+        let dir = std::env::temp_dir().join(format!("lc-parts-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let raw = dir.join("0000000007-20261126T000000Z.log");
+        // Incompressible lines, so parts fill up: ~2 MB in parts of ~300 KB.
+        let mut x = 0x9E3779B97F4A7C15u64;
+        let mut text = Vec::new();
+        for i in 0..20_000 {
+            text.extend_from_slice(format!("line {i:05} ").as_bytes());
+            for _ in 0..12 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.extend_from_slice(format!("{x:016x}").as_bytes()[..8].as_ref());
+            }
+            text.push(b'\n');
+        }
+        fs::write(&raw, &text).unwrap();
+        let parts = seal(&raw, 7, 300 * 1024).unwrap();
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        assert!(!raw.exists());
+        let mut joined = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!((p.seq, p.part), (7, i as u32));
+            assert!(p.bytes < 300 * 1024 + SEAL_CHUNK as u64);
+            let mut one = Vec::new();
+            flate2::read::GzDecoder::new(File::open(&p.path).unwrap())
+                .read_to_end(&mut one)
+                .unwrap();
+            assert_eq!(one.last(), Some(&b'\n'), "part {i} ends with a whole line");
+            joined.extend(one);
+        }
+        assert_eq!(joined, text);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn seal_then_deliver_to_outbox_and_backup() {
         let root = std::env::temp_dir().join(format!("lc-worker-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
@@ -285,7 +428,7 @@ mod tests {
         fs::create_dir_all(&spool).unwrap();
         let raw = spool.join("0000000001-20261126T000000Z.log");
         fs::write(&raw, b"one\ntwo\n").unwrap();
-        let sealed = seal(&raw, 1).unwrap();
+        let sealed = seal(&raw, 1, MAX_PART_BYTES).unwrap().remove(0);
         assert!(!raw.exists());
         let mut text = String::new();
         flate2::read::GzDecoder::new(File::open(&sealed.path).unwrap())
@@ -296,7 +439,6 @@ mod tests {
         let job = DeliverJob {
             source: "a".into(),
             format: "SQUID".into(),
-            seq: 1,
             path: sealed.path.clone(),
             name: "c_a_0000000001.log.gz".into(),
             backup_dir: root.join("backup/a"),
