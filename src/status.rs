@@ -247,7 +247,7 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
             ));
         }
         out.push_str(&format!(
-            "  {:<20} {:<13} {:<11} {:>10} {:>10} {:>6} {:>8} {:>10} {:>12}  {}\n",
+            "  {:<20} {:<13} {:<11} {:>10} {:>10} {:>6} {:>16} {:>10} {:>12}  {}\n",
             "SOURCE",
             "STATE",
             "RECEIVER",
@@ -275,9 +275,17 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
             } else {
                 format!("{} ago", clock::human_age(now.saturating_sub(last)))
             };
-            let err = src["last_error"]["error"].as_str().unwrap_or("-");
+            let failing = src["failing_since"].as_u64().unwrap_or(0);
+            let err = match src["last_error"]["error"].as_str() {
+                None => "-".to_string(),
+                Some(e) if failing > 0 => format!(
+                    "{e} (failing for {})",
+                    clock::human_age(now.saturating_sub(failing))
+                ),
+                Some(e) => e.to_string(),
+            };
             out.push_str(&format!(
-                "  {:<20} {:<13} {:<11} {:>10} {:>10} {:>6} {:>8} {:>10} {:>12}  {}\n",
+                "  {:<20} {:<13} {:<11} {:>10} {:>10} {:>6} {:>16} {:>10} {:>12}  {}\n",
                 str_of(&src["name"]),
                 str_of(&src["state"]),
                 format!(
@@ -288,7 +296,7 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
                 str_of(&src["messages"]),
                 bytes(src["bytes"].as_u64()),
                 str_of(&src["connections"]),
-                format!("{}f", src["backlog"]["files"]),
+                backlog(&src["backlog"], now),
                 drops,
                 last,
                 err,
@@ -310,6 +318,19 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
         }
     }
     out
+}
+
+/// `3f/1.2M/5m`: files, bytes, age of the oldest.
+fn backlog(b: &Value, _now: u64) -> String {
+    let files = b["files"].as_u64().unwrap_or(0);
+    if files == 0 {
+        return "0".into();
+    }
+    format!(
+        "{files}f/{}/{}",
+        bytes(b["bytes"].as_u64()),
+        clock::human_age(b["oldest"].as_u64().unwrap_or(0))
+    )
 }
 
 fn str_of(v: &Value) -> String {

@@ -199,7 +199,7 @@ impl Console {
         let host = http::host_of(&target.url);
         let mut resp = req
             .send(file)
-            .map_err(|e| transient(format!("PUT to {host}: {e}")))?;
+            .map_err(|e| transient(format!("PUT to {host}: {}", describe(&e))))?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
@@ -266,7 +266,7 @@ impl Console {
         })?;
         let host = http::host_of(&self.base);
         let mut resp = send().map_err(|e| Failure::Transient {
-            reason: format!("{what} at {host}: {e}"),
+            reason: format!("{what} at {host}: {}", describe(&e)),
             after: None,
         })?;
         let status = resp.status().as_u16();
@@ -301,6 +301,17 @@ impl Console {
     /// The proxy in use, password hidden, for `lc connect`'s messages.
     pub fn proxy_shown(&self) -> Option<&str> {
         self.http.proxy_shown.as_deref()
+    }
+}
+
+/// A transport error in words, with the fix for the one operators meet most: a TLS-inspecting
+/// proxy whose CA lc does not trust.
+fn describe(e: &ureq::Error) -> String {
+    let text = e.to_string();
+    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        format!("{text} (the server's certificate is not trusted; if a proxy inspects TLS, add its CA to [delivery] ca_file)")
+    } else {
+        text
     }
 }
 
