@@ -198,6 +198,9 @@ fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
 /// Compressed bytes per sealed part: one PUT must stay under the API's 64 MB, and a part may
 /// pass this by at most one chunk of input.
 pub const MAX_PART_BYTES: u64 = 56 << 20;
+/// gzip level for sealed segments: on syslog, level 3 of zlib-rs compresses about twice as
+/// fast as the default 6 for files ~6 % larger; uploads are paced by API calls, not bytes.
+const SEAL_LEVEL: u32 = 3;
 /// Input is compressed in chunks of this size, each cut at its last complete line.
 const SEAL_CHUNK: usize = 256 * 1024;
 
@@ -245,7 +248,7 @@ pub fn seal(raw: &Path, seq: u64, max_part: u64) -> io::Result<Vec<Sealed>> {
                     .map_err(|e| annotate(&tmp, e))?;
                 enc = Some(GzEncoder::new(
                     CountingWriter::new(out),
-                    Compression::default(),
+                    Compression::new(SEAL_LEVEL),
                 ));
                 done.push((tmp, path));
             }
