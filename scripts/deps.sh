@@ -7,6 +7,12 @@
 #   syslog-ng-core package conflicts with rsyslog. Wrappers in /opt/lc-peers/bin make `loggen`
 #   and `syslog-ng` runnable from there; see write_wrappers for what they set.
 # - the x86_64-unknown-linux-musl Rust target for release builds.
+# - the cloud delivery tests' peers (tests/it/cloud.rs): openssl for test certificates, tinyproxy
+#   (its system service stopped and disabled: the tests run their own instances), Azurite (the
+#   Azure Blob Storage emulator, from npm, under /opt/lc-peers/node) and a Python venv under
+#   /opt/lc-peers/venv with mitmproxy and azure-storage-blob (the latter for the Cloud Discovery
+#   stand-in, tests/standin/cloud_discovery.py). Wrappers: /opt/lc-peers/bin/azurite-blob and
+#   /opt/lc-peers/bin/mitmdump.
 #
 # Idempotent: when everything is already there it makes no network request and finishes in
 # about a second (most of it the syslog-ng smoke test). Safe to run with no stdin (CI=true).
@@ -17,11 +23,19 @@ PEERS_DIR=${LC_PEERS_DIR:-/opt/lc-peers}
 NG_ROOT=$PEERS_DIR/syslog-ng
 BIN_DIR=$PEERS_DIR/bin
 MUSL_TARGET=x86_64-unknown-linux-musl
+NODE_DIR=$PEERS_DIR/node
+VENV_DIR=$PEERS_DIR/venv
+# Azurite 3.36 and later declare node >= 21 (3.37: >= 22); 3.35.0 declares >= 10 and runs on
+# this kind of machine's node 20 (Debian 12's own is 18, untried). mitmproxy 11.0.2 is the last
+# release for Python 3.11, Debian 12's.
+AZURITE_VERSION=3.35.0
+MITMPROXY_VERSION=11.0.2
+AZURE_STORAGE_BLOB_VERSION=12.31.1
 
 # The libraries are syslog-ng-core's Depends in bookworm (apt-cache show syslog-ng-core);
 # libc6 and sysvinit-utils are always present.
 APT_PACKAGES=(
-    rsyslog util-linux curl musl-tools procps
+    rsyslog util-linux curl musl-tools procps openssl tinyproxy python3 python3-venv
     libivykis0 libnet1 libjson-c5 libglib2.0-0 libpcre3 libwrap0 libcap2 libssl3 libsystemd0
 )
 
@@ -56,8 +70,10 @@ apt_update_once() {
 
 install_apt_packages() {
     local missing=() pkg
-    # python3 picks free ports for the benchmark; any python3 on PATH will do.
-    command -v python3 >/dev/null || missing+=(python3)
+    # Azurite needs node and npm; any on PATH will do (this kind of machine brings its own),
+    # else Debian's.
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
     for pkg in "${APT_PACKAGES[@]}"; do
         is_installed "$pkg" || missing+=("$pkg")
     done
@@ -68,7 +84,6 @@ install_apt_packages() {
     apt-get install -y -q --no-upgrade "${missing[@]}" </dev/null >/dev/null ||
         die "apt-get install failed for: ${missing[*]}"
     for pkg in "${missing[@]}"; do
-        [[ $pkg == python3 ]] && continue
         is_installed "$pkg" || die "$pkg: still not installed after apt-get install"
     done
 }
@@ -264,6 +279,99 @@ install_musl_target() {
     fi
 }
 
+# Debian's tinyproxy package enables, and where services may start starts, a system proxy on
+# port 8888. The tests run their own instances with their own config files, so the system one
+# is stopped and disabled: with systemctl under systemd, else with the SysV script. Only
+# queries when that is already done.
+disable_system_tinyproxy() {
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+        if systemctl is-enabled --quiet tinyproxy.service 2>/dev/null ||
+            systemctl is-active --quiet tinyproxy.service 2>/dev/null; then
+            note "stopping and disabling the system tinyproxy service"
+            systemctl disable --now tinyproxy.service >/dev/null 2>&1 ||
+                die "systemctl disable --now tinyproxy.service failed"
+        fi
+        return 0
+    fi
+    [[ -x /etc/init.d/tinyproxy ]] || return 0
+    if /etc/init.d/tinyproxy status >/dev/null 2>&1; then
+        note "stopping the system tinyproxy service"
+        /etc/init.d/tinyproxy stop >/dev/null 2>&1 || die "/etc/init.d/tinyproxy stop failed"
+    fi
+    # update-rc.d disable turns the start links into stop links; run it while a start link is left.
+    if compgen -G '/etc/rc[2-5].d/S*tinyproxy' >/dev/null; then
+        note "disabling the system tinyproxy service at boot"
+        update-rc.d tinyproxy disable >/dev/null 2>&1 || die "update-rc.d tinyproxy disable failed"
+    fi
+}
+
+# Azurite from npm into $NODE_DIR, installed beside the final place and renamed, so that an
+# interrupted install is never taken for a finished one (npm's .bin links are relative, so the
+# tree survives the rename).
+install_azurite() {
+    local pkg=$NODE_DIR/node_modules/azurite/package.json have=''
+    [[ -f $pkg ]] && have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$pkg" | head -n 1)
+    [[ $have == "$AZURITE_VERSION" ]] && return 0
+
+    note "npm install azurite@$AZURITE_VERSION into $NODE_DIR"
+    mkdir -p "$NODE_DIR.tmp"
+    rm -rf "${NODE_DIR:?}.tmp"/*
+    npm install --prefix "$NODE_DIR.tmp" --no-audit --no-fund --no-update-notifier --loglevel=error \
+        "azurite@$AZURITE_VERSION" </dev/null >/dev/null ||
+        die "npm install azurite@$AZURITE_VERSION failed"
+    [[ -f $NODE_DIR.tmp/node_modules/azurite/dist/src/blob/main.js ]] ||
+        die "npm installed azurite@$AZURITE_VERSION without dist/src/blob/main.js"
+    rm -rf "$NODE_DIR"
+    mv "$NODE_DIR.tmp" "$NODE_DIR"
+}
+
+# A venv cannot be moved (its scripts name their own path), so it is built in place and a stamp
+# naming the pinned versions is written last; a venv without the right stamp is rebuilt.
+# Debian's python3 makes it, not whichever python3 comes first on PATH, so that the venv does
+# not depend on a toolchain manager's interpreter.
+install_python_peers() {
+    local want="mitmproxy==$MITMPROXY_VERSION azure-storage-blob==$AZURE_STORAGE_BLOB_VERSION"
+    [[ -x $VENV_DIR/bin/mitmdump && $(cat "$VENV_DIR/.lc-peers" 2>/dev/null) == "$want" ]] && return 0
+
+    note "creating $VENV_DIR with $want"
+    rm -rf "$VENV_DIR"
+    /usr/bin/python3 -m venv "$VENV_DIR" || die "/usr/bin/python3 -m venv $VENV_DIR failed"
+    # pip's output is shown only on failure: it warns about legacy setup.py installs otherwise.
+    local log
+    log=$(mktemp)
+    # shellcheck disable=SC2086 # $want is two requirements
+    if ! "$VENV_DIR/bin/pip" install -q --disable-pip-version-check --no-input $want </dev/null >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        die "pip install $want into $VENV_DIR failed"
+    fi
+    rm -f "$log"
+    "$VENV_DIR/bin/python" -c 'import azure.storage.blob, mitmproxy.tools.main' ||
+        die "$VENV_DIR: azure.storage.blob or mitmproxy does not import"
+    printf '%s\n' "$want" >"$VENV_DIR/.lc-peers"
+}
+
+# Wrappers with absolute paths, so that tests need neither PATH nor an activated venv. The node
+# found now is named in full, where Azurite's own launcher would look it up on PATH each time.
+write_cloud_wrappers() {
+    local node
+    node=$(command -v node) || die "node not found on PATH"
+    mkdir -p "$BIN_DIR"
+    cat >"$BIN_DIR/azurite-blob.tmp" <<EOF
+#!/bin/sh
+# Generated by lc's scripts/deps.sh: runs the Azurite blob service installed in $NODE_DIR.
+exec '$node' '$NODE_DIR/node_modules/azurite/dist/src/blob/main.js' "\$@"
+EOF
+    cat >"$BIN_DIR/mitmdump.tmp" <<EOF
+#!/bin/sh
+# Generated by lc's scripts/deps.sh: runs the mitmdump installed in $VENV_DIR.
+exec '$VENV_DIR/bin/mitmdump' "\$@"
+EOF
+    chmod 0755 "$BIN_DIR/azurite-blob.tmp" "$BIN_DIR/mitmdump.tmp"
+    mv "$BIN_DIR/azurite-blob.tmp" "$BIN_DIR/azurite-blob"
+    mv "$BIN_DIR/mitmdump.tmp" "$BIN_DIR/mitmdump"
+}
+
 report() {
     printf '%-10s %s\n' \
         rsyslogd "$(command -v rsyslogd) $(rsyslogd -v | sed -n '1s/ *compiled with:.*//p')" \
@@ -274,7 +382,13 @@ report() {
         python3 "$(command -v python3) $(python3 --version 2>&1)" \
         syslog-ng "$BIN_DIR/syslog-ng $(cat "$NG_ROOT/.deb-version")" \
         loggen "$BIN_DIR/loggen $(cat "$NG_ROOT/.deb-version")" \
-        rustup "$(command -v rustup) target $MUSL_TARGET installed"
+        rustup "$(command -v rustup) target $MUSL_TARGET installed" \
+        openssl "$(command -v openssl) $(openssl version)" \
+        tinyproxy "$(command -v tinyproxy) $(dpkg-query -W -f='${Version}' tinyproxy), system service disabled" \
+        node "$(command -v node) $(node --version)" \
+        azurite "$BIN_DIR/azurite-blob $AZURITE_VERSION" \
+        mitmdump "$BIN_DIR/mitmdump $MITMPROXY_VERSION" \
+        venv "$VENV_DIR $(cat "$VENV_DIR/.lc-peers")"
 }
 
 install_apt_packages
@@ -282,4 +396,8 @@ unpack_syslog_ng
 write_wrappers
 verify_syslog_ng
 install_musl_target
+disable_system_tinyproxy
+install_azurite
+install_python_peers
+write_cloud_wrappers
 report

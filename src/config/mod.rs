@@ -138,6 +138,8 @@ pub struct Delivery {
     /// Extra trusted roots (PEM), added to the built-in ones.
     pub ca_file: Option<PathBuf>,
     pub api_calls_per_min: u32,
+    /// Connect, answer and stall timeout of each HTTP step.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -503,6 +505,7 @@ impl Validator {
             .filter(|e| !e.value.is_empty())
             .map(|e| self.base.join(&e.value));
         let api_calls_per_min = self.number(k.get("api_calls_per_min"), 20, 1, 30) as u32;
+        let timeout = self.secs(k.get("timeout_secs"), Duration::from_secs(60), 1);
         k.finish(self);
         Delivery {
             target,
@@ -511,6 +514,7 @@ impl Validator {
             no_proxy,
             ca_file,
             api_calls_per_min,
+            timeout,
         }
     }
 

@@ -15,10 +15,8 @@ use ureq::{Agent, Proxy};
 
 use crate::config::Delivery;
 
+/// Connecting takes at most this, or `[delivery] timeout_secs` if shorter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A transfer that moves no byte for this long is abandoned.
-const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Http {
     proxied: Agent,
@@ -84,10 +82,11 @@ impl Http {
                 .tls_config(tls.clone())
                 .proxy(proxy)
                 .http_status_as_error(false)
-                .timeout_connect(Some(CONNECT_TIMEOUT))
-                .timeout_recv_response(Some(RESPONSE_TIMEOUT))
-                .timeout_per_read(Some(STALL_TIMEOUT))
-                .timeout_per_write(Some(STALL_TIMEOUT))
+                .timeout_connect(Some(CONNECT_TIMEOUT.min(cfg.timeout)))
+                // Waiting for an answer, and any read or write that moves no byte, time out.
+                .timeout_recv_response(Some(cfg.timeout))
+                .timeout_per_read(Some(cfg.timeout))
+                .timeout_per_write(Some(cfg.timeout))
                 .user_agent(concat!("lc/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .into()

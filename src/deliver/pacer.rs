@@ -108,6 +108,9 @@ impl Pacer {
     fn with_bucket<T>(&self, f: impl FnOnce(&mut Bucket, u64) -> T) -> io::Result<T> {
         let annotate =
             |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()));
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(annotate)?;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -56,10 +56,20 @@ pub struct Lc {
 /// The `[collector]`, `[spool]` and `[delivery]` sections every test starts from; `extra` is
 /// appended (sources, overrides of spool keys go in `spool`).
 pub fn base_config(dir: &Path, spool: &str, collector: &str) -> String {
+    config_with(
+        dir,
+        spool,
+        collector,
+        &format!("url = dir:{}/outbox", dir.display()),
+    )
+}
+
+/// Like `base_config` with the `[delivery]` section's body given.
+pub fn config_with(dir: &Path, spool: &str, collector: &str, delivery: &str) -> String {
     format!(
         "[collector]\nname = it\nstate_dir = {d}/state\nrun_dir = {d}/run\nlisten = 127.0.0.1\nlog_level = debug\n{collector}\n\
          [spool]\nsync_secs = 1\nmin_free_bytes = 0\n{spool}\n\
-         [delivery]\nurl = dir:{d}/outbox\n",
+         [delivery]\n{delivery}\n",
         d = dir.display()
     )
 }

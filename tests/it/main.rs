@@ -4,6 +4,8 @@
 mod harness;
 
 mod cli;
+mod cloud;
+mod delivery;
 mod peers;
 mod receive;
 mod spool;
