@@ -79,6 +79,17 @@ impl Target {
         }
     }
 
+    /// Where segments go, for the log: `outbox /x`, `https://t... via proxy http://u:***@p:3128`.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Outbox(dir) => format!("outbox {}", dir.display()),
+            Target::Console(c) => match c.proxy_shown() {
+                Some(p) => format!("{} via proxy {p}", c.base),
+                None => format!("{} (no proxy)", c.base),
+            },
+        }
+    }
+
     /// Delivers one segment and moves it to backup; returns the bytes sent.
     pub fn deliver(&self, job: &DeliverJob, progress: &mut Progress) -> Result<u64, Failure> {
         let bytes = fs::metadata(&job.path)

@@ -272,6 +272,7 @@ impl Server {
         for l in bound {
             server.register_listener(l)?;
         }
+        log::info!("delivering to {}", target.describe());
         let workers = Workers::spawn(done_tx, waker)?;
         let _ = workers.deliver.send(DeliverMsg::Target(target));
         server.workers = Some(workers);
@@ -930,10 +931,10 @@ impl Server {
                     .is_none_or(|(_, e)| *e != message)
                 {
                     log::error!(
-                        "source {source}: delivering {} failed: {}; {next} in {}s",
+                        "source {source}: delivering {} failed: {}; {next} in {:.1}s",
                         path.display(),
                         failure.reason(),
-                        wait.as_secs()
+                        wait.as_secs_f64()
                     );
                 }
                 if src.counters.failing_since == 0 {
@@ -1314,6 +1315,7 @@ impl Server {
             Err(e) => log::error!("reload refused, keeping the running config: {e}"),
             Ok((new, target)) => match self.apply(new) {
                 Ok(()) => {
+                    log::info!("delivering to {}", target.describe());
                     if let Some(w) = &self.workers {
                         let _ = w.deliver.send(DeliverMsg::Target(target));
                     }

@@ -11,6 +11,10 @@ use crate::harness::{config_with, source, wait_for, Lc, TempDir};
 
 /// Starts lc delivering to `cloud` with `extra` lines in [delivery]; sources `asa` (TCP).
 fn lc_for(cloud: &Cloud, tag: &str, extra: &str) -> Lc {
+    lc_for_env(cloud, tag, extra, &[])
+}
+
+fn lc_for_env(cloud: &Cloud, tag: &str, extra: &str, env: &[(&str, &str)]) -> Lc {
     let dir = TempDir::new(tag);
     let token = dir.0.join("token");
     std::fs::write(&token, format!("{}\n", cloud.token())).unwrap();
@@ -26,7 +30,7 @@ fn lc_for(cloud: &Cloud, tag: &str, extra: &str) -> Lc {
         config_with(&dir.0, "rotate_secs = 1", "", &delivery) + &source("asa", "syslog-tcp", ""),
     )
     .unwrap();
-    Lc::attach(dir, config)
+    Lc::attach_with_env(dir, config, env)
 }
 
 fn send_lines(lc: &Lc, from: usize, n: usize) -> Vec<String> {
@@ -117,6 +121,34 @@ fn through_tinyproxy_with_basic_auth() {
         !lc.log().contains("s3cret"),
         "the proxy password is never logged"
     );
+}
+
+#[test]
+fn https_proxy_from_the_environment_and_no_proxy_from_the_config() {
+    let cloud = Cloud::start(&["asa"]);
+    let proxy = Tinyproxy::start(None);
+    // No proxy in the config: HTTPS_PROXY from the environment is used.
+    let lc = lc_for_env(&cloud, "envproxy", "", &[("HTTPS_PROXY", &proxy.url())]);
+    send_lines(&lc, 0, 10);
+    wait_for(30, "uploaded via the environment's proxy", || {
+        delivered_all(&cloud, 10)
+    });
+    assert!(
+        !proxy.connects().is_empty(),
+        "{}\n---\n{}",
+        proxy.log(),
+        lc.log()
+    );
+    drop(lc);
+    // A dead proxy, but the API's host is in no_proxy: direct, delivered.
+    let cloud = Cloud::start(&["asa"]);
+    let lc = lc_for(
+        &cloud,
+        "noproxy",
+        "proxy = http://127.0.0.1:9\nno_proxy = localhost, 127.0.0.1",
+    );
+    send_lines(&lc, 0, 10);
+    wait_for(30, "uploaded directly", || delivered_all(&cloud, 10));
 }
 
 #[test]

@@ -51,6 +51,8 @@ pub struct Lc {
     pub config: PathBuf,
     child: Option<Child>,
     pub stderr: PathBuf,
+    /// Environment for `lc run` beyond the test's own (proxy variables).
+    pub env: Vec<(String, String)>,
 }
 
 /// The `[collector]`, `[spool]` and `[delivery]` sections every test starts from; `extra` is
@@ -94,11 +96,20 @@ impl Lc {
 
     /// Starts `lc run` on a config the test wrote itself inside `dir`.
     pub fn attach(dir: TempDir, config: PathBuf) -> Lc {
+        Lc::attach_with_env(dir, config, &[])
+    }
+
+    /// `attach` with extra environment variables for lc.
+    pub fn attach_with_env(dir: TempDir, config: PathBuf, env: &[(&str, &str)]) -> Lc {
         let mut lc = Lc {
             stderr: dir.0.join("stderr.log"),
             dir,
             config,
             child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         lc.spawn();
         lc
@@ -114,6 +125,7 @@ impl Lc {
         let child = Command::new(LC)
             .args(["run", "--config"])
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
