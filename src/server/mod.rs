@@ -1486,7 +1486,7 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 log::warn!(
-                    "sealing did not finish in {}s; the next start completes it",
+                    "sealing or the delivery in flight did not finish in {}s; the next start completes it (a delivery may then repeat: at-least-once)",
                     STOP_DEADLINE.as_secs()
                 );
                 break;
