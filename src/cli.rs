@@ -25,6 +25,16 @@ pub enum Command {
         tenant: String,
         name: Option<String>,
     },
+    CertsInit {
+        dir: Option<PathBuf>,
+        days: u32,
+        names: Vec<String>,
+        force: bool,
+    },
+    CertsCheck {
+        dir: Option<PathBuf>,
+    },
+    CertsReload,
     Version,
     /// Print this help text and exit 0.
     Help(&'static str),
@@ -47,6 +57,8 @@ commands:
   config check        validate the config; print every problem with its line
   status [--json]     state, counters and backlog of every instance on this host
   tail SOURCE [-f]    the latest received lines of SOURCE
+  certs init|check|reload
+                      make, inspect or hot-swap the TLS certificates
   connect --token-file FILE TENANT [NAME]
                       deliver to a Cloud Discovery tenant: check the token, store it,
                       set [delivery] url (and [collector] name), reload running instances
@@ -99,6 +111,24 @@ name = NAME) in the config, prints configured sources the tenant lacks, and tell
 instances to reload. Exit 0 if every source exists there, 1 otherwise or if the token fails.
 ";
 
+const CERTS_USAGE: &str = "\
+usage: lc certs init [DIR] [--days N] [--name DNS|IP ...] [--force]
+       lc certs check [DIR]
+       lc certs reload
+
+init    makes a local CA (ca.pem, its key in private/ca-key.pem) and a server certificate it
+        signs (server-cert.pem, server-key.pem, pure-ftpd.pem) in DIR (default: certs_dir).
+        --days N: server certificate validity (default 397); --name: its DNS names and IP
+        addresses (default: this host's name, localhost, 127.0.0.1, ::1). Existing files are
+        kept unless --force.
+check   prints each file's subject, names, issuer, validity and key match, and what is wrong.
+        Exit 1 if a receiver in use would not work with the set.
+reload  if ssl_update/ (under state_dir/ftp) holds files: validates the new set as a whole,
+        keeps the current one as certs.prev/, installs it and empties ssl_update/; nothing
+        changes if anything is wrong. Then every running instance reloads its TLS settings
+        (open connections continue). Exit 0 only if every instance reloaded.
+";
+
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = None;
@@ -108,6 +138,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
     let mut lines = 10usize;
     let mut help = false;
     let mut token_file = None;
+    let mut days = 397u32;
+    let mut names: Vec<String> = Vec::new();
+    let mut force = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
@@ -116,6 +149,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
             Short('f') | Long("follow") => follow = true,
             Short('n') | Long("lines") => lines = parser.value()?.parse()?,
             Long("token-file") => token_file = Some(PathBuf::from(parser.value()?)),
+            Long("days") => days = parser.value()?.parse()?,
+            Long("name") => names.push(parser.value()?.string()?),
+            Long("force") => force = true,
             Long("version") => words.insert(0, "version".into()),
             Value(v) => words.push(v.string()?),
             _ => return Err(arg.unexpected()),
@@ -156,6 +192,26 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
                 lines,
             },
             None => return Err("`lc tail` needs a SOURCE".into()),
+        },
+        Some("certs") if help => Command::Help(CERTS_USAGE),
+        Some("certs") => match words.next().as_deref() {
+            Some("init") => Command::CertsInit {
+                dir: words.next().map(PathBuf::from),
+                days,
+                names,
+                force,
+            },
+            Some("check") => Command::CertsCheck {
+                dir: words.next().map(PathBuf::from),
+            },
+            Some("reload") => Command::CertsReload,
+            Some(other) => {
+                return Err(format!(
+                    "unknown certs command {other:?}; expected init, check or reload"
+                )
+                .into())
+            }
+            None => return Err("`lc certs` needs a command: init, check or reload".into()),
         },
         Some("connect") if help => Command::Help(CONNECT_USAGE),
         Some("connect") => {
@@ -242,6 +298,13 @@ mod tests {
         check(
             "connect tenant.example",
             "error: `lc connect` needs --token-file FILE",
+        );
+        check("certs init --days 30 --name a.example --name 10.0.0.1", "CertsInit { dir: None, days: 30, names: [\"a.example\", \"10.0.0.1\"], force: false } None");
+        check("certs check /x", "CertsCheck { dir: Some(\"/x\") } None");
+        check("certs reload", "CertsReload None");
+        check(
+            "certs",
+            "error: `lc certs` needs a command: init, check or reload",
         );
     }
 }

@@ -32,6 +32,14 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// Milliseconds since the epoch, now.
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// `20261126T234500Z`: sortable, and safe in file names.
 pub fn compact(secs: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(secs);

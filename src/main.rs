@@ -16,6 +16,7 @@ mod spool;
 mod status;
 mod syslog;
 mod tail;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,11 +50,8 @@ fn main() -> ExitCode {
         }
         Command::ConfigCheck => match config::load(&config_path) {
             // The files the config names (token, ca_file) are part of it.
-            Ok(c) if deliver::Target::from_config(&c).is_err() => {
-                eprintln!(
-                    "{}",
-                    deliver::Target::from_config(&c).err().unwrap_or_default()
-                );
+            Ok(c) if server::prepare(&c, None).is_err() => {
+                eprintln!("{}", server::prepare(&c, None).err().unwrap_or_default());
                 ExitCode::from(EXIT_USAGE)
             }
             Ok(c) => {
@@ -66,6 +64,76 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { port } => run(&config_path, port),
+        Command::CertsInit {
+            dir,
+            days,
+            names,
+            force,
+        } => {
+            let Some(config) = load_or_report(&config_path) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let dir = dir.unwrap_or(config.collector.certs_dir);
+            match tls::init::init(&dir, &tls::init::Options { days, names, force }) {
+                Ok(written) => {
+                    for p in written {
+                        println!("wrote {}", p.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lc: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+        Command::CertsCheck { dir } => {
+            let Some(config) = load_or_report(&config_path) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            // An explicit folder is checked for everything it holds; the configured one for
+            // what the configured receivers need.
+            let (need_tls, need_ftps) = if dir.is_some() {
+                (false, false)
+            } else {
+                tls::cmd::needs(&config)
+            };
+            let dir = dir.unwrap_or(config.collector.certs_dir);
+            let report = tls::cmd::check(&dir, need_tls, need_ftps);
+            for l in &report.lines {
+                println!("{l}");
+            }
+            for w in &report.warnings {
+                println!("warning: {w}");
+            }
+            for p in &report.problems {
+                println!("problem: {p}");
+            }
+            if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+        Command::CertsReload => {
+            let Some(config) = load_or_report(&config_path) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            match tls::cmd::reload(&config) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(lines) => {
+                    for l in lines {
+                        eprintln!("lc: {l}");
+                    }
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
         Command::Connect {
             token_file,
             tenant,
@@ -166,15 +234,15 @@ fn run(config_path: &std::path::Path, port: Option<u16>) -> ExitCode {
         }
     };
     logging::init(config.collector.log_level);
-    let target = match deliver::Target::from_config(&config) {
-        Ok(t) => t,
+    let prepared = match server::prepare(&config, port) {
+        Ok(p) => p,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
     raise_fd_limit();
-    let result = server::Server::new(config, port, mask, target).and_then(|s| s.run());
+    let result = server::Server::new(config, port, mask, prepared).and_then(|s| s.run());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -28,16 +28,23 @@ pub enum Drop {
     UdpKernel,
     /// Sealed segments removed to respect `max_spool_bytes` / `min_free_bytes`.
     EvictedSegments,
+    /// TLS connections whose handshake failed or timed out (no or a wrong client certificate,
+    /// TLS older than 1.2, a stalled peer).
+    TlsHandshake,
+    /// TLS connections whose client certificate names are not in `allow_cn`.
+    NotAllowedCn,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 6] = [
+    pub const ALL: [Drop; 8] = [
         Drop::NotAllowed,
         Drop::MaxConnections,
         Drop::MaxConnectionsPerIp,
         Drop::DiskFull,
         Drop::UdpKernel,
         Drop::EvictedSegments,
+        Drop::TlsHandshake,
+        Drop::NotAllowedCn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +55,8 @@ impl Drop {
             Drop::DiskFull => "disk_full",
             Drop::UdpKernel => "udp_kernel",
             Drop::EvictedSegments => "evicted_segments",
+            Drop::TlsHandshake => "tls_handshake",
+            Drop::NotAllowedCn => "not_allowed_cn",
         }
     }
 }
@@ -238,6 +247,22 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
             bytes(disk["free_bytes"].as_u64()),
             bytes(disk["total_bytes"].as_u64()),
         ));
+        if let Some(tls) = s["tls"].as_object() {
+            let expiry = |v: &Value| {
+                v.as_i64()
+                    .map(|t| clock::rfc3339(t.max(0) as u64))
+                    .unwrap_or_else(|| "-".into())
+            };
+            out.push_str(&format!(
+                "  syslog-tls: {} until {}; client CA until {}\n",
+                tls.get("subject").and_then(Value::as_str).unwrap_or("?"),
+                expiry(&tls["not_after"]),
+                expiry(&tls["client_ca_not_after"]),
+            ));
+        }
+        if let Some(e) = s["reload_error"].as_str() {
+            out.push_str(&format!("  last reload refused: {e}\n"));
+        }
         for l in s["listeners"].as_array().into_iter().flatten() {
             out.push_str(&format!(
                 "  listening {} {} for {}\n",

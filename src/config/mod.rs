@@ -105,6 +105,8 @@ pub struct Collector {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub idle_timeout: Duration,
+    /// A TLS client must finish its handshake within this.
+    pub handshake_timeout: Duration,
     pub udp_rcvbuf: usize,
 }
 
@@ -399,6 +401,8 @@ impl Validator {
             1_000_000,
         ) as usize;
         let idle_timeout = self.secs(k.get("idle_timeout_secs"), DEFAULT_IDLE_TIMEOUT, 1);
+        let handshake_timeout =
+            self.secs(k.get("handshake_timeout_secs"), Duration::from_secs(10), 1);
         let udp_rcvbuf = self.size(
             k.get("udp_rcvbuf"),
             DEFAULT_UDP_RCVBUF as u64,
@@ -418,6 +422,7 @@ impl Validator {
             max_connections,
             max_connections_per_ip,
             idle_timeout,
+            handshake_timeout,
             udp_rcvbuf,
         }
     }
@@ -856,7 +861,7 @@ mod tests {
         check("[bogus]\n", "1: unknown section [bogus]; expected [collector], [spool], [delivery], [ftp] or [source NAME]");
         check(
             "[collector]\nnmae = x\n",
-            "2: unknown key \"nmae\" in [collector]; expected one of: certs_dir, idle_timeout_secs, listen, log_level, max_connections, max_connections_per_ip, max_message_bytes, metrics_dir, name, run_dir, state_dir, udp_rcvbuf",
+            "2: unknown key \"nmae\" in [collector]; expected one of: certs_dir, handshake_timeout_secs, idle_timeout_secs, listen, log_level, max_connections, max_connections_per_ip, max_message_bytes, metrics_dir, name, run_dir, state_dir, udp_rcvbuf",
         );
         check(
             "[source a]\nformat = SQUID\nreceiver = syslog-tcp\nport = 70000\n",

@@ -121,11 +121,24 @@ struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
     source: usize,
+    framing: Framing,
+    last_active: Instant,
+    ready: bool,
+    /// The TLS session of a syslog-tls connection.
+    tls: Option<Box<TlsState>>,
+}
+
+/// RFC 6587 decoding state of one stream.
+struct Framing {
     decoder: Decoder,
     /// Bytes of an incomplete frame, kept between reads.
     pending: Vec<u8>,
-    last_active: Instant,
-    ready: bool,
+}
+
+struct TlsState {
+    session: rustls::ServerConnection,
+    /// Set until the handshake completes; the handshake timeout counts from here.
+    handshake_since: Option<Instant>,
 }
 
 /// Logs the first time a limit is hit, then at most once per `LOG_AGAIN_AFTER` with a count.
@@ -186,6 +199,35 @@ pub struct Server {
     next_disk_check: Instant,
     next_sync: Instant,
     pid_file: Option<PathBuf>,
+    /// The syslog-tls configuration, when this instance serves syslog-tls sources.
+    tls: Option<crate::tls::SyslogTls>,
+    /// When the last SIGHUP was handled (ms since the epoch) and why it was refused, if it was:
+    /// `lc certs reload` waits for these in the status snapshot.
+    reloaded_at: u64,
+    reload_error: Option<String>,
+}
+
+/// What an instance needs from files beyond the config: the delivery target (token, ca_file)
+/// and, when it serves syslog-tls, the certificates. Read at start and at each reload, so a
+/// bad file refuses the reload and keeps what runs.
+pub struct Prepared {
+    pub target: deliver::Target,
+    pub tls: Option<crate::tls::SyslogTls>,
+}
+
+pub fn prepare(config: &Config, port: Option<u16>) -> Result<Prepared, String> {
+    let target = deliver::Target::from_config(config)?;
+    let needs_tls = config
+        .sources_for(port)
+        .iter()
+        .any(|s| s.receiver == Kind::SyslogTls);
+    let tls = if needs_tls {
+        let now = clock::unix_secs(SystemTime::now()) as i64;
+        Some(crate::tls::load_syslog(&config.collector.certs_dir, now).map_err(|p| p.join("\n"))?)
+    } else {
+        None
+    };
+    Ok(Prepared { target, tls })
 }
 
 /// Blocks the signals lc handles so they arrive on a signalfd. Must run before any thread is
@@ -209,8 +251,9 @@ impl Server {
         config: Config,
         port: Option<u16>,
         mask: SigSet,
-        target: deliver::Target,
+        prepared: Prepared,
     ) -> Result<Server, RunError> {
+        let Prepared { target, tls } = prepared;
         let instance = port.map_or_else(|| "all".to_string(), |p| p.to_string());
         let wanted = config.sources_for(port);
         if wanted.is_empty() {
@@ -258,6 +301,9 @@ impl Server {
             next_disk_check: now,
             next_sync: now + config.spool.sync_secs,
             pid_file: None,
+            tls,
+            reloaded_at: 0,
+            reload_error: None,
             config,
         };
         // Bind first: a port in use must fail before this instance touches any spool.
@@ -289,13 +335,6 @@ impl Server {
                 "source {}: {} receivers are not served by this version yet",
                 s.name,
                 s.receiver.as_str()
-            );
-            return Ok(out);
-        }
-        if s.receiver == Kind::SyslogTls {
-            log::warn!(
-                "source {}: syslog-tls is not served by this version yet",
-                s.name
             );
             return Ok(out);
         }
@@ -634,16 +673,38 @@ impl Server {
             self.limit_log.hit(source, why.name(), || message);
             return;
         }
+        let tls = if src.cfg.receiver == Kind::SyslogTls {
+            let Some(t) = &self.tls else {
+                log::error!(
+                    "source {name}: {peer}: no TLS configuration loaded; connection closed"
+                );
+                return;
+            };
+            match rustls::ServerConnection::new(Arc::clone(&t.config)) {
+                Ok(session) => Some(Box::new(TlsState {
+                    session,
+                    handshake_since: Some(Instant::now()),
+                })),
+                Err(e) => {
+                    log::error!("source {name}: {peer}: TLS: {e}; connection closed");
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
         });
         let token = Token(CONN_BASE + slot);
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, token, Interest::READABLE)
-        {
+        // TLS writes handshake records, so it needs to hear when the socket takes more.
+        let interest = if tls.is_some() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
             log::warn!("source {name}: {peer}: cannot register connection: {e}");
             self.free_slots.push(slot);
             return;
@@ -657,10 +718,10 @@ impl Server {
             stream,
             peer,
             source,
-            decoder: Decoder::new(limits.max_message_bytes),
-            pending: Vec::new(),
+            framing: Framing::new(limits.max_message_bytes),
             last_active: Instant::now(),
             ready: true,
+            tls,
         });
         self.work.push(token);
     }
@@ -681,21 +742,10 @@ impl Server {
             return true;
         }
         let src = &mut sources[conn.source];
-        let mut total = 0;
-        let outcome = loop {
-            if total >= READ_BUDGET {
-                break ReadOutcome::More;
-            }
-            match conn.stream.read(scratch) {
-                Ok(0) => break ReadOutcome::Closed(None),
-                Ok(n) => {
-                    total += n;
-                    decode_into(conn, src, &scratch[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break ReadOutcome::Drained,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break ReadOutcome::Closed(Some(e)),
-            }
+        let (outcome, total) = if conn.tls.is_some() {
+            read_tls(conn, src, scratch)
+        } else {
+            read_plain(conn, src, scratch)
         };
         if total > 0 {
             conn.last_active = Instant::now();
@@ -718,6 +768,24 @@ impl Server {
                 self.close_conn(slot);
                 false
             }
+            ReadOutcome::TlsFailed(e) => {
+                src.counters.drop(Drop::TlsHandshake, 1);
+                let (name, peer) = (src.cfg.name.clone(), conn.peer);
+                self.limit_log.hit(conn.source, "tls", || {
+                    format!("source {name}: {peer}: TLS handshake failed: {e}")
+                });
+                self.close_conn(slot);
+                false
+            }
+            ReadOutcome::NameRefused(names) => {
+                src.counters.drop(Drop::NotAllowedCn, 1);
+                let (name, peer) = (src.cfg.name.clone(), conn.peer);
+                self.limit_log.hit(conn.source, "allow_cn", || {
+                    format!("source {name}: {peer}: client certificate names {names:?} not in allow_cn; connection closed")
+                });
+                self.close_conn(slot);
+                false
+            }
         }
     }
 
@@ -727,10 +795,7 @@ impl Server {
             return;
         };
         let src = &mut self.sources[conn.source];
-        let pending = std::mem::take(&mut conn.pending);
-        if let Some(msg) = conn.decoder.finish(&pending) {
-            src.store(msg);
-        }
+        conn.framing.finish(src);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         src.counters.connections -= 1;
         self.open_conns -= 1;
@@ -976,24 +1041,141 @@ enum ReadOutcome {
     More,
     Drained,
     Closed(Option<io::Error>),
+    /// The TLS handshake or a record failed (no or a wrong client certificate, old TLS).
+    TlsFailed(rustls::Error),
+    /// The client certificate's names are not in `allow_cn`.
+    NameRefused(Vec<String>),
+}
+
+/// Reads a plain TCP connection up to the budget; returns the outcome and bytes read.
+fn read_plain(conn: &mut Conn, src: &mut SourceState, scratch: &mut [u8]) -> (ReadOutcome, usize) {
+    let mut total = 0;
+    loop {
+        if total >= READ_BUDGET {
+            return (ReadOutcome::More, total);
+        }
+        match conn.stream.read(scratch) {
+            Ok(0) => return (ReadOutcome::Closed(None), total),
+            Ok(n) => {
+                total += n;
+                conn.framing.feed(src, &scratch[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return (ReadOutcome::Drained, total)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (ReadOutcome::Closed(Some(e)), total),
+        }
+    }
+}
+
+/// Reads a TLS connection up to the budget: sends what rustls has queued (handshake records,
+/// alerts), feeds it records, checks `allow_cn` once the handshake is done, and decodes the
+/// plaintext. RFC 5425: the syslog frames inside TLS are the same as on TCP.
+fn read_tls(conn: &mut Conn, src: &mut SourceState, scratch: &mut [u8]) -> (ReadOutcome, usize) {
+    let Conn {
+        stream,
+        framing,
+        tls,
+        ..
+    } = conn;
+    let tls = tls.as_mut().expect("read_tls is for TLS connections");
+    let mut total = 0;
+    loop {
+        while tls.session.wants_write() {
+            match tls.session.write_tls(stream) {
+                Ok(_) => {}
+                // The socket is full: its WRITABLE event brings us back.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (ReadOutcome::Closed(Some(e)), total),
+            }
+        }
+        if total >= READ_BUDGET {
+            return (ReadOutcome::More, total);
+        }
+        let (eof, drained) = match tls.session.read_tls(stream) {
+            Ok(0) => (true, false),
+            Ok(n) => {
+                total += n;
+                (false, false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return (ReadOutcome::Closed(Some(e)), total),
+        };
+        if let Err(e) = tls.session.process_new_packets() {
+            // Tell the peer why (the alert rustls queued), as far as the socket takes it.
+            let _ = tls.session.write_tls(stream);
+            return (ReadOutcome::TlsFailed(e), total);
+        }
+        if tls.handshake_since.is_some() && !tls.session.is_handshaking() {
+            tls.handshake_since = None;
+            let names = tls
+                .session
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| crate::tls::peer_names(c))
+                .unwrap_or_default();
+            if !crate::tls::name_allowed(&names, &src.cfg.allow_cn) {
+                return (ReadOutcome::NameRefused(names), total);
+            }
+        }
+        loop {
+            match tls.session.reader().read(scratch) {
+                // close_notify: the peer ended the session cleanly.
+                Ok(0) => return (ReadOutcome::Closed(None), total),
+                Ok(n) => framing.feed(src, &scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return (ReadOutcome::Closed(None), total)
+                }
+                Err(e) => return (ReadOutcome::Closed(Some(e)), total),
+            }
+        }
+        if eof {
+            return (ReadOutcome::Closed(None), total);
+        }
+        if drained {
+            return (ReadOutcome::Drained, total);
+        }
+    }
 }
 
 /// Decodes `data` read from `conn` into the source's spool, keeping any incomplete frame.
-fn decode_into(conn: &mut Conn, src: &mut SourceState, data: &[u8]) {
-    // Common case: no partial frame waiting, decode straight from the read buffer.
-    if conn.pending.is_empty() {
-        let used = decode_all(&mut conn.decoder, src, data);
-        conn.pending.extend_from_slice(&data[used..]);
-    } else {
-        conn.pending.extend_from_slice(data);
-        let pending = std::mem::take(&mut conn.pending);
-        let used = decode_all(&mut conn.decoder, src, &pending);
-        conn.pending = pending;
-        conn.pending.drain(..used);
+impl Framing {
+    fn new(max: usize) -> Framing {
+        Framing {
+            decoder: Decoder::new(max),
+            pending: Vec::new(),
+        }
     }
-    // Don't hold on to a large buffer after a large frame has gone through.
-    if conn.pending.is_empty() && conn.pending.capacity() > SCRATCH_BYTES {
-        conn.pending = Vec::new();
+
+    /// Decodes `data` into the source's spool, keeping any incomplete frame.
+    fn feed(&mut self, src: &mut SourceState, data: &[u8]) {
+        // Common case: no partial frame waiting, decode straight from the read buffer.
+        if self.pending.is_empty() {
+            let used = decode_all(&mut self.decoder, src, data);
+            self.pending.extend_from_slice(&data[used..]);
+        } else {
+            self.pending.extend_from_slice(data);
+            let pending = std::mem::take(&mut self.pending);
+            let used = decode_all(&mut self.decoder, src, &pending);
+            self.pending = pending;
+            self.pending.drain(..used);
+        }
+        // Don't hold on to a large buffer after a large frame has gone through.
+        if self.pending.is_empty() && self.pending.capacity() > SCRATCH_BYTES {
+            self.pending = Vec::new();
+        }
+    }
+
+    /// The stream ended: what the sender sent of a last frame is kept as a message.
+    fn finish(&mut self, src: &mut SourceState) {
+        let pending = std::mem::take(&mut self.pending);
+        if let Some(msg) = self.decoder.finish(&pending) {
+            src.store(msg);
+        }
     }
 }
 
@@ -1190,28 +1372,42 @@ impl Server {
         }
     }
 
+    /// Closes connections idle for `idle_timeout_secs`, and TLS connections whose handshake
+    /// has not finished within `handshake_timeout_secs` (a peer that stalls mid-handshake).
     fn close_idle(&mut self, now: Instant) {
         let timeout = self.config.collector.idle_timeout;
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, c)| {
-                c.as_ref()
-                    .filter(|c| now.duration_since(c.last_active) >= timeout)
-                    .map(|_| slot)
-            })
-            .collect();
-        for slot in idle {
+        let handshake_timeout = self.config.collector.handshake_timeout;
+        let mut stale = Vec::new();
+        for (slot, c) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            let handshake = c.tls.as_ref().and_then(|t| t.handshake_since);
+            if handshake.is_some_and(|t| now.duration_since(t) >= handshake_timeout) {
+                stale.push((slot, true));
+            } else if now.duration_since(c.last_active) >= timeout {
+                stale.push((slot, false));
+            }
+        }
+        for (slot, handshaking) in stale {
             let conn = self.conns[slot].as_ref().expect("just found");
             let src = &mut self.sources[conn.source];
-            src.counters.idle_closed += 1;
-            log::info!(
-                "source {}: {}: idle for {}s; closed",
-                src.cfg.name,
-                conn.peer,
-                timeout.as_secs()
-            );
+            if handshaking {
+                src.counters.drop(Drop::TlsHandshake, 1);
+                let (name, peer) = (src.cfg.name.clone(), conn.peer);
+                self.limit_log.hit(conn.source, "tls", || {
+                    format!(
+                        "source {name}: {peer}: TLS handshake not done in {}s; closed",
+                        handshake_timeout.as_secs()
+                    )
+                });
+            } else {
+                src.counters.idle_closed += 1;
+                log::info!(
+                    "source {}: {}: idle for {}s; closed",
+                    src.cfg.name,
+                    conn.peer,
+                    timeout.as_secs()
+                );
+            }
             self.close_conn(slot);
         }
     }
@@ -1289,6 +1485,15 @@ impl Server {
             "state_dir": self.config.collector.state_dir.display().to_string(),
             "disk": { "free_bytes": self.disk_free, "total_bytes": self.disk_total, "spool_bytes": spool_bytes, "full": self.disk_full },
             "connections": self.open_conns,
+            "reloaded_at": self.reloaded_at,
+            "reload_error": self.reload_error,
+            "tls": self.tls.as_ref().map(|t| json!({
+                "subject": t.server.subject,
+                "serial": t.server.serial,
+                "not_after": t.server.not_after,
+                "client_ca": t.client_ca.iter().map(|c| c.subject.clone()).collect::<Vec<_>>(),
+                "client_ca_not_after": t.client_ca.iter().map(|c| c.not_after).min(),
+            })),
             "listeners": listeners,
             "sources": sources,
         });
@@ -1304,21 +1509,31 @@ impl Server {
     fn reload(&mut self) {
         crate::notify::reloading();
         let path = self.config.path.clone();
+        let port = self.port;
         let loaded = config::load(&path)
             .map_err(|e| format!("\n{e}"))
             .and_then(|new| {
-                // The token and ca_file are read now, so a bad one refuses the whole reload.
-                let target = deliver::Target::from_config(&new)?;
-                Ok((new, target))
+                // The token, ca_file and certificates are read now, so a bad one refuses the
+                // whole reload.
+                let prepared = prepare(&new, port)?;
+                Ok((new, prepared))
             });
-        match loaded {
-            Err(e) => log::error!("reload refused, keeping the running config: {e}"),
-            Ok((new, target)) => match self.apply(new) {
+        let result = match loaded {
+            Err(e) => Err(e),
+            Ok((new, Prepared { target, tls })) => match self.apply(new) {
                 Ok(()) => {
                     log::info!("delivering to {}", target.describe());
                     if let Some(w) = &self.workers {
                         let _ = w.deliver.send(DeliverMsg::Target(target));
                     }
+                    if let Some(t) = &tls {
+                        log::info!(
+                            "syslog-tls: new handshakes use {} (serial {}); open connections keep theirs",
+                            t.server.subject,
+                            t.server.serial
+                        );
+                    }
+                    self.tls = tls;
                     // A fixed token or proxy should be tried at once, not after the backoff.
                     for i in 0..self.sources.len() {
                         self.sources[i].retry_at = None;
@@ -1326,10 +1541,17 @@ impl Server {
                         self.try_deliver(i);
                     }
                     log::info!("{}: config reloaded", path.display());
+                    Ok(())
                 }
-                Err(e) => log::error!("reload refused, keeping the running config: {e}"),
+                Err(e) => Err(e.to_string()),
             },
+        };
+        if let Err(e) = &result {
+            log::error!("reload refused, keeping the running config: {e}");
         }
+        self.reload_error = result.err().map(|e| e.trim().to_string());
+        self.reloaded_at = clock::unix_millis();
+        self.write_status(true);
         crate::notify::ready();
     }
 
@@ -1412,9 +1634,6 @@ impl Server {
         }
         for src in &mut self.sources {
             src.spool.rotate_bytes = self.config.spool.rotate_bytes;
-        }
-        for c in self.conns.iter_mut().flatten() {
-            c.decoder = Decoder::new(self.config.collector.max_message_bytes);
         }
         let need = SCRATCH_BYTES.max(self.config.collector.max_message_bytes + 1);
         self.scratch.resize(need, 0);

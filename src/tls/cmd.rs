@@ -1,0 +1,382 @@
+//! `lc certs check [DIR]` and `lc certs reload`.
+//!
+//! check: what each file in the certificate folder is, its names, issuer and validity, whether
+//! keys match, and what is wrong. reload: takes a new set dropped into `ssl_update/` (by FTP or
+//! cp), validates it as a whole for the receivers in use, keeps the previous set as
+//! `certs.prev/`, moves the new one in, clears `ssl_update/`, and has every running instance
+//! reload (SIGHUP), then waits for each to say how it went in its status snapshot.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clock;
+use crate::config::{Config, Receiver};
+
+use super::{
+    load_identity, load_syslog, read_certs, CertInfo, CLIENT_CA, EXPIRY_WARNING_SECS, FTP_PEM,
+    SERVER_CERT, SERVER_KEY,
+};
+
+/// How long `lc certs reload` waits for running instances to report.
+const RELOAD_WAIT: Duration = Duration::from_secs(10);
+
+/// The outcome of a check: lines to print, and problems that would break a receiver in use.
+pub struct Report {
+    pub lines: Vec<String>,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+fn now() -> i64 {
+    clock::unix_secs(SystemTime::now()) as i64
+}
+
+/// Which files the configured receivers need: (syslog-tls, ftps).
+pub fn needs(config: &Config) -> (bool, bool) {
+    let tls = config
+        .sources
+        .iter()
+        .any(|s| s.receiver == Receiver::SyslogTls);
+    let ftps = config.sources.iter().any(|s| s.receiver == Receiver::Ftps);
+    (tls, ftps)
+}
+
+fn describe(info: &CertInfo, now: i64) -> Vec<String> {
+    let left = (info.not_after - now) / 86400;
+    vec![
+        format!("  subject: {}", info.subject),
+        format!(
+            "  names:   {}",
+            if info.sans.is_empty() {
+                "(no subject alternative names)".to_string()
+            } else {
+                info.sans.join(", ")
+            }
+        ),
+        format!("  issuer:  {}", info.issuer),
+        format!(
+            "  valid:   {} .. {} ({left} days left)",
+            clock::rfc3339(info.not_before.max(0) as u64),
+            clock::rfc3339(info.not_after.max(0) as u64)
+        ),
+    ]
+}
+
+/// Checks the set in `dir`. `need_tls`/`need_ftps` make the corresponding files mandatory.
+pub fn check(dir: &Path, need_tls: bool, need_ftps: bool) -> Report {
+    let now = now();
+    let mut r = Report {
+        lines: Vec::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let expiry = |info: &CertInfo, path: &Path, r: &mut Report| {
+        if info.not_after - now <= EXPIRY_WARNING_SECS && info.not_after >= now {
+            r.warnings.push(format!(
+                "{}: expires in {} days",
+                path.display(),
+                (info.not_after - now) / 86400
+            ));
+        }
+    };
+    let cert_path = dir.join(SERVER_CERT);
+    let key_path = dir.join(SERVER_KEY);
+    if cert_path.exists() || key_path.exists() || need_tls {
+        r.lines.push(format!(
+            "{}: syslog-tls server certificate, key in {SERVER_KEY}",
+            cert_path.display()
+        ));
+        match load_identity(&cert_path, &key_path, now) {
+            Ok(id) => {
+                r.lines.extend(describe(&id.info, now));
+                r.lines.push(format!(
+                    "  key:     matches ({} certificates in the chain)",
+                    id.chain.len()
+                ));
+                expiry(&id.info, &cert_path, &mut r);
+            }
+            Err(p) => {
+                // Still show what can be read.
+                if let Some(info) = read_certs(&cert_path)
+                    .ok()
+                    .and_then(|c| CertInfo::parse(&c[0]).ok())
+                {
+                    r.lines.extend(describe(&info, now));
+                }
+                let target = if need_tls {
+                    &mut r.problems
+                } else {
+                    &mut r.warnings
+                };
+                target.extend(p);
+            }
+        }
+    }
+    let ca_path = dir.join(CLIENT_CA);
+    if ca_path.exists() {
+        r.lines.push(format!(
+            "{}: client CA; syslog-tls clients must present a certificate it signed",
+            ca_path.display()
+        ));
+        match read_certs(&ca_path) {
+            Ok(certs) => {
+                for c in certs {
+                    match CertInfo::parse(&c) {
+                        Ok(info) => {
+                            r.lines.extend(describe(&info, now));
+                            if !info.is_ca {
+                                r.warnings.push(format!(
+                                    "{}: {} is not marked as a CA",
+                                    ca_path.display(),
+                                    info.subject
+                                ));
+                            }
+                            if let Some(p) = info.validity_problem(now) {
+                                r.problems.push(format!("{}: {p}", ca_path.display()));
+                            }
+                            expiry(&info, &ca_path, &mut r);
+                        }
+                        Err(e) => r.problems.push(format!("{}: {e}", ca_path.display())),
+                    }
+                }
+            }
+            Err(e) => r.problems.push(e),
+        }
+    } else if need_tls {
+        r.lines.push(format!(
+            "{}: absent; syslog-tls accepts clients without a certificate",
+            ca_path.display()
+        ));
+    }
+    let ftp_path = dir.join(FTP_PEM);
+    if ftp_path.exists() || need_ftps {
+        r.lines
+            .push(format!("{}: FTPS key and certificate", ftp_path.display()));
+        match load_identity(&ftp_path, &ftp_path, now) {
+            Ok(id) => {
+                r.lines.extend(describe(&id.info, now));
+                r.lines.push("  key:     matches".to_string());
+                expiry(&id.info, &ftp_path, &mut r);
+            }
+            Err(p) => {
+                let target = if need_ftps {
+                    &mut r.problems
+                } else {
+                    &mut r.warnings
+                };
+                target.extend(p);
+            }
+        }
+    }
+    if need_tls && r.problems.is_empty() {
+        // The set as a whole must make a working TLS configuration.
+        if let Err(p) = load_syslog(dir, now) {
+            r.problems.extend(p);
+        }
+    }
+    r
+}
+
+/// The folder operators drop new certificates into (by FTP or cp).
+pub fn update_dir(config: &Config) -> PathBuf {
+    config.collector.state_dir.join("ftp").join("ssl_update")
+}
+
+/// `lc certs reload`: Ok(lines to print) when every instance reloaded, Err(lines) otherwise.
+pub fn reload(config: &Config) -> Result<Vec<String>, Vec<String>> {
+    let mut out = Vec::new();
+    let certs = &config.collector.certs_dir;
+    let update = update_dir(config);
+    let new_files: Vec<PathBuf> = fs::read_dir(&update)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    if !new_files.is_empty() {
+        install(certs, &update, &new_files, config)?;
+        out.push(format!(
+            "{}: installed {} from {}; the previous set is in {}",
+            certs.display(),
+            new_files
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+            update.display(),
+            prev_dir(certs).display()
+        ));
+    } else {
+        out.push(format!(
+            "{}: empty; running instances reload {} as it is",
+            update.display(),
+            certs.display()
+        ));
+    }
+    let (signalled, failures) = signal_and_wait(&config.collector.run_dir);
+    out.push(format!(
+        "{} running instances reloaded",
+        signalled - failures.len()
+    ));
+    if failures.is_empty() {
+        Ok(out)
+    } else {
+        out.extend(failures);
+        Err(out)
+    }
+}
+
+fn prev_dir(certs: &Path) -> PathBuf {
+    let mut s = certs.as_os_str().to_owned();
+    s.push(".prev");
+    PathBuf::from(s)
+}
+
+/// Builds the candidate set (current files overlaid with the update) in `certs.new`,
+/// validates it, then swaps it in: certs -> certs.prev, certs.new -> certs.
+fn install(
+    certs: &Path,
+    update: &Path,
+    new_files: &[PathBuf],
+    config: &Config,
+) -> Result<(), Vec<String>> {
+    let err = |p: &Path, e: std::io::Error| vec![format!("{}: {e}", p.display())];
+    let mut staging = certs.as_os_str().to_owned();
+    staging.push(".new");
+    let staging = PathBuf::from(staging);
+    let _ = fs::remove_dir_all(&staging);
+    copy_tree(certs, &staging).map_err(|e| err(certs, e))?;
+    let known = [SERVER_CERT, SERVER_KEY, CLIENT_CA, FTP_PEM];
+    for f in new_files {
+        let name = f
+            .file_name()
+            .expect("files have names")
+            .to_string_lossy()
+            .into_owned();
+        if !known.contains(&name.as_str()) {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(vec![format!(
+                "{}: unknown file; expected {} (nothing changed)",
+                f.display(),
+                known.join(", ")
+            )]);
+        }
+        fs::copy(f, staging.join(&name)).map_err(|e| err(f, e))?;
+        set_mode(
+            &staging.join(&name),
+            if name.contains("key") || name == FTP_PEM {
+                0o600
+            } else {
+                0o644
+            },
+        );
+    }
+    let (need_tls, need_ftps) = needs(config);
+    let report = check(&staging, need_tls, need_ftps);
+    if !report.problems.is_empty() {
+        let _ = fs::remove_dir_all(&staging);
+        let mut p: Vec<String> = report
+            .problems
+            .iter()
+            .map(|p| {
+                p.replace(
+                    &staging.display().to_string(),
+                    &update.display().to_string(),
+                )
+            })
+            .collect();
+        p.push("nothing changed".into());
+        return Err(p);
+    }
+    let prev = prev_dir(certs);
+    let _ = fs::remove_dir_all(&prev);
+    if certs.exists() {
+        fs::rename(certs, &prev).map_err(|e| err(certs, e))?;
+    }
+    fs::rename(&staging, certs).map_err(|e| err(certs, e))?;
+    for f in new_files {
+        let _ = fs::remove_file(f);
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    set_mode(to, 0o750);
+    for e in fs::read_dir(from).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(e.file_name()))?;
+        } else {
+            fs::copy(&path, to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+}
+
+/// SIGHUP to every live instance; waits for each snapshot's `reloaded_at` to pass the signal.
+/// Returns (instances signalled, failure lines).
+fn signal_and_wait(run_dir: &Path) -> (usize, Vec<String>) {
+    let started = clock::unix_millis();
+    let mut pending = Vec::new();
+    for e in fs::read_dir(run_dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "pid") {
+            continue;
+        }
+        let Some(pid) = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .is_ok()
+        {
+            pending.push((path.with_extension("json"), pid));
+        }
+    }
+    let signalled = pending.len();
+    let deadline = Instant::now() + RELOAD_WAIT;
+    let mut failures = Vec::new();
+    while !pending.is_empty() {
+        pending.retain(|(snapshot, pid)| {
+            let v: Option<serde_json::Value> = fs::read_to_string(snapshot)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            let Some(v) = v.filter(|v| v["reloaded_at"].as_u64().unwrap_or(0) >= started) else {
+                return true;
+            };
+            if let Some(e) = v["reload_error"].as_str() {
+                failures.push(format!(
+                    "instance {} (pid {pid}) kept its previous configuration: {e}",
+                    v["instance"]
+                ));
+            }
+            false
+        });
+        if Instant::now() > deadline {
+            for (snapshot, pid) in &pending {
+                failures.push(format!(
+                    "pid {pid} did not report a reload within {}s ({})",
+                    RELOAD_WAIT.as_secs(),
+                    snapshot.display()
+                ));
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (signalled, failures)
+}
