@@ -142,6 +142,8 @@ pub struct Delivery {
     pub api_calls_per_min: u32,
     /// Connect, answer and stall timeout of each HTTP step.
     pub timeout: Duration,
+    /// Compressed bytes in one PUT: segments are sealed in parts of this size, cut at lines.
+    pub max_upload_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -511,6 +513,8 @@ impl Validator {
             .map(|e| self.base.join(&e.value));
         let api_calls_per_min = self.number(k.get("api_calls_per_min"), 20, 1, 30) as u32;
         let timeout = self.secs(k.get("timeout_secs"), Duration::from_secs(60), 1);
+        // The API takes one PUT under 64 MB; a part may pass this by one 256 KiB chunk.
+        let max_upload_bytes = self.size(k.get("max_upload_bytes"), 56 << 20, 64 << 10, 60 << 20);
         k.finish(self);
         Delivery {
             target,
@@ -520,6 +524,7 @@ impl Validator {
             ca_file,
             api_calls_per_min,
             timeout,
+            max_upload_bytes,
         }
     }
 

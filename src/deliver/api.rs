@@ -141,7 +141,44 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         .map(|s| Duration::from_secs(s.min(3600)))
 }
 
-fn percent_encode(s: &str) -> String {
+/// The id of block `k` of an Azure block blob: base64 of a fixed-length label, as Put Block
+/// requires (all ids of a blob the same length).
+pub fn block_id(k: usize) -> String {
+    base64(format!("lc-part-{k:04}").as_bytes())
+}
+
+/// The Put Block List body committing `ids` in order.
+pub fn block_list(ids: &[String]) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+    for id in ids {
+        xml.push_str(&format!("<Latest>{id}</Latest>"));
+    }
+    xml.push_str("</BlockList>");
+    xml
+}
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -220,6 +257,18 @@ mod tests {
         check_target(
             "<html>",
             Err("upload_url answer is not JSON: expected value at line 1 column 1"),
+        );
+    }
+
+    #[test]
+    fn blocks() {
+        assert_eq!(base64(b"lc-part-0000"), "bGMtcGFydC0wMDAw");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(block_id(7).len(), block_id(9999).len());
+        assert_eq!(
+            block_list(&["QQ==".into(), "Qg==".into()]),
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><Latest>QQ==</Latest><Latest>Qg==</Latest></BlockList>"
         );
     }
 

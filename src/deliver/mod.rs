@@ -30,15 +30,28 @@ const SAS_REUSE: Duration = Duration::from_secs(10 * 60);
 /// API answers are small JSON; anything larger is an error, not a reason to buffer more.
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
+/// One segment to deliver: its sealed parts, oldest part first.
 pub struct DeliverJob {
     pub source: String,
     /// The MDCA source type, sent as `source=` to upload_url.
     pub format: String,
-    pub path: PathBuf,
-    /// The name the file gets at its destination.
-    pub name: String,
+    pub parts: Vec<PathBuf>,
+    /// Put before a part's file name to name it at its destination: `SOURCE_COLLECTOR_`.
+    pub prefix: String,
     pub backup_dir: PathBuf,
     pub backup_keep: usize,
+}
+
+impl DeliverJob {
+    /// `asa_LogCollector1_0000000042-20261127T000000Z.log.gz`: source, host and sequence,
+    /// unique across restarts.
+    pub fn name_of(&self, part: &std::path::Path) -> String {
+        let file = part
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{}{file}", self.prefix)
+    }
 }
 
 /// Where segments go, ready to use: built from the config by the loop, used by the thread.
@@ -92,25 +105,26 @@ impl Target {
 
     /// Delivers one segment and moves it to backup; returns the bytes sent.
     pub fn deliver(&self, job: &DeliverJob, progress: &mut Progress) -> Result<u64, Failure> {
-        let bytes = fs::metadata(&job.path)
-            .map_err(|e| Failure::Transient {
-                reason: annotate(&job.path, e).to_string(),
-                after: None,
-            })?
-            .len();
+        let transient = |reason: String| Failure::Transient {
+            reason,
+            after: None,
+        };
+        let mut bytes = 0;
+        for p in &job.parts {
+            bytes += fs::metadata(p)
+                .map_err(|e| transient(annotate(p, e).to_string()))?
+                .len();
+        }
         match self {
             Target::Outbox(dir) => {
-                outbox::deliver(&job.path, dir, &job.name).map_err(|e| Failure::Transient {
-                    reason: e.to_string(),
-                    after: None,
-                })?
+                for p in &job.parts {
+                    outbox::deliver(p, dir, &job.name_of(p))
+                        .map_err(|e| transient(e.to_string()))?;
+                }
             }
             Target::Console(c) => c.deliver(job, progress)?,
         }
-        to_backup(job).map_err(|e| Failure::Transient {
-            reason: e.to_string(),
-            after: None,
-        })?;
+        to_backup(job).map_err(|e| transient(e.to_string()))?;
         Ok(bytes)
     }
 }
@@ -124,6 +138,8 @@ struct Step {
     target: UploadTarget,
     got_at: Instant,
     uploaded: bool,
+    /// done_upload succeeded for the parts this step carried.
+    done: bool,
 }
 
 impl Console {
@@ -143,42 +159,90 @@ impl Console {
         })
     }
 
+    /// Delivers a segment's parts. Where the storage takes blocks (Azure), all parts form one
+    /// upload: one upload_url, a Put Block per part (each under 64 MB), Put Block List, one
+    /// done_upload; the parts are gzip members, and concatenated members are one gzip file
+    /// (RFC 1952 section 2.2). Elsewhere (AWS pre-signed PUTs) each part is an upload of its
+    /// own. Steps already done are skipped on a retry.
     fn deliver(&self, job: &DeliverJob, progress: &mut Progress) -> Result<(), Failure> {
-        let key = job.path.clone();
-        let step = match progress.0.get(&key) {
-            Some(s) if s.got_at.elapsed() < SAS_REUSE => s.clone(),
-            _ => {
-                let target = self.upload_url(&job.name, &job.format)?;
-                Step {
-                    target,
-                    got_at: Instant::now(),
-                    uploaded: false,
+        let mut i = 0;
+        while i < job.parts.len() {
+            let key = job.parts[i].clone();
+            let step = match progress.0.get(&key) {
+                Some(s) if s.done => {
+                    i += 1;
+                    continue;
+                }
+                Some(s) if s.got_at.elapsed() < SAS_REUSE => s.clone(),
+                _ => {
+                    let target = self.upload_url(&job.name_of(&key), &job.format)?;
+                    Step {
+                        target,
+                        got_at: Instant::now(),
+                        uploaded: false,
+                        done: false,
+                    }
+                }
+            };
+            progress.0.insert(key.clone(), step.clone());
+            let carried = if step.target.provider == Provider::Azure {
+                job.parts.len() - i
+            } else {
+                1
+            };
+            let unit = &job.parts[i..i + carried];
+            if !step.uploaded {
+                if let Err(f) = self.put_parts(&step.target, unit) {
+                    // The next attempt asks for a fresh URL: this one may have expired.
+                    progress.0.remove(&key);
+                    return Err(f);
+                }
+                if let Some(s) = progress.0.get_mut(&key) {
+                    s.uploaded = true;
                 }
             }
-        };
-        progress.0.insert(key.clone(), step.clone());
-        if !step.uploaded {
-            if let Err(f) = self.put(&step.target, &job.path) {
-                // The next attempt asks for a fresh URL: this one may have expired.
-                progress.0.remove(&key);
-                return Err(f);
-            }
-            if let Some(s) = progress.0.get_mut(&key) {
-                s.uploaded = true;
-            }
-        }
-        match self.done_upload(&step.target.url, &job.source) {
-            Ok(()) => {
-                progress.0.remove(&key);
-                Ok(())
-            }
-            Err(f) => {
+            if let Err(f) = self.done_upload(&step.target.url, &job.source) {
                 if matches!(f, Failure::Permanent { .. }) {
                     progress.0.remove(&key);
                 }
-                Err(f)
+                return Err(f);
             }
+            if let Some(s) = progress.0.get_mut(&key) {
+                s.done = true;
+            }
+            i += carried;
         }
+        for p in &job.parts {
+            progress.0.remove(p);
+        }
+        Ok(())
+    }
+
+    /// One part: a plain PUT. Several (Azure only): Put Block each, then Put Block List.
+    fn put_parts(&self, target: &UploadTarget, parts: &[PathBuf]) -> Result<(), Failure> {
+        if let [one] = parts {
+            let mut headers = Vec::new();
+            if target.provider == Provider::Azure {
+                headers.push(("x-ms-blob-type", "BlockBlob"));
+            }
+            return self.put(&target.url, &headers, Body::File(one));
+        }
+        let ids: Vec<String> = (0..parts.len()).map(api::block_id).collect();
+        for (part, id) in parts.iter().zip(&ids) {
+            let url = format!(
+                "{}&comp=block&blockid={}",
+                target.url,
+                api::percent_encode(id)
+            );
+            self.put(&url, &[], Body::File(part))?;
+        }
+        let url = format!("{}&comp=blocklist", target.url);
+        let list = api::block_list(&ids);
+        self.put(
+            &url,
+            &[("Content-Type", "application/xml")],
+            Body::Text(&list),
+        )
     }
 
     fn upload_url(&self, filename: &str, format: &str) -> Result<UploadTarget, Failure> {
@@ -196,21 +260,25 @@ impl Console {
         })
     }
 
-    fn put(&self, target: &UploadTarget, path: &std::path::Path) -> Result<(), Failure> {
+    fn put(&self, url: &str, headers: &[(&str, &str)], body: Body<'_>) -> Result<(), Failure> {
         let transient = |reason: String| Failure::Transient {
             reason,
             after: None,
         };
-        let file = File::open(path).map_err(|e| transient(annotate(path, e).to_string()))?;
-        let agent = self.http.agent_for(&target.url);
-        let mut req = agent.put(&target.url);
-        if target.provider == Provider::Azure {
-            req = req.header("x-ms-blob-type", "BlockBlob");
+        let mut req = self.http.agent_for(url).put(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
-        let host = http::host_of(&target.url);
-        let mut resp = req
-            .send(file)
-            .map_err(|e| transient(format!("PUT to {host}: {}", describe(&e))))?;
+        let host = http::host_of(url);
+        let sent = match body {
+            Body::File(path) => {
+                let file =
+                    File::open(path).map_err(|e| transient(annotate(path, e).to_string()))?;
+                req.send(file)
+            }
+            Body::Text(text) => req.send(text),
+        };
+        let mut resp = sent.map_err(|e| transient(format!("PUT to {host}: {}", describe(&e))))?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
@@ -326,6 +394,12 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
+/// What a PUT sends.
+enum Body<'a> {
+    File(&'a std::path::Path),
+    Text(&'a str),
+}
+
 fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
     resp.headers()
         .get(name)
@@ -333,14 +407,13 @@ fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String>
         .map(String::from)
 }
 
-/// Moves a delivered segment into backup and keeps the newest `backup_keep` there.
+/// Moves a delivered segment's parts into backup and keeps the newest `backup_keep` there.
 fn to_backup(job: &DeliverJob) -> io::Result<()> {
     fs::create_dir_all(&job.backup_dir).map_err(|e| annotate(&job.backup_dir, e))?;
-    let file_name = job
-        .path
-        .file_name()
-        .expect("segment paths have a file name");
-    let backup = job.backup_dir.join(file_name);
-    fs::rename(&job.path, &backup).map_err(|e| annotate(&backup, e))?;
+    for p in &job.parts {
+        let file_name = p.file_name().expect("segment paths have a file name");
+        let backup = job.backup_dir.join(file_name);
+        fs::rename(p, &backup).map_err(|e| annotate(&backup, e))?;
+    }
     crate::spool::worker::prune_backup(&job.backup_dir, job.backup_keep)
 }

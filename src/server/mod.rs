@@ -861,7 +861,13 @@ impl Server {
     fn send_seal(&mut self, i: usize, seq: u64, raw: PathBuf) {
         let source = self.sources[i].cfg.name.clone();
         if let Some(w) = &self.workers {
-            let _ = w.seal.send(SealJob { source, seq, raw });
+            let max_part = self.config.delivery.max_upload_bytes;
+            let _ = w.seal.send(SealJob {
+                source,
+                seq,
+                raw,
+                max_part,
+            });
         }
     }
 
@@ -876,24 +882,27 @@ impl Server {
         {
             return;
         }
-        let Some(front) = src.spool.sealed.front() else {
+        let Some(seq) = src.spool.sealed.front().map(|f| f.seq) else {
             return;
         };
-        let file_name = front
-            .path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // Every sealed part of the segment goes in one job (one upload, blocks on Azure).
+        let parts: Vec<PathBuf> = src
+            .spool
+            .sealed
+            .iter()
+            .filter(|s| s.seq == seq)
+            .map(|s| s.path.clone())
+            .collect();
         let job = DeliverJob {
             source: src.cfg.name.clone(),
             format: src.cfg.format.clone(),
-            path: front.path.clone(),
+            parts,
             // Source, host and sequence: unique across restarts, as the API's filename.
-            name: format!("{}_{}_{file_name}", src.cfg.name, collector),
+            prefix: format!("{}_{}_", src.cfg.name, collector),
             backup_dir: src.spool.backup_dir.clone(),
             backup_keep,
         };
-        src.spool.in_delivery = Some(front.path.clone());
+        src.spool.in_delivery = Some(seq);
         src.retry_at = None;
         if let Some(w) = &self.workers {
             let _ = w.deliver.send(DeliverMsg::Job(job));
@@ -943,7 +952,7 @@ impl Server {
             }
             Done::Delivered {
                 source,
-                path,
+                paths,
                 bytes,
                 at,
             } => {
@@ -952,7 +961,7 @@ impl Server {
                 };
                 let src = &mut self.sources[i];
                 src.spool.in_delivery = None;
-                src.spool.sealed.retain(|s| s.path != path);
+                src.spool.sealed.retain(|s| !paths.contains(&s.path));
                 src.counters.delivered_files += 1;
                 src.counters.delivered_bytes += bytes;
                 src.counters.last_delivery = at;
@@ -964,13 +973,13 @@ impl Server {
                 src.retry_delay = RETRY_MIN;
                 log::debug!(
                     "source {source}: delivered {} ({bytes} bytes)",
-                    path.display()
+                    paths[0].display()
                 );
                 self.try_deliver(i);
             }
             Done::DeliveryFailed {
                 source,
-                path,
+                paths,
                 failure,
             } => {
                 let Some(i) = self.source_index(&source) else {
@@ -997,7 +1006,7 @@ impl Server {
                 {
                     log::error!(
                         "source {source}: delivering {} failed: {}; {next} in {:.1}s",
-                        path.display(),
+                        paths[0].display(),
                         failure.reason(),
                         wait.as_secs_f64()
                     );

@@ -70,8 +70,8 @@ pub struct SourceSpool {
     pub sealing: Vec<(u64, PathBuf, u64)>,
     /// Sealed segments, oldest first; the front one may be in delivery.
     pub sealed: VecDeque<Sealed>,
-    /// The sealed file the deliverer is working on.
-    pub in_delivery: Option<PathBuf>,
+    /// The segment (every sealed part of it) the deliverer is working on.
+    pub in_delivery: Option<u64>,
     /// Segments are sealed when they reach this size (`[spool] rotate_bytes`).
     pub rotate_bytes: u64,
     /// Filled by `flush`, drained by `take_sealed`.
@@ -275,9 +275,7 @@ impl SourceSpool {
 
     /// The oldest sealed segment that is not being delivered: what eviction removes first.
     pub fn oldest_evictable(&self) -> Option<&Sealed> {
-        self.sealed
-            .iter()
-            .find(|s| Some(&s.path) != self.in_delivery.as_ref())
+        self.sealed.iter().find(|s| Some(s.seq) != self.in_delivery)
     }
 
     /// Removes a sealed segment from disk and the inventory; returns its size.

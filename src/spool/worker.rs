@@ -27,6 +27,8 @@ pub struct SealJob {
     pub source: String,
     pub seq: u64,
     pub raw: PathBuf,
+    /// Compressed bytes per part (`[delivery] max_upload_bytes`).
+    pub max_part: u64,
 }
 
 /// What a worker reports back to the loop.
@@ -48,13 +50,13 @@ pub enum Done {
     },
     Delivered {
         source: String,
-        path: PathBuf,
+        paths: Vec<PathBuf>,
         bytes: u64,
         at: u64,
     },
     DeliveryFailed {
         source: String,
-        path: PathBuf,
+        paths: Vec<PathBuf>,
         failure: Failure,
     },
 }
@@ -144,7 +146,7 @@ fn sync_loop(rx: Receiver<(Arc<File>, PathBuf)>, report: Report) {
 
 fn seal_loop(rx: Receiver<SealJob>, report: Report) {
     while let Ok(job) = rx.recv() {
-        let done = match seal(&job.raw, job.seq, MAX_PART_BYTES) {
+        let done = match seal(&job.raw, job.seq, job.max_part) {
             Ok(parts) => Done::Sealed {
                 source: job.source,
                 seq: job.seq,
@@ -181,13 +183,13 @@ fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
         let done = match result {
             Ok(bytes) => Done::Delivered {
                 source: job.source,
-                path: job.path,
+                paths: job.parts,
                 bytes,
                 at: clock::unix_secs(SystemTime::now()),
             },
             Err(failure) => Done::DeliveryFailed {
                 source: job.source,
-                path: job.path,
+                paths: job.parts,
                 failure,
             },
         };
@@ -195,9 +197,6 @@ fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
     }
 }
 
-/// Compressed bytes per sealed part: one PUT must stay under the API's 64 MB, and a part may
-/// pass this by at most one chunk of input.
-pub const MAX_PART_BYTES: u64 = 56 << 20;
 /// gzip level for sealed segments: on syslog, level 3 of zlib-rs compresses about twice as
 /// fast as the default 6 for files ~6 % larger; uploads are paced by API calls, not bytes.
 const SEAL_LEVEL: u32 = 3;
@@ -431,7 +430,7 @@ mod tests {
         fs::create_dir_all(&spool).unwrap();
         let raw = spool.join("0000000001-20261126T000000Z.log");
         fs::write(&raw, b"one\ntwo\n").unwrap();
-        let sealed = seal(&raw, 1, MAX_PART_BYTES).unwrap().remove(0);
+        let sealed = seal(&raw, 1, 56 << 20).unwrap().remove(0);
         assert!(!raw.exists());
         let mut text = String::new();
         flate2::read::GzDecoder::new(File::open(&sealed.path).unwrap())
@@ -442,8 +441,8 @@ mod tests {
         let job = DeliverJob {
             source: "a".into(),
             format: "SQUID".into(),
-            path: sealed.path.clone(),
-            name: "c_a_0000000001.log.gz".into(),
+            parts: vec![sealed.path.clone()],
+            prefix: "c_a_".into(),
             backup_dir: root.join("backup/a"),
             backup_keep: 1,
         };
@@ -452,7 +451,9 @@ mod tests {
             target.deliver(&job, &mut Progress::default()).unwrap(),
             sealed.bytes
         );
-        assert!(root.join("outbox/c_a_0000000001.log.gz").exists());
+        assert!(root
+            .join("outbox/c_a_0000000001-20261126T000000Z.log.gz")
+            .exists());
         assert!(root
             .join("backup/a/0000000001-20261126T000000Z.log.gz")
             .exists());

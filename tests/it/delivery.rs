@@ -50,7 +50,7 @@ fn uploaded_lines(cloud: &Cloud, uploads: &[Value]) -> Vec<String> {
     for u in uploads {
         let gz = cloud.blob(u["blob"].as_str().unwrap());
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&gz[..])
+        flate2::read::MultiGzDecoder::new(&gz[..])
             .read_to_string(&mut text)
             .unwrap();
         out.extend(text.lines().map(String::from));
@@ -99,6 +99,44 @@ fn lines_arrive_in_azurite_exactly_once_with_the_stream_name() {
     assert!(
         !lc.log().contains(cloud.token()),
         "the token is never logged"
+    );
+}
+
+#[test]
+fn a_segment_sealed_in_parts_is_one_blob_of_blocks() {
+    let cloud = Cloud::start(&["asa"]);
+    // Parts of 64 KiB compressed: incompressible lines make a segment of many parts.
+    let lc = lc_for(&cloud, "blocks", "max_upload_bytes = 64K");
+    let mut x = 0x2545F4914F6CDD1Du64;
+    let sent: Vec<String> = (0..3000)
+        .map(|i| {
+            let noise: String = (0..12)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{:08x}", x as u32)
+                })
+                .collect();
+            format!("<134>fw asa event {i:06} {noise}")
+        })
+        .collect();
+    let mut s = TcpStream::connect(lc.addr("asa", "tcp")).unwrap();
+    for l in &sent {
+        s.write_all(format!("{l}\n").as_bytes()).unwrap();
+    }
+    wait_for(60, "all lines uploaded", || {
+        delivered_all(&cloud, sent.len())
+    });
+    let uploads = cloud.uploads();
+    assert_eq!(uploaded_lines(&cloud, &uploads), sent);
+    // ~330 KB of noise in 64 KiB parts: fewer uploads than parts, two API calls per upload.
+    assert!(uploads.len() < 4, "{} uploads", uploads.len());
+    assert!(
+        uploads
+            .iter()
+            .any(|u| u["size"].as_u64().unwrap() > 64 * 1024),
+        "a blob made of several parts"
     );
 }
 

@@ -285,7 +285,7 @@ pub fn read_segment(path: &Path) -> Vec<String> {
     };
     let mut bytes = Vec::new();
     if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::GzDecoder::new(file)
+        flate2::read::MultiGzDecoder::new(file)
             .read_to_end(&mut bytes)
             .unwrap();
     } else {
