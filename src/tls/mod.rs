@@ -198,9 +198,12 @@ pub fn load_syslog(dir: &Path, now: i64) -> Result<SyslogTls, Vec<String>> {
         }
         _ => (builder.with_no_client_auth(), Vec::new()),
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(identity.chain, identity.key)
         .map_err(|e| vec![format!("{}: {e}", dir.join(SERVER_CERT).display())])?;
+    // No TLS 1.3 session tickets: syslog senders never read, and a ticket left unread in a
+    // sender's socket turns its close into a reset that discards the last data it sent.
+    config.send_tls13_tickets = 0;
     Ok(SyslogTls {
         config: Arc::new(config),
         server: identity.info,
