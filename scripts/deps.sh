@@ -2,7 +2,8 @@
 # Installs what lc's test suite and benchmarks need on a Debian 12 machine, as root.
 #
 # - Debian packages: rsyslog, logger, curl, musl-tools, procps, and the shared libraries that
-#   syslog-ng-core links against.
+#   syslog-ng-core links against; rsyslog's TLS network stream drivers (rsyslog-gnutls for
+#   StreamDriver="gtls", rsyslog-openssl for "ossl") for the syslog-tls tests (tests/it/tls.rs).
 # - syslog-ng itself is unpacked (not installed) under /opt/lc-peers/syslog-ng, because the
 #   syslog-ng-core package conflicts with rsyslog. Wrappers in /opt/lc-peers/bin make `loggen`
 #   and `syslog-ng` runnable from there; see write_wrappers for what they set.
@@ -35,7 +36,8 @@ AZURE_STORAGE_BLOB_VERSION=12.31.1
 # The libraries are syslog-ng-core's Depends in bookworm (apt-cache show syslog-ng-core);
 # libc6 and sysvinit-utils are always present.
 APT_PACKAGES=(
-    rsyslog util-linux curl musl-tools procps openssl tinyproxy python3 python3-venv
+    rsyslog rsyslog-gnutls rsyslog-openssl util-linux curl musl-tools procps openssl tinyproxy
+    python3 python3-venv
     libivykis0 libnet1 libjson-c5 libglib2.0-0 libpcre3 libwrap0 libcap2 libssl3 libsystemd0
 )
 
@@ -372,9 +374,24 @@ EOF
     mv "$BIN_DIR/mitmdump.tmp" "$BIN_DIR/mitmdump"
 }
 
+# rsyslog loads a stream driver as lmnsd_NAME.so from its module directory; tests/it/tls.rs
+# uses both gtls (rsyslog-gnutls) and ossl (rsyslog-openssl).
+RSYSLOG_MODULES=''
+verify_rsyslog_tls_drivers() {
+    local files ptcp drv
+    files=$(dpkg -L rsyslog) || die "dpkg -L rsyslog failed"
+    ptcp=$(grep -m 1 '/lmnsd_ptcp\.so$' <<<"$files") || die "rsyslog: no lmnsd_ptcp.so in dpkg -L rsyslog"
+    RSYSLOG_MODULES=$(dirname "$ptcp")
+    for drv in gtls ossl; do
+        [[ -f $RSYSLOG_MODULES/lmnsd_$drv.so ]] ||
+            die "$RSYSLOG_MODULES/lmnsd_$drv.so missing; apt-get install rsyslog-gnutls rsyslog-openssl"
+    done
+}
+
 report() {
-    printf '%-10s %s\n' \
+    printf '%-11s %s\n' \
         rsyslogd "$(command -v rsyslogd) $(rsyslogd -v | sed -n '1s/ *compiled with:.*//p')" \
+        rsyslog-tls "stream drivers gtls, ossl in $RSYSLOG_MODULES" \
         logger "$(command -v logger) $(logger --version | sed -n 1p)" \
         curl "$(command -v curl) $(curl --version | sed -n 1p | cut -d' ' -f1-2)" \
         musl-gcc "$(command -v musl-gcc) musl-tools $(dpkg-query -W -f='${Version}' musl-tools)" \
@@ -392,6 +409,7 @@ report() {
 }
 
 install_apt_packages
+verify_rsyslog_tls_drivers
 unpack_syslog_ng
 write_wrappers
 verify_syslog_ng

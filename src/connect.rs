@@ -120,30 +120,14 @@ fn replace_file(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), Stri
 
 /// Sends SIGHUP to every live instance with a pid file in run_dir; returns how many.
 fn signal_instances(config: &Config) -> usize {
-    let mut n = 0;
-    for e in fs::read_dir(&config.collector.run_dir)
+    crate::status::live_instances(&config.collector.run_dir)
         .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "pid") {
-            continue;
-        }
-        let Some(pid) = fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .is_ok()
-        {
-            n += 1;
-        }
-    }
-    n
+        .filter(|(_, pid)| {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGHUP,
+            )
+            .is_ok()
+        })
+        .count()
 }

@@ -91,13 +91,8 @@ fn main() -> ExitCode {
             let Some(config) = load_or_report(&config_path) else {
                 return ExitCode::from(EXIT_USAGE);
             };
-            // An explicit folder is checked for everything it holds; the configured one for
-            // what the configured receivers need.
-            let (need_tls, need_ftps) = if dir.is_some() {
-                (false, false)
-            } else {
-                tls::cmd::needs(&config)
-            };
+            // Whatever folder is checked, it is checked for what the configured receivers need.
+            let (need_tls, need_ftps) = tls::cmd::needs(&config);
             let dir = dir.unwrap_or(config.collector.certs_dir);
             let report = tls::cmd::check(&dir, need_tls, need_ftps);
             for l in &report.lines {

@@ -198,7 +198,8 @@ pub struct Server {
     next_status: Instant,
     next_disk_check: Instant,
     next_sync: Instant,
-    pid_file: Option<PathBuf>,
+    /// The pid file and the lock held on it while the instance runs.
+    pid_file: Option<(PathBuf, nix::fcntl::Flock<std::fs::File>)>,
     /// The syslog-tls configuration, when this instance serves syslog-tls sources.
     tls: Option<crate::tls::SyslogTls>,
     /// When the last SIGHUP was handled (ms since the epoch) and why it was refused, if it was:
@@ -440,14 +441,41 @@ impl Server {
         self.try_deliver(i);
     }
 
+    /// Writes `run_dir/INSTANCE.pid` and holds an exclusive lock on it for the life of the
+    /// process: other commands signal only pids whose file is locked, so a stale file (after
+    /// a crash, with the pid reused) never makes them signal a stranger.
     fn write_pid_file(&mut self) -> Result<(), RunError> {
         let run_dir = &self.config.collector.run_dir;
         std::fs::create_dir_all(run_dir)
             .map_err(|e| RunError(format!("{}: {e}", run_dir.display())))?;
         let path = status::pid_path(run_dir, &self.instance);
-        std::fs::write(&path, format!("{}\n", std::process::id()))
-            .map_err(|e| RunError(format!("{}: {e}", path.display())))?;
-        self.pid_file = Some(path);
+        let err = |e: String| RunError(format!("{}: {e}", path.display()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| err(e.to_string()))?;
+        let mut lock =
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(l) => l,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                    return Err(err(format!(
+                        "instance {} is already running (pid {})",
+                        self.instance,
+                        pid.trim()
+                    )));
+                }
+                Err((_, e)) => return Err(err(e.to_string())),
+            };
+        use std::io::Write;
+        let file: &mut std::fs::File = &mut lock;
+        file.set_len(0)
+            .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+            .map_err(|e| err(e.to_string()))?;
+        self.pid_file = Some((path, lock));
         Ok(())
     }
 
@@ -1728,7 +1756,7 @@ impl Server {
         if let Some(w) = self.workers.take() {
             w.join(Instant::now() + Duration::from_secs(2));
         }
-        if let Some(p) = &self.pid_file {
+        if let Some((p, _lock)) = self.pid_file.take() {
             let _ = std::fs::remove_file(p);
         }
         log::info!("instance {} stopped", self.instance);

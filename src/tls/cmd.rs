@@ -303,9 +303,14 @@ fn install(
     Ok(())
 }
 
+/// Copies a folder, keeping each folder's mode (`private/` stays 0700).
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     fs::create_dir_all(to)?;
-    set_mode(to, 0o750);
+    let mode = fs::metadata(from)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o750);
+    set_mode(to, mode);
     for e in fs::read_dir(from).into_iter().flatten().flatten() {
         let path = e.path();
         if path.is_dir() {
@@ -327,17 +332,7 @@ fn set_mode(path: &Path, mode: u32) {
 fn signal_and_wait(run_dir: &Path) -> (usize, Vec<String>) {
     let started = clock::unix_millis();
     let mut pending = Vec::new();
-    for e in fs::read_dir(run_dir).into_iter().flatten().flatten() {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "pid") {
-            continue;
-        }
-        let Some(pid) = fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for (path, pid) in crate::status::live_instances(run_dir) {
         if nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGHUP,

@@ -9,3 +9,4 @@ mod delivery;
 mod peers;
 mod receive;
 mod spool;
+mod tls;
