@@ -234,3 +234,72 @@ fn run_port_serves_only_that_ports_sources() {
     .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn under_journald_log_lines_carry_priorities_and_no_timestamps() {
+    let dir = TempDir::new("journal");
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        crate::harness::base_config(&dir.0, "", "")
+            .replace("log_level = debug", "log_level = info")
+            + &source("a", "syslog-udp", ""),
+    )
+    .unwrap();
+    let lc = crate::harness::Lc::attach_with_env(dir, config, &[("JOURNAL_STREAM", "8:12345")]);
+    let log = lc.log();
+    let first = log.lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with("<6>source a: listening on UDP 127.0.0.1:"),
+        "{log}"
+    );
+    assert!(log.lines().all(|l| l.starts_with('<')), "{log}");
+}
+
+#[test]
+fn a_bad_ca_file_or_missing_token_is_a_config_error_naming_the_file() {
+    let dir = TempDir::new("badca");
+    let config = dir.0.join("lc.ini");
+    let bad = dir.0.join("proxy-ca.pem");
+    std::fs::write(&bad, "not a certificate\n").unwrap();
+    let token = dir.0.join("token");
+    std::fs::write(&token, "t0ken\n").unwrap();
+    let delivery = format!(
+        "url = https://tenant.example\ntoken_file = {}\nca_file = {}",
+        token.display(),
+        bad.display()
+    );
+    std::fs::write(
+        &config,
+        crate::harness::config_with(&dir.0, "", "", &delivery) + &source("a", "syslog-udp", ""),
+    )
+    .unwrap();
+    for args in [&["config", "check"][..], &["run"]] {
+        let out = Command::new(LC)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{}: holds no PEM certificate", bad.display())),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_file(&token).unwrap();
+    std::fs::write(
+        &bad,
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/harness.rs")).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(LC)
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains(&format!("{}: cannot read the API token", token.display())));
+}
