@@ -5,11 +5,8 @@
 //! NO_PROXY/no_proxy) go direct. Every step has a timeout, so a stalled server or proxy turns
 //! into a retryable failure instead of a hung delivery thread.
 
-use std::path::Path;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Proxy};
 
@@ -26,18 +23,6 @@ pub struct Http {
     pub proxy_shown: Option<String>,
 }
 
-/// Reads every certificate of a PEM file; a file without any is an error naming it.
-pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
-}
-
 impl Http {
     pub fn new(cfg: &Delivery) -> Result<Http, String> {
         let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -46,7 +31,7 @@ impl Http {
             .collect();
         if let Some(ca) = &cfg.ca_file {
             roots.extend(
-                read_pem_certs(ca)?
+                crate::tls::read_certs(ca)?
                     .iter()
                     .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
             );

@@ -246,17 +246,22 @@ impl Console {
     }
 
     fn upload_url(&self, filename: &str, format: &str) -> Result<UploadTarget, Failure> {
-        let url = format!("{}{}", self.base, api::upload_url_path(filename, format));
-        let body = self.api_call("upload_url", || {
+        let body = self.get("upload_url", &api::upload_url_path(filename, format))?;
+        api::parse_upload_target(&body).map_err(|reason| Failure::Transient {
+            reason,
+            after: None,
+        })
+    }
+
+    /// A paced, authenticated GET of an API path; the answer's body.
+    fn get(&self, what: &str, path: &str) -> Result<String, Failure> {
+        let url = format!("{}{path}", self.base);
+        self.api_call(what, || {
             self.http
                 .agent_for(&url)
                 .get(&url)
                 .header("Authorization", self.auth())
                 .call()
-        })?;
-        api::parse_upload_target(&body).map_err(|reason| Failure::Transient {
-            reason,
-            after: None,
         })
     }
 
@@ -314,14 +319,7 @@ impl Console {
 
     /// The data source names the tenant has (for `lc connect`).
     pub fn streams(&self) -> Result<Vec<String>, Failure> {
-        let url = format!("{}{}", self.base, api::STREAMS_PATH);
-        let body = self.api_call("streams", || {
-            self.http
-                .agent_for(&url)
-                .get(&url)
-                .header("Authorization", self.auth())
-                .call()
-        })?;
+        let body = self.get("streams", api::STREAMS_PATH)?;
         api::parse_streams(&body).map_err(|reason| Failure::Transient {
             reason,
             after: None,

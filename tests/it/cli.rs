@@ -284,7 +284,7 @@ fn a_bad_ca_file_or_missing_token_is_a_config_error_naming_the_file() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains(&format!("{}: holds no PEM certificate", bad.display())),
+            err.contains(&format!("{}: holds no certificate", bad.display())),
             "{args:?}: {err}"
         );
     }
