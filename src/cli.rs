@@ -35,6 +35,15 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
     CertsReload,
+    /// A new password for an FTP user, from the terminal or (`--stdin`) one line of input.
+    PasswdSet {
+        user: String,
+        stdin: bool,
+    },
+    PasswdDelete {
+        user: String,
+    },
+    PasswdList,
     Version,
     /// Print this help text and exit 0.
     Help(&'static str),
@@ -59,6 +68,8 @@ commands:
   tail SOURCE [-f]    the latest received lines of SOURCE
   certs init|check|reload
                       make, inspect or hot-swap the TLS certificates
+  passwd USER | --delete USER | --list
+                      set, remove or list the FTP server's users
   connect --token-file FILE TENANT [NAME]
                       deliver to a Cloud Discovery tenant: check the token, store it,
                       set [delivery] url (and [collector] name), reload running instances
@@ -129,6 +140,21 @@ reload  if ssl_update/ (under state_dir/ftp) holds files: validates the new set 
         (open connections continue). Exit 0 only if every instance reloaded.
 ";
 
+const PASSWD_USAGE: &str = "\
+usage: lc passwd USER [--stdin] [--config PATH]
+       lc passwd --delete USER
+       lc passwd --list
+
+Sets the FTP password of USER in [ftp] passwd_file (default /etc/lc/ftp.passwd), adding the
+user if new. Asks twice on the terminal, without echo; with --stdin reads one line of standard
+input instead, for scripts: echo \"$PW\" | lc passwd --stdin discovery
+--delete removes USER; --list prints the user names, one a line.
+
+The file holds one USER:HASH line per user (argon2id), mode 0600, and is replaced atomically;
+comments and the other users' lines stay as they are. User names: 1 to 64 bytes, no ':', '/',
+spaces or control characters. Passwords: 1 to 1024 bytes. Exit 2 for a bad name or password.
+";
+
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = None;
@@ -141,6 +167,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
     let mut days = 397u32;
     let mut names: Vec<String> = Vec::new();
     let mut force = false;
+    let mut stdin = false;
+    let mut delete = false;
+    let mut list = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
@@ -152,6 +181,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
             Long("days") => days = parser.value()?.parse()?,
             Long("name") => names.push(parser.value()?.string()?),
             Long("force") => force = true,
+            Long("stdin") => stdin = true,
+            Long("delete") => delete = true,
+            Long("list") => list = true,
             Long("version") => words.insert(0, "version".into()),
             Value(v) => words.push(v.string()?),
             _ => return Err(arg.unexpected()),
@@ -223,6 +255,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
                 name: words.next(),
             }
         }
+        Some("passwd") if help => Command::Help(PASSWD_USAGE),
+        Some("passwd") => match (words.next(), stdin, delete, list) {
+            (None, _, _, true) if !stdin && !delete => Command::PasswdList,
+            (_, _, _, true) => {
+                return Err("`lc passwd --list` takes no USER, --stdin or --delete".into())
+            }
+            (Some(_), true, true, _) => {
+                return Err("`lc passwd` takes --stdin or --delete, not both".into())
+            }
+            (Some(user), false, true, _) => Command::PasswdDelete { user },
+            (Some(user), _, false, _) => Command::PasswdSet { user, stdin },
+            (None, ..) => return Err("`lc passwd` needs a USER (or --list)".into()),
+        },
         Some("version") => Command::Version,
         Some(other) => return Err(format!("unknown command {other:?}").into()),
     };
@@ -248,9 +293,9 @@ mod tests {
     #[track_caller]
     fn check(args: &str, expected: &str) {
         let got = match parse(args.split_whitespace().map(OsString::from)) {
-            Ok(a) => {
-                format!("{:?} {:?}", a.command, a.config).replace(&format!("{USAGE:?}"), "USAGE")
-            }
+            Ok(a) => format!("{:?} {:?}", a.command, a.config)
+                .replace(&format!("{USAGE:?}"), "USAGE")
+                .replace(&format!("{PASSWD_USAGE:?}"), "PASSWD_USAGE"),
             Err(e) => format!("error: {e}"),
         };
         let got = if got.len() > 120 {
@@ -306,5 +351,33 @@ mod tests {
             "certs",
             "error: `lc certs` needs a command: init, check or reload",
         );
+        check(
+            "passwd discovery",
+            "PasswdSet { user: \"discovery\", stdin: false } None",
+        );
+        check(
+            "passwd --stdin discovery -c /x.ini",
+            "PasswdSet { user: \"discovery\", stdin: true } Some(\"/x.ini\")",
+        );
+        check(
+            "passwd --delete discovery",
+            "PasswdDelete { user: \"discovery\" } None",
+        );
+        check("passwd --list", "PasswdList None");
+        check("passwd --help", "Help(PASSWD_USAGE) None");
+        check("passwd", "error: `lc passwd` needs a USER (or --list)");
+        check(
+            "passwd --stdin",
+            "error: `lc passwd` needs a USER (or --list)",
+        );
+        check(
+            "passwd --list bob",
+            "error: `lc passwd --list` takes no USER, --stdin or --delete",
+        );
+        check(
+            "passwd --delete --stdin bob",
+            "error: `lc passwd` takes --stdin or --delete, not both",
+        );
+        check("passwd a b", "error: unexpected argument \"b\"");
     }
 }

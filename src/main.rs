@@ -8,8 +8,10 @@ mod clock;
 mod config;
 mod connect;
 mod deliver;
+mod ftp;
 mod logging;
 mod notify;
+mod prompt;
 mod secret;
 mod server;
 mod spool;
@@ -18,6 +20,7 @@ mod syslog;
 mod tail;
 mod tls;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -171,6 +174,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        command @ (Command::PasswdSet { .. }
+        | Command::PasswdDelete { .. }
+        | Command::PasswdList) => {
+            let Some(config) = load_or_report(&config_path) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            passwd(&config.ftp.passwd_file, command)
+        }
         Command::Tail {
             source,
             follow,
@@ -197,6 +208,86 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `lc passwd`: the password comes from `prompt`, the file work is `ftp::passwd`'s.
+fn passwd(path: &std::path::Path, command: Command) -> ExitCode {
+    use ftp::passwd::{self as pw, Change};
+    let report = |e: pw::Error| {
+        for line in e.to_string().lines() {
+            eprintln!("lc: {line}");
+        }
+        ExitCode::from(if e.is_usage() {
+            EXIT_USAGE
+        } else {
+            EXIT_FAILURE
+        })
+    };
+    let user = match &command {
+        Command::PasswdSet { user, .. } | Command::PasswdDelete { user } => user.as_str(),
+        _ => "",
+    };
+    if !matches!(command, Command::PasswdList) {
+        if let Err(message) = pw::check_name(user) {
+            let path = path.to_path_buf();
+            return report(pw::Error::Invalid { path, message });
+        }
+    }
+    let p = path.display();
+    match command {
+        Command::PasswdList => match pw::list(path) {
+            Ok(users) => {
+                let mut out = std::io::stdout().lock();
+                for u in users {
+                    if writeln!(out, "{u}").is_err() {
+                        break;
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => report(e),
+        },
+        Command::PasswdDelete { user } => match pw::delete(path, &user) {
+            Ok(()) => {
+                println!("{p}: deleted user {user:?}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => report(e),
+        },
+        Command::PasswdSet { user, stdin } => {
+            // A file that cannot be read or parsed fails before anyone types a password.
+            if let Err(e) = pw::load_or_empty(path) {
+                return report(e);
+            }
+            let password = if stdin {
+                prompt::stdin_line()
+            } else {
+                prompt::new_password(&user)
+            };
+            let password = match password {
+                Ok(secret) => secret,
+                Err(e) => {
+                    eprintln!("lc: {p}: {e}; nothing changed");
+                    return ExitCode::from(match e {
+                        prompt::Error::Mismatch | prompt::Error::NotUtf8 => EXIT_USAGE,
+                        prompt::Error::Cancelled | prompt::Error::Io { .. } => EXIT_FAILURE,
+                    });
+                }
+            };
+            match pw::set(path, &user, &password) {
+                Ok(Change::Added) => {
+                    println!("{p}: added user {user:?}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Change::Replaced) => {
+                    println!("{p}: changed the password of {user:?}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => report(e),
+            }
+        }
+        _ => ExitCode::from(EXIT_USAGE),
     }
 }
 

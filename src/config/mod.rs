@@ -147,12 +147,19 @@ pub struct Delivery {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ftp {
+    pub port: u16,
+    /// FTP users, `user:PHC` lines (`ftp/passwd.rs`); `lc passwd` writes it.
+    pub passwd_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub path: PathBuf,
     pub collector: Collector,
     pub spool: Spool,
     pub delivery: Delivery,
-    pub ftp_port: u16,
+    pub ftp: Ftp,
     pub sources: Vec<Source>,
 }
 
@@ -285,7 +292,7 @@ impl Validator {
         let mut collector = None;
         let mut spool = None;
         let mut delivery = None;
-        let mut ftp_port = 21;
+        let mut ftp = None;
         let mut sources: Vec<Source> = Vec::new();
         let mut seen_sections: BTreeMap<&str, usize> = BTreeMap::new();
         for s in sections {
@@ -301,7 +308,7 @@ impl Validator {
                 "collector" => collector = Some(self.collector(s)),
                 "spool" => spool = Some(self.spool(s)),
                 "delivery" => delivery = Some(self.delivery(s)),
-                "ftp" => ftp_port = self.ftp(s),
+                "ftp" => ftp = Some(self.ftp(s)),
                 name => match name.strip_prefix("source ") {
                     Some(src) => {
                         if let Some(source) = self.source(src.trim(), s) {
@@ -325,6 +332,7 @@ impl Validator {
         let collector = collector.unwrap_or_else(|| self.collector(&empty));
         let spool = spool.unwrap_or_else(|| self.spool(&empty));
         let mut delivery = delivery.unwrap_or_else(|| self.delivery(&empty));
+        let ftp = ftp.unwrap_or_else(|| self.ftp(&empty));
         if delivery.target == Target::Outbox(PathBuf::new()) {
             // No url: the outbox under state_dir, so `lc run` works out of the box.
             delivery.target = Target::Outbox(collector.state_dir.join("outbox"));
@@ -333,13 +341,13 @@ impl Validator {
             // Sources without their own `listen` bind what the collector's says.
             s.listen.get_or_insert_with(|| collector.listen.clone());
         }
-        self.cross_checks(&sources, &spool, ftp_port);
+        self.cross_checks(&sources, &spool, ftp.port);
         Config {
             path: path.to_path_buf(),
             collector,
             spool,
             delivery,
-            ftp_port,
+            ftp,
             sources,
         }
     }
@@ -528,11 +536,12 @@ impl Validator {
         }
     }
 
-    fn ftp(&mut self, s: &ini::Section) -> u16 {
+    fn ftp(&mut self, s: &ini::Section) -> Ftp {
         let mut k = Keys::new(s);
         let port = self.port(k.get("port"), 21);
+        let passwd_file = self.path(k.get("passwd_file"), "/etc/lc/ftp.passwd");
         // The FTP server arrives with its own issue; its keys are accepted and checked lightly now.
-        for key in ["passive_ports", "public_address", "passwd_file"] {
+        for key in ["passive_ports", "public_address"] {
             k.get(key);
         }
         if let Some(e) = k.get("tls") {
@@ -544,7 +553,7 @@ impl Validator {
             }
         }
         k.finish(self);
-        port
+        Ftp { port, passwd_file }
     }
 
     fn source(&mut self, name: &str, s: &ini::Section) -> Option<Source> {
@@ -819,7 +828,7 @@ impl Config {
             .filter(|s| match port {
                 None => true,
                 Some(p) if s.receiver.is_syslog() => s.port == p,
-                Some(p) => p == self.ftp_port,
+                Some(p) => p == self.ftp.port,
             })
             .cloned()
             .collect()
@@ -916,6 +925,7 @@ mod tests {
             "[spool]\nsync_secs = 1\nsync_secs = 2\n",
             "3: key \"sync_secs\" is set twice in [spool]",
         );
+        check("[ftp]\npasswd_file =\n", "2: passwd_file must not be empty");
     }
 
     #[test]
@@ -947,10 +957,14 @@ mod tests {
     #[test]
     fn relative_paths_resolve_against_the_config_folder() {
         let c = parse_str(
-            "[collector]\nstate_dir = ../var/state\n[delivery]\nurl = dir:out\n",
+            "[collector]\nstate_dir = ../var/state\n[delivery]\nurl = dir:out\n[ftp]\npasswd_file = ftp.passwd\n",
             Path::new("/opt/lc/examples/lc.ini"),
         )
         .unwrap();
+        assert_eq!(
+            c.ftp.passwd_file,
+            PathBuf::from("/opt/lc/examples/ftp.passwd")
+        );
         assert_eq!(
             c.collector.state_dir,
             PathBuf::from("/opt/lc/examples/../var/state")
@@ -958,6 +972,19 @@ mod tests {
         assert_eq!(
             c.delivery.target,
             Target::Outbox(PathBuf::from("/opt/lc/examples/out"))
+        );
+    }
+
+    #[test]
+    fn ftp_defaults() {
+        let c = parse_str("", Path::new("/opt/lc/lc.ini")).unwrap();
+        let passwd_file = PathBuf::from("/etc/lc/ftp.passwd");
+        assert_eq!(
+            c.ftp,
+            Ftp {
+                port: 21,
+                passwd_file
+            }
         );
     }
 

@@ -1,0 +1,322 @@
+//! FTP control-channel commands, without I/O: bytes in, [`Command`]s out.
+//!
+//! RFC 959 for the base commands, RFC 2228 (AUTH, PBSZ, PROT), RFC 2428 (EPSV, EPRT), RFC 2389
+//! (FEAT, OPTS) and RFC 3659 (SIZE, MDTM, MLSD, MLST). Lines end in CRLF (a bare LF is
+//! accepted, as most servers do) and are capped at [`MAX_LINE`] bytes. The session decides
+//! what a command means in its state; this module only says what was asked.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::secret::Secret;
+
+/// The longest control line accepted, CRLF included.
+pub const MAX_LINE: usize = 512;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    User(String),
+    Pass(Secret),
+    Quit,
+    Noop,
+    Syst,
+    Feat,
+    Opts(String),
+    Help,
+    Stat,
+    Pwd,
+    Cwd(String),
+    Cdup,
+    Type(char),
+    Mode(char),
+    Stru(char),
+    Pasv,
+    /// `EPSV`, or `EPSV ALL` (RFC 2428 section 4).
+    Epsv {
+        all: bool,
+    },
+    Port(SocketAddr),
+    Eprt(SocketAddr),
+    List(Option<String>),
+    Nlst(Option<String>),
+    Mlsd(Option<String>),
+    Mlst(Option<String>),
+    Size(String),
+    Mdtm(String),
+    Stor(String),
+    Appe(String),
+    Rest(u64),
+    Dele(String),
+    Rnfr(String),
+    Rnto(String),
+    Abor,
+    Allo,
+    Auth(String),
+    Pbsz(u64),
+    Prot(char),
+    /// A verb this server does not implement (answered 502).
+    Unknown(String),
+}
+
+/// A line that is not a well-formed command: the reply code and text to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub text: String,
+}
+
+fn refuse(code: u16, text: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        text: text.into(),
+    }
+}
+
+/// Splits the control stream into lines. `Ok(None)` means "need more bytes".
+#[derive(Debug, Default)]
+pub struct LineReader {
+    buf: Vec<u8>,
+    /// Set after an over-long line: its rest is skipped up to the next LF.
+    skipping: bool,
+}
+
+impl LineReader {
+    /// Adds received bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete line without its line ending, or a refusal for an over-long one.
+    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, Refusal> {
+        match memchr::memchr(b'\n', &self.buf) {
+            Some(i) => {
+                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if std::mem::take(&mut self.skipping) {
+                    return self.next_line();
+                }
+                if line.len() + 2 > MAX_LINE {
+                    return Err(refuse(500, "line too long"));
+                }
+                Ok(Some(line))
+            }
+            None if self.buf.len() >= MAX_LINE => {
+                self.buf.clear();
+                if std::mem::replace(&mut self.skipping, true) {
+                    return Ok(None);
+                }
+                Err(refuse(500, "line too long"))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes received but not yet part of a complete line.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// Parses one control line (without its line ending).
+pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
+    if line.contains(&0) {
+        return Err(refuse(501, "NUL in command"));
+    }
+    let line = std::str::from_utf8(line).map_err(|_| refuse(501, "command is not UTF-8"))?;
+    let (verb, arg) = match line.split_once(' ') {
+        Some((v, a)) => (v, a),
+        None => (line, ""),
+    };
+    if verb.is_empty() || !verb.bytes().all(|b| b.is_ascii_alphabetic()) || verb.len() > 8 {
+        return Err(refuse(500, "syntax error, command unrecognized"));
+    }
+    let verb = verb.to_ascii_uppercase();
+    let need = |what: &str| -> Result<String, Refusal> {
+        if arg.is_empty() {
+            Err(refuse(501, format!("{verb} needs {what}")))
+        } else {
+            Ok(arg.to_string())
+        }
+    };
+    let optional = || (!arg.is_empty()).then(|| list_arg(arg)).flatten();
+    let letter = |allowed: &str| -> Result<char, Refusal> {
+        let c = arg.split(' ').next().unwrap_or("").to_ascii_uppercase();
+        match c.chars().next() {
+            Some(ch) if c.len() == 1 && allowed.contains(ch) => Ok(ch),
+            _ => Err(refuse(
+                504,
+                format!("{verb} {arg} not implemented; use one of {allowed}"),
+            )),
+        }
+    };
+    Ok(match verb.as_str() {
+        "USER" => Command::User(need("a user name")?),
+        "PASS" => Command::Pass(Secret::new(arg)),
+        "QUIT" => Command::Quit,
+        "NOOP" => Command::Noop,
+        "SYST" => Command::Syst,
+        "FEAT" => Command::Feat,
+        "OPTS" => Command::Opts(need("an option")?),
+        "HELP" => Command::Help,
+        "STAT" => Command::Stat,
+        "PWD" | "XPWD" => Command::Pwd,
+        "CWD" | "XCWD" => Command::Cwd(need("a folder")?),
+        "CDUP" | "XCUP" => Command::Cdup,
+        "TYPE" => Command::Type(letter("AIL")?),
+        "MODE" => Command::Mode(letter("S")?),
+        "STRU" => Command::Stru(letter("F")?),
+        "PASV" => Command::Pasv,
+        "EPSV" => match arg.to_ascii_uppercase().as_str() {
+            "" | "1" | "2" => Command::Epsv { all: false },
+            "ALL" => Command::Epsv { all: true },
+            _ => return Err(refuse(522, "network protocol not supported, use (1,2)")),
+        },
+        "PORT" => Command::Port(parse_port(arg)?),
+        "EPRT" => Command::Eprt(parse_eprt(arg)?),
+        "LIST" => Command::List(optional()),
+        "NLST" => Command::Nlst(optional()),
+        "MLSD" => Command::Mlsd(optional()),
+        "MLST" => Command::Mlst(optional()),
+        "SIZE" => Command::Size(need("a file name")?),
+        "MDTM" => Command::Mdtm(need("a file name")?),
+        "STOR" => Command::Stor(need("a file name")?),
+        "APPE" => Command::Appe(need("a file name")?),
+        "REST" => Command::Rest(
+            arg.parse()
+                .map_err(|_| refuse(501, "REST needs a byte offset"))?,
+        ),
+        "DELE" => Command::Dele(need("a file name")?),
+        "RNFR" => Command::Rnfr(need("a file name")?),
+        "RNTO" => Command::Rnto(need("a file name")?),
+        "ABOR" => Command::Abor,
+        "ALLO" => Command::Allo,
+        "AUTH" => Command::Auth(need("a mechanism")?.to_ascii_uppercase()),
+        "PBSZ" => Command::Pbsz(
+            arg.parse()
+                .map_err(|_| refuse(501, "PBSZ needs a number"))?,
+        ),
+        "PROT" => Command::Prot(letter("CP")?),
+        _ => Command::Unknown(verb),
+    })
+}
+
+/// LIST and NLST arguments may carry ls options (`-la`), which clients send and servers
+/// ignore; what is left is the path.
+fn list_arg(arg: &str) -> Option<String> {
+    let path: Vec<&str> = arg
+        .split(' ')
+        .filter(|w| !w.starts_with('-') && !w.is_empty())
+        .collect();
+    (!path.is_empty()).then(|| path.join(" "))
+}
+
+/// `PORT h1,h2,h3,h4,p1,p2` (RFC 959 section 4.1.2).
+fn parse_port(arg: &str) -> Result<SocketAddr, Refusal> {
+    let bad = || refuse(501, "PORT needs h1,h2,h3,h4,p1,p2");
+    let n: Vec<u8> = arg
+        .split(',')
+        .map(|p| p.trim().parse::<u8>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    if n.len() != 6 {
+        return Err(bad());
+    }
+    let ip = Ipv4Addr::new(n[0], n[1], n[2], n[3]);
+    Ok(SocketAddr::new(
+        IpAddr::V4(ip),
+        u16::from(n[4]) << 8 | u16::from(n[5]),
+    ))
+}
+
+/// `EPRT |1|132.235.1.2|6275|` or `EPRT |2|::1|6275|` (RFC 2428 section 2).
+fn parse_eprt(arg: &str) -> Result<SocketAddr, Refusal> {
+    let bad = || refuse(501, "EPRT needs |proto|address|port|");
+    let delim = arg.chars().next().ok_or_else(bad)?;
+    let parts: Vec<&str> = arg.split(delim).collect();
+    if parts.len() != 5 || !parts[0].is_empty() || !parts[4].is_empty() {
+        return Err(bad());
+    }
+    let ip: IpAddr = parts[2].parse().map_err(|_| bad())?;
+    match (parts[1], ip) {
+        ("1", IpAddr::V4(_)) | ("2", IpAddr::V6(_)) => {}
+        _ => return Err(refuse(522, "network protocol not supported, use (1,2)")),
+    }
+    let port: u16 = parts[3].parse().map_err(|_| bad())?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(line: &str, expected: &str) {
+        let got = match parse(line.as_bytes()) {
+            Ok(c) => format!("{c:?}"),
+            Err(r) => format!("{} {}", r.code, r.text),
+        };
+        assert_eq!(got, expected, "{line:?}");
+    }
+
+    #[test]
+    fn table() {
+        check("USER discovery", "User(\"discovery\")");
+        check("user discovery", "User(\"discovery\")");
+        check("USER", "501 USER needs a user name");
+        check("PASS s3cret", "Pass(***)");
+        check("PASS", "Pass(***)");
+        check("CWD /asa hq", "Cwd(\"/asa hq\")");
+        check("XPWD", "Pwd");
+        check("TYPE I", "Type('I')");
+        check("TYPE A N", "Type('A')");
+        check("TYPE E", "504 TYPE E not implemented; use one of AIL");
+        check("MODE B", "504 MODE B not implemented; use one of S");
+        check("PASV", "Pasv");
+        check("EPSV", "Epsv { all: false }");
+        check("EPSV ALL", "Epsv { all: true }");
+        check("EPSV 3", "522 network protocol not supported, use (1,2)");
+        check("PORT 127,0,0,1,4,1", "Port(127.0.0.1:1025)");
+        check("PORT 127,0,0,1,4", "501 PORT needs h1,h2,h3,h4,p1,p2");
+        check("PORT 300,0,0,1,4,1", "501 PORT needs h1,h2,h3,h4,p1,p2");
+        check("EPRT |1|127.0.0.1|6275|", "Eprt(127.0.0.1:6275)");
+        check("EPRT |2|::1|6275|", "Eprt([::1]:6275)");
+        check(
+            "EPRT |1|::1|6275|",
+            "522 network protocol not supported, use (1,2)",
+        );
+        check(
+            "EPRT |1|127.0.0.1|x|",
+            "501 EPRT needs |proto|address|port|",
+        );
+        check("LIST", "List(None)");
+        check("LIST -la", "List(None)");
+        check("LIST -la /asa", "List(Some(\"/asa\"))");
+        check("REST 100", "Rest(100)");
+        check("REST -1", "501 REST needs a byte offset");
+        check("AUTH tls", "Auth(\"TLS\")");
+        check("PBSZ 0", "Pbsz(0)");
+        check("PROT P", "Prot('P')");
+        check("PROT S", "504 PROT S not implemented; use one of CP");
+        check("SITE CHMOD 777 x", "Unknown(\"SITE\")");
+        check("", "500 syntax error, command unrecognized");
+        check("R3TR x", "500 syntax error, command unrecognized");
+        check("STOR a\0b", "501 NUL in command");
+    }
+
+    #[test]
+    fn lines() {
+        let mut r = LineReader::default();
+        r.push(b"USER a\r\nPA");
+        assert_eq!(r.next_line().unwrap(), Some(b"USER a".to_vec()));
+        assert_eq!(r.next_line().unwrap(), None);
+        r.push(b"SS b\n");
+        assert_eq!(r.next_line().unwrap(), Some(b"PASS b".to_vec()));
+        r.push(&[b'x'; 600]);
+        assert_eq!(r.next_line().unwrap_err().code, 500);
+        r.push(b"xxx\r\nNOOP\r\n");
+        assert_eq!(r.next_line().unwrap(), Some(b"NOOP".to_vec()));
+        assert_eq!(r.pending(), 0);
+    }
+}
