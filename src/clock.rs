@@ -52,6 +52,21 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// `Nov 27 01:23` for times within six months of `now`, `Nov 27  2025` otherwise: the date
+/// column of `ls -l`, which FTP clients parse in LIST output.
+pub fn ls_date(secs: u64, now: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, mo, d, h, mi, _) = civil(secs);
+    let month = MONTHS[(mo - 1) as usize];
+    if now.abs_diff(secs) < 180 * 86400 {
+        format!("{month} {d:>2} {h:02}:{mi:02}")
+    } else {
+        format!("{month} {d:>2}  {y}")
+    }
+}
+
 /// `3d4h`, `12m5s`, `40s`: for ages in `lc status`.
 pub fn human_age(secs: u64) -> String {
     match secs {
@@ -72,6 +87,8 @@ mod tests {
         assert_eq!(compact(951_782_400), "20000229T000000Z");
         assert_eq!(rfc3339(1_795_737_900), "2026-11-27T00:05:00Z");
         assert_eq!(rfc3339(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(ls_date(1_795_737_900, 1_795_737_900), "Nov 27 00:05");
+        assert_eq!(ls_date(951_782_400, 1_795_737_900), "Feb 29  2000");
         assert_eq!(human_age(59), "59s");
         assert_eq!(human_age(3600 * 25), "1d1h");
     }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod command;
+pub mod listing;
 pub mod passwd;
 pub mod path;
 pub mod session;
