@@ -413,5 +413,9 @@ fn to_backup(job: &DeliverJob) -> io::Result<()> {
         let backup = job.backup_dir.join(file_name);
         fs::rename(p, &backup).map_err(|e| annotate(&backup, e))?;
     }
+    // An FTP upload is listed until delivered: that ends now.
+    if let Some(first) = job.parts.first() {
+        let _ = fs::remove_file(crate::spool::sidecar_path(first));
+    }
     crate::spool::worker::prune_backup(&job.backup_dir, job.backup_keep)
 }
