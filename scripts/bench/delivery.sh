@@ -65,14 +65,8 @@ PART_BYTES=$((56 << 20))
 READY_TIMEOUT_SECS=30
 CLK_TCK=$(getconf CLK_TCK)
 
-die() {
-    echo "bench: error: $*" >&2
-    exit 1
-}
-
-note() {
-    echo "bench: $*" >&2
-}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for tool in openssl curl gzip python3 sha256sum; do
     command -v "$tool" >/dev/null || die "$tool: not found; run scripts/deps.sh first"
@@ -84,59 +78,7 @@ if ! [[ $BYTES =~ ^[0-9]+$ ]] || ((BYTES < 1024)); then
     die "BENCH_BYTES=$BYTES: expected a number of bytes >= 1024"
 fi
 
-BENCH_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/lc-bench-delivery.XXXXXX")
-STARTED_PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${STARTED_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${STARTED_PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    if [[ $KEEP == 1 ]]; then
-        note "kept $BENCH_ROOT"
-    else
-        rm -rf "$BENCH_ROOT"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Sends SIGTERM, waits up to 10 s, then SIGKILL; reaps the process if it is our child.
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-forget_pid() {
-    local pid=$1 kept=() p
-    for p in "${STARTED_PIDS[@]}"; do
-        [[ $p == "$pid" ]] || kept+=("$p")
-    done
-    STARTED_PIDS=("${kept[@]}")
-}
-
-# Runs a command in the background and waits for it, so that a signal to this script runs the
-# cleanup at once instead of after a long foreground command; returns its status.
-run_waited() {
-    local pid rc=0
-    "$@" &
-    pid=$!
-    STARTED_PIDS+=("$pid")
-    wait "$pid" || rc=$?
-    forget_pid "$pid"
-    return "$rc"
-}
+bench_init lc-bench-delivery
 
 now() {
     date +%s.%N

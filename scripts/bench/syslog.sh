@@ -68,14 +68,8 @@ HUNG_SECS=30
 READY_TIMEOUT_SECS=15
 CLK_TCK=$(getconf CLK_TCK)
 
-die() {
-    echo "bench: error: $*" >&2
-    exit 1
-}
-
-note() {
-    echo "bench: $*" >&2
-}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for tool in "$LOGGEN" "$RSYSLOGD" "$SYSLOG_NG"; do
     [[ -x $tool ]] || die "$tool: not found; run scripts/deps.sh first"
@@ -90,48 +84,7 @@ for proto in $PROTOS; do
     esac
 done
 
-BENCH_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/lc-bench.XXXXXX")
-STARTED_PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${STARTED_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${STARTED_PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    if [[ $KEEP == 1 ]]; then
-        note "kept $BENCH_ROOT"
-    else
-        rm -rf "$BENCH_ROOT"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Sends SIGTERM, waits up to 10 s, then SIGKILL; reaps the process if it is our child.
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        # A zombie child still answers kill -0 until waited for.
-        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-forget_pid() {
-    local pid=$1 kept=() p
-    for p in "${STARTED_PIDS[@]}"; do
-        [[ $p == "$pid" ]] || kept+=("$p")
-    done
-    STARTED_PIDS=("${kept[@]}")
-}
+bench_init lc-bench
 
 # Prints a port that was free on 127.0.0.1 for the given protocol (tcp or udp) a moment ago.
 free_port() {

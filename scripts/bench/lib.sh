@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# Shared by the benchmark scripts in this folder: messages, a temp root removed on exit, and
+# process bookkeeping so that every process a benchmark starts is stopped when it ends, also
+# on Ctrl-C. Source it, then call `bench_init NAME`. Uses $KEEP (1 = keep the temp root).
+
+die() {
+    echo "bench: error: $*" >&2
+    exit 1
+}
+
+note() {
+    echo "bench: $*" >&2
+}
+
+STARTED_PIDS=()
+
+# Creates $BENCH_ROOT (a temp dir named after NAME) and installs the exit and signal traps.
+bench_init() {
+    BENCH_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+cleanup() {
+    local pid
+    for pid in "${STARTED_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${STARTED_PIDS[@]}"; do
+        stop_pid "$pid"
+    done
+    if [[ ${KEEP:-0} == 1 ]]; then
+        note "kept $BENCH_ROOT"
+    else
+        rm -rf "$BENCH_ROOT"
+    fi
+}
+
+# Sends SIGTERM, waits up to 10 s, then SIGKILL; reaps the process if it is our child.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        # A zombie child still answers kill -0 until waited for.
+        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+forget_pid() {
+    local pid=$1 kept=() p
+    for p in "${STARTED_PIDS[@]}"; do
+        [[ $p == "$pid" ]] || kept+=("$p")
+    done
+    STARTED_PIDS=("${kept[@]}")
+}
+
+# Runs a command in the background and waits for it, so that a signal to the script runs the
+# cleanup at once instead of after a long foreground command; returns its status.
+run_waited() {
+    local pid rc=0
+    "$@" &
+    pid=$!
+    STARTED_PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    return "$rc"
+}
