@@ -343,29 +343,6 @@ api_curl() {
 
 # --- lc --------------------------------------------------------------------------------------
 
-LC_NOTE=''
-prepare_lc() {
-    if [[ -x $LC_BIN ]]; then
-        # An lc built before the delivery code changed benchmarks something else (one from
-        # before console delivery existed seals and then waits forever).
-        if [[ $LC_BIN == "$LC_BIN_DEFAULT" ]] &&
-            [[ -n $(find "$REPO_ROOT/src" "$REPO_ROOT/Cargo.toml" "$REPO_ROOT/Cargo.lock" -newer "$LC_BIN" -print -quit 2>/dev/null) ]]; then
-            note "warning: $LC_BIN is older than the sources; run cargo build --release for a current one"
-            LC_NOTE="$LC_BIN was older than the sources"
-        fi
-        return 0
-    fi
-    if [[ $LC_BIN == "$LC_BIN_DEFAULT" ]] && command -v cargo >/dev/null; then
-        note "building lc (cargo build --release)"
-        if (cd "$REPO_ROOT" && cargo build --release --quiet) >"$BENCH_ROOT/cargo.log" 2>&1 && [[ -x $LC_BIN ]]; then
-            return 0
-        fi
-        LC_NOTE="lc: cargo build --release failed: $(grep -m1 -E '^error' "$BENCH_ROOT/cargo.log" || tail -n1 "$BENCH_ROOT/cargo.log")"
-        return 1
-    fi
-    LC_NOTE="lc: $LC_BIN does not exist"
-    return 1
-}
 
 # Watches one lc run every 100 ms and prints "key value" lines when every part is delivered,
 # lc exits, or the deadline passes: sealed_at (raw segment gone, i.e. every part renamed into

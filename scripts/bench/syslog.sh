@@ -440,20 +440,6 @@ run_row() {
 
 # --- lc binary -------------------------------------------------------------------------------
 
-LC_NOTE=''
-prepare_lc() {
-    [[ -x $LC_BIN ]] && return 0
-    if [[ $LC_BIN == "$LC_BIN_DEFAULT" ]] && command -v cargo >/dev/null; then
-        note "building lc (cargo build --release)"
-        if (cd "$REPO_ROOT" && cargo build --release --quiet) >"$BENCH_ROOT/cargo.log" 2>&1 && [[ -x $LC_BIN ]]; then
-            return 0
-        fi
-        LC_NOTE="lc: cargo build --release failed: $(grep -m1 -E '^error' "$BENCH_ROOT/cargo.log" || tail -n1 "$BENCH_ROOT/cargo.log")"
-        return 1
-    fi
-    LC_NOTE="lc: $LC_BIN does not exist"
-    return 1
-}
 
 # --- main ------------------------------------------------------------------------------------
 
