@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # LC_NOTE is read by the scripts that source this file
 # Shared by the benchmark scripts in this folder: messages, a temp root removed on exit, and
 # process bookkeeping so that every process a benchmark starts is stopped when it ends, also
 # on Ctrl-C. Source it, then call `bench_init NAME`. Uses $KEEP (1 = keep the temp root).
@@ -73,7 +73,6 @@ run_waited() {
 
 # Makes sure $LC_BIN exists, building the default one with cargo if needed; on failure says why
 # in $LC_NOTE and returns 1. Needs LC_BIN, LC_BIN_DEFAULT and REPO_ROOT.
-# shellcheck disable=SC2034 # read by the scripts that source this file
 LC_NOTE=''
 prepare_lc() {
     if [[ -x $LC_BIN ]]; then
