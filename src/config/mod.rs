@@ -146,11 +146,35 @@ pub struct Delivery {
     pub max_upload_bytes: u64,
 }
 
+/// `[ftp] tls`: whether FTPS (AUTH TLS) is offered, and whether it is a must.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Off,
+    Optional,
+    Required,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ftp {
     pub port: u16,
     /// FTP users, `user:PHC` lines (`ftp/passwd.rs`); `lc passwd` writes it.
     pub passwd_file: PathBuf,
+    /// Passive data ports, inclusive; `(0, 0)` lets the kernel choose (tests).
+    pub passive_ports: (u16, u16),
+    /// Advertised in PASV replies; `None` = the control connection's local address.
+    pub public_address: Option<IpAddr>,
+    pub tls: TlsMode,
+    /// PORT/EPRT (only ever back to the control peer).
+    pub active: bool,
+    /// The largest file one STOR may write (the API takes files under 5 GB).
+    pub max_file_bytes: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// A control connection with no command for this long is closed.
+    pub idle_timeout: Duration,
+    /// Failed logins from one address before it is locked out for `lockout`.
+    pub max_login_failures: u32,
+    pub lockout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,20 +564,83 @@ impl Validator {
         let mut k = Keys::new(s);
         let port = self.port(k.get("port"), 21);
         let passwd_file = self.path(k.get("passwd_file"), "/etc/lc/ftp.passwd");
-        // The FTP server arrives with its own issue; its keys are accepted and checked lightly now.
-        for key in ["passive_ports", "public_address"] {
-            k.get(key);
-        }
-        if let Some(e) = k.get("tls") {
-            if !matches!(e.value.as_str(), "off" | "optional" | "required") {
-                self.problem(
-                    e.line,
-                    format!("tls {:?} must be off, optional or required", e.value),
-                );
-            }
-        }
+        let passive_ports = match k.get("passive_ports") {
+            None => (20000, 20099),
+            Some(e) => match parse_port_range(&e.value) {
+                Some(r) => r,
+                None => {
+                    self.problem(
+                        e.line,
+                        format!(
+                            "passive_ports {:?} must be FIRST-LAST (e.g. 20000-20099) with FIRST <= LAST, or 0 for any",
+                            e.value
+                        ),
+                    );
+                    (20000, 20099)
+                }
+            },
+        };
+        let public_address = match k.get("public_address") {
+            Some(e) if !e.value.is_empty() => match e.value.parse::<IpAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.problem(
+                        e.line,
+                        format!("public_address {:?} is not an IP address", e.value),
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        let tls = match k.get("tls") {
+            None => TlsMode::Optional,
+            Some(e) => match e.value.as_str() {
+                "off" => TlsMode::Off,
+                "optional" => TlsMode::Optional,
+                "required" => TlsMode::Required,
+                v => {
+                    self.problem(
+                        e.line,
+                        format!("tls {v:?} must be off, optional or required"),
+                    );
+                    TlsMode::Optional
+                }
+            },
+        };
+        let active = match k.get("active") {
+            None => true,
+            Some(e) => match e.value.as_str() {
+                "on" | "yes" | "true" => true,
+                "off" | "no" | "false" => false,
+                v => {
+                    self.problem(e.line, format!("active {v:?} must be on or off"));
+                    true
+                }
+            },
+        };
+        let max_file_bytes = self.size(k.get("max_file_bytes"), 5_000_000_000, 1, 5_000_000_000);
+        let max_connections = self.number(k.get("max_connections"), 100, 1, 100_000) as usize;
+        let max_connections_per_ip =
+            self.number(k.get("max_connections_per_ip"), 10, 1, 100_000) as usize;
+        let idle_timeout = self.secs(k.get("idle_timeout_secs"), Duration::from_secs(900), 1);
+        let max_login_failures = self.number(k.get("max_login_failures"), 5, 1, 1000) as u32;
+        let lockout = self.secs(k.get("lockout_secs"), Duration::from_secs(300), 1);
         k.finish(self);
-        Ftp { port, passwd_file }
+        Ftp {
+            port,
+            passwd_file,
+            passive_ports,
+            public_address,
+            tls,
+            active,
+            max_file_bytes,
+            max_connections,
+            max_connections_per_ip,
+            idle_timeout,
+            max_login_failures,
+            lockout,
+        }
     }
 
     fn source(&mut self, name: &str, s: &ini::Section) -> Option<Source> {
@@ -785,6 +872,16 @@ impl Validator {
     }
 }
 
+/// `FIRST-LAST` inclusive, or `0` for a port the kernel chooses.
+fn parse_port_range(v: &str) -> Option<(u16, u16)> {
+    if v == "0" {
+        return Some((0, 0));
+    }
+    let (a, b) = v.split_once('-')?;
+    let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
+    (a > 0 && a <= b).then_some((a, b))
+}
+
 /// `http://[user:pass@]host:port` or `https://...`; the error does not repeat the URL, which
 /// may hold a password.
 pub fn check_proxy_url(url: &str) -> Result<(), String> {
@@ -926,6 +1023,22 @@ mod tests {
             "3: key \"sync_secs\" is set twice in [spool]",
         );
         check("[ftp]\npasswd_file =\n", "2: passwd_file must not be empty");
+        check(
+            "[ftp]\npassive_ports = 30000-20000\n",
+            "2: passive_ports \"30000-20000\" must be FIRST-LAST (e.g. 20000-20099) with FIRST <= LAST, or 0 for any",
+        );
+        check(
+            "[ftp]\npublic_address = collector.example\n",
+            "2: public_address \"collector.example\" is not an IP address",
+        );
+        check(
+            "[ftp]\nactive = maybe\n",
+            "2: active \"maybe\" must be on or off",
+        );
+        check(
+            "[ftp]\nmax_file_bytes = 6G\n",
+            "2: max_file_bytes = 6442450944 is outside 1..=5000000000",
+        );
     }
 
     #[test]
@@ -983,7 +1096,17 @@ mod tests {
             c.ftp,
             Ftp {
                 port: 21,
-                passwd_file
+                passwd_file,
+                passive_ports: (20000, 20099),
+                public_address: None,
+                tls: TlsMode::Optional,
+                active: true,
+                max_file_bytes: 5_000_000_000,
+                max_connections: 100,
+                max_connections_per_ip: 10,
+                idle_timeout: Duration::from_secs(900),
+                max_login_failures: 5,
+                lockout: Duration::from_secs(300),
             }
         );
     }

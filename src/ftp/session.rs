@@ -14,12 +14,7 @@ use super::path::{resolve, VPath, SSL_UPDATE};
 use crate::allow::canonical;
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    Off,
-    Optional,
-    Required,
-}
+pub use crate::config::TlsMode;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
