@@ -64,6 +64,8 @@ impl Drop {
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
     pub messages: u64,
+    /// Files received (FTP sources).
+    pub files: u64,
     pub bytes: u64,
     /// Messages cut at `max_message_bytes` (kept, not dropped).
     pub truncated: u64,
@@ -140,6 +142,7 @@ pub fn source_json(v: &SourceView<'_>, now: u64) -> Value {
         "port": v.port,
         "state": state(c.last_received, c.last_delivery, now),
         "messages": c.messages,
+        "files": c.files,
         "bytes": c.bytes,
         "truncated": c.truncated,
         "drops": drops,

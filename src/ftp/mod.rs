@@ -1,13 +1,16 @@
 //! The built-in FTP/FTPS server (DESIGN.md "FTP server").
 //!
-//! Work in progress: the protocol pieces here (command parsing, the confined namespace, the
-//! session state machine) are complete and table-tested, and the password file serves
-//! `lc passwd`; the event-loop side (control and data connections, FTPS, listings, uploads
-//! into the spool) comes next, and until then the server does not call them.
-#![allow(dead_code)]
+//! Protocol pieces without I/O: `command` (lines and parsing), `path` (the confined
+//! namespace), `session` (the state machine per control connection), `listing` (LIST, NLST,
+//! MLSD lines). I/O: `stream` (a connection in the clear or under TLS), `server` (every FTP
+//! socket, driven by the instance's event loop) and `jobs` (the `lc-ftp` thread for password
+//! checks, commits and file operations). `passwd` is the user file, shared with `lc passwd`.
 
 pub mod command;
+pub mod jobs;
 pub mod listing;
 pub mod passwd;
 pub mod path;
+pub mod server;
 pub mod session;
+pub mod stream;

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::command::Command;
-use super::path::{resolve, VPath, SSL_UPDATE};
+use super::path::{resolve, VPath};
 use crate::allow::canonical;
 use crate::secret::Secret;
 
@@ -168,8 +168,22 @@ impl Session {
         }
     }
 
-    pub fn control_tls(&self) -> bool {
-        self.control_tls
+    /// PROT P is in force: data connections use TLS.
+    pub fn prot_private(&self) -> bool {
+        self.prot_private
+    }
+
+    /// The folders at `/` for this session.
+    pub fn folders(&self) -> &[String] {
+        &self.settings.folders
+    }
+
+    /// The user named by USER (logged in or not), for the log.
+    pub fn pending_user(&self) -> String {
+        match &self.login {
+            Login::User(u) | Login::In(u) => u.clone(),
+            Login::Anonymous => String::new(),
+        }
     }
 
     /// The server checked the password of `CheckPassword`.
@@ -490,11 +504,6 @@ impl Session {
     }
 }
 
-/// Whether `path` is in the certificate upload folder.
-pub fn is_ssl_update(path: &VPath) -> bool {
-    matches!(path, VPath::Folder(f) | VPath::File { folder: f, .. } if f == SSL_UPDATE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,7 +514,7 @@ mod tests {
             tls,
             tls_ready: true,
             active_mode: true,
-            folders: vec!["asa".into(), SSL_UPDATE.into()],
+            folders: vec!["asa".into(), crate::ftp::path::SSL_UPDATE.into()],
         };
         Session::new(settings, "192.0.2.7".parse().unwrap())
     }

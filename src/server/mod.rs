@@ -11,7 +11,7 @@
 //! The loop never blocks on the disk beyond page-cache writes: fsync, gzip and delivery run on
 //! the worker threads of `spool::worker`, which report through a channel and the waker.
 
-mod listen;
+pub mod listen;
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -34,6 +34,8 @@ use crate::clock;
 use crate::config::{self, Config, Receiver as Kind, Source};
 use crate::deliver::api::Failure;
 use crate::deliver::{self, DeliverJob};
+use crate::ftp::jobs::Dest;
+use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Counters, Drop};
@@ -206,6 +208,8 @@ pub struct Server {
     /// `lc certs reload` waits for these in the status snapshot.
     reloaded_at: u64,
     reload_error: Option<String>,
+    /// The FTP server, when this instance serves FTP sources.
+    ftp: Option<FtpServer>,
 }
 
 /// What an instance needs from files beyond the config: the delivery target (token, ca_file)
@@ -214,6 +218,7 @@ pub struct Server {
 pub struct Prepared {
     pub target: deliver::Target,
     pub tls: Option<crate::tls::SyslogTls>,
+    pub ftp_tls: Option<crate::tls::FtpTls>,
 }
 
 pub fn prepare(config: &Config, port: Option<u16>) -> Result<Prepared, String> {
@@ -228,7 +233,33 @@ pub fn prepare(config: &Config, port: Option<u16>) -> Result<Prepared, String> {
     } else {
         None
     };
-    Ok(Prepared { target, tls })
+    let ftp_sources: Vec<Source> = config
+        .sources_for(port)
+        .into_iter()
+        .filter(|s| !s.receiver.is_syslog())
+        .collect();
+    let ftp_tls = if ftp_sources.is_empty() || config.ftp.tls == config::TlsMode::Off {
+        None
+    } else {
+        let now = clock::unix_secs(SystemTime::now()) as i64;
+        let pem = config.collector.certs_dir.join(crate::tls::FTP_PEM);
+        let must = config.ftp.tls == config::TlsMode::Required
+            || ftp_sources.iter().any(|s| s.receiver == Kind::Ftps);
+        if !must && !pem.exists() {
+            log::warn!(
+                "ftp: {} is missing: FTPS (AUTH TLS) is not offered; `lc certs init` makes one",
+                pem.display()
+            );
+            None
+        } else {
+            Some(crate::tls::load_ftp(&config.collector.certs_dir, now).map_err(|p| p.join("\n"))?)
+        }
+    };
+    Ok(Prepared {
+        target,
+        tls,
+        ftp_tls,
+    })
 }
 
 /// Blocks the signals lc handles so they arrive on a signalfd. Must run before any thread is
@@ -254,7 +285,11 @@ impl Server {
         mask: SigSet,
         prepared: Prepared,
     ) -> Result<Server, RunError> {
-        let Prepared { target, tls } = prepared;
+        let Prepared {
+            target,
+            tls,
+            ftp_tls,
+        } = prepared;
         let instance = port.map_or_else(|| "all".to_string(), |p| p.to_string());
         let wanted = config.sources_for(port);
         if wanted.is_empty() {
@@ -305,12 +340,25 @@ impl Server {
             tls,
             reloaded_at: 0,
             reload_error: None,
+            ftp: None,
             config,
         };
         // Bind first: a port in use must fail before this instance touches any spool.
         let mut bound = Vec::new();
         for (i, s) in wanted.iter().enumerate() {
             bound.extend(server.bind(s, i)?);
+        }
+        if wanted.iter().any(|s| !s.receiver.is_syslog()) {
+            let folders = server.ftp_folders(&wanted);
+            let ftp = FtpServer::new(
+                &server.config,
+                folders,
+                ftp_tls,
+                Arc::clone(&waker),
+                server.poll.registry(),
+            )
+            .map_err(RunError)?;
+            server.ftp = Some(ftp);
         }
         server.write_pid_file()?;
         for s in wanted {
@@ -332,11 +380,7 @@ impl Server {
     fn bind(&self, s: &Source, source: usize) -> Result<Vec<Listener>, RunError> {
         let mut out = Vec::new();
         if !s.receiver.is_syslog() {
-            log::warn!(
-                "source {}: {} receivers are not served by this version yet",
-                s.name,
-                s.receiver.as_str()
-            );
+            // A folder of the FTP server, which binds its own port.
             return Ok(out);
         }
         let listen = s.listen.clone().unwrap_or(config::Listen::Any);
@@ -490,7 +534,8 @@ impl Server {
             std::process::id()
         );
         while !self.stopping {
-            let timeout = if self.work.is_empty() {
+            let ftp_busy = self.ftp.as_ref().is_some_and(FtpServer::has_work);
+            let timeout = if self.work.is_empty() && !ftp_busy {
                 self.next_housekeeping
                     .saturating_duration_since(Instant::now())
             } else {
@@ -506,10 +551,16 @@ impl Server {
                 match event.token() {
                     WAKER => self.drain_done(),
                     SIGNALS => self.read_signals(),
+                    token if FtpServer::owns(token) => {
+                        if let Some(ftp) = &mut self.ftp {
+                            ftp.ready(token);
+                        }
+                    }
                     token => self.mark_ready(token),
                 }
             }
             self.do_work();
+            self.ftp_work();
             self.flush_spools();
             let now = Instant::now();
             if now >= self.next_housekeeping {
@@ -946,6 +997,10 @@ impl Server {
         while let Ok(done) = self.done_rx.try_recv() {
             self.handle_done(done);
         }
+        if let Some(ftp) = &mut self.ftp {
+            let events = ftp.drain(self.poll.registry());
+            self.ftp_events(events);
+        }
     }
 
     fn handle_done(&mut self, done: Done) {
@@ -1285,6 +1340,10 @@ impl Server {
             self.check_disk();
         }
         self.close_idle(now);
+        if let Some(ftp) = &mut self.ftp {
+            ftp.set_disk(self.disk_full, self.disk_full);
+            ftp.tick(self.poll.registry(), now);
+        }
         if now >= self.next_status {
             self.next_status = now + STATUS_EVERY;
             self.update_udp_drops();
@@ -1532,6 +1591,7 @@ impl Server {
                 "client_ca_not_after": t.client_ca.iter().map(|c| c.not_after).min(),
             })),
             "listeners": listeners,
+            "ftp": self.ftp.as_ref().map(FtpServer::status),
             "sources": sources,
         });
         let path = status::snapshot_path(&self.config.collector.run_dir, &self.instance);
@@ -1557,7 +1617,14 @@ impl Server {
             });
         let result = match loaded {
             Err(e) => Err(e),
-            Ok((new, Prepared { target, tls })) => match self.apply(new) {
+            Ok((
+                new,
+                Prepared {
+                    target,
+                    tls,
+                    ftp_tls,
+                },
+            )) => match self.apply(new) {
                 Ok(()) => {
                     log::info!("delivering to {}", target.describe());
                     if let Some(w) = &self.workers {
@@ -1571,6 +1638,13 @@ impl Server {
                         );
                     }
                     self.tls = tls;
+                    let wanted = self.config.sources_for(self.port);
+                    let folders = self.ftp_folders(&wanted);
+                    if let Some(ftp) = &mut self.ftp {
+                        ftp.reconfigure(&self.config.ftp, folders, ftp_tls);
+                    } else if !folders.is_empty() {
+                        log::warn!("ftp: FTP sources were added; the FTP server starts with a restart of this instance");
+                    }
                     // A fixed token or proxy should be tried at once, not after the backoff.
                     for i in 0..self.sources.len() {
                         self.sources[i].retry_at = None;
@@ -1723,6 +1797,12 @@ impl Server {
         for i in 0..self.sources.len() {
             self.close_listeners_of(i);
         }
+        if let Some(mut ftp) = self.ftp.take() {
+            ftp.stop(self.poll.registry());
+            let events = ftp.take_events();
+            self.ftp = Some(ftp);
+            self.ftp_events(events);
+        }
         let deadline = Instant::now() + Duration::from_secs(2);
         self.disk_full = false;
         for slot in 0..self.conns.len() {
@@ -1761,6 +1841,78 @@ impl Server {
         }
         log::info!("instance {} stopped", self.instance);
         Ok(())
+    }
+}
+
+/// The FTP server's side of the loop.
+impl Server {
+    /// The FTP sources among `sources`, as folders.
+    fn ftp_folders(&self, sources: &[Source]) -> Vec<FolderInfo> {
+        sources
+            .iter()
+            .filter(|s| !s.receiver.is_syslog())
+            .map(|s| FolderInfo {
+                name: s.name.clone(),
+                receiver: s.receiver,
+                allow: s.allow.clone(),
+                spool_dir: self.config.collector.state_dir.join("spool").join(&s.name),
+            })
+            .collect()
+    }
+
+    fn ftp_work(&mut self) {
+        if let Some(ftp) = &mut self.ftp {
+            let events = ftp.do_work(self.poll.registry());
+            self.ftp_events(events);
+        }
+    }
+
+    fn ftp_events(&mut self, events: Vec<FtpEvent>) {
+        for event in events {
+            match event {
+                FtpEvent::Received {
+                    conn,
+                    folder,
+                    name,
+                    temp,
+                } => {
+                    let dest = if folder == crate::ftp::path::SSL_UPDATE {
+                        self.ftp
+                            .as_ref()
+                            .map(|f| Dest::Plain(f.ssl_update_dir().join(&name)))
+                    } else {
+                        self.source_index(&folder).map(|i| {
+                            let (seq, raw) = self.sources[i].spool.reserve_upload();
+                            Dest::Spool {
+                                source: folder.clone(),
+                                seq,
+                                raw,
+                                name,
+                            }
+                        })
+                    };
+                    if let Some(ftp) = &mut self.ftp {
+                        ftp.commit(conn, temp, dest);
+                    }
+                }
+                FtpEvent::Spooled {
+                    source,
+                    seq,
+                    raw,
+                    bytes,
+                } => {
+                    let Some(i) = self.source_index(&source) else {
+                        continue;
+                    };
+                    let src = &mut self.sources[i];
+                    src.spool.adopted(seq, raw.clone(), bytes);
+                    src.counters.files += 1;
+                    src.counters.bytes += bytes;
+                    src.counters.last_received = clock::unix_secs(SystemTime::now());
+                    self.send_seal(i, seq, raw);
+                }
+            }
+        }
     }
 }
 

@@ -276,43 +276,18 @@ impl SourceSpool {
         Some(item)
     }
 
-    /// Takes a completed FTP upload into the spool as a raw segment under a new sequence
-    /// number, keeping its original name and size in a sidecar (`SEQ-STAMP.name`) so the FTP
-    /// folder lists it until it is delivered. A last line without LF gets one, or recovery
-    /// would cut it as torn. `upload` must be on the spool's filesystem (state_dir). Returns
-    /// what to seal.
-    #[allow(dead_code)] // Called by the FTP server, whose event-loop side is in progress.
-    pub fn adopt_upload(&mut self, upload: &Path, name: &str) -> io::Result<(u64, PathBuf, u64)> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(upload)
-            .map_err(|e| annotate(upload, e))?;
-        let size = file.metadata()?.len();
-        let mut bytes = size;
-        if size > 0 {
-            let mut last = [0u8; 1];
-            file.seek(SeekFrom::Start(size - 1))?;
-            file.read_exact(&mut last)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n").map_err(|e| annotate(upload, e))?;
-                bytes += 1;
-            }
-        }
-        file.sync_all().map_err(|e| annotate(upload, e))?;
+    /// Reserves a segment for an FTP upload: its sequence number and raw path. The upload is
+    /// moved there by [`commit_upload`] (off the loop thread), then announced with `adopted`.
+    pub fn reserve_upload(&mut self) -> (u64, PathBuf) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let stamp = clock::compact(clock::unix_secs(SystemTime::now()));
-        let raw = self.dir.join(format!("{seq:010}-{stamp}.log"));
-        let sidecar = sidecar_path(&raw);
-        fs::write(&sidecar, format!("{name}\n{size}\n")).map_err(|e| annotate(&sidecar, e))?;
-        fs::rename(upload, &raw).map_err(|e| annotate(&raw, e))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| annotate(&self.dir, e))?;
-        let item = (seq, raw, bytes);
-        self.sealing.push(item.clone());
-        Ok(item)
+        (seq, self.dir.join(format!("{seq:010}-{stamp}.log")))
+    }
+
+    /// A committed upload joins the segments to seal.
+    pub fn adopted(&mut self, seq: u64, raw: PathBuf, bytes: u64) {
+        self.sealing.push((seq, raw, bytes));
     }
 
     /// Bytes this source holds on disk or in memory: open, sealing and sealed segments.
@@ -385,9 +360,51 @@ pub fn sidecar_path(segment: &Path) -> PathBuf {
     segment.with_file_name(format!("{stem}.name"))
 }
 
-/// An FTP upload still in the spool: (original name, its size, when it was handed over).
-#[allow(dead_code)] // Listed by the FTP server, whose event-loop side is in progress.
-pub fn spooled_uploads(dir: &Path) -> Vec<(String, u64, u64)> {
+/// Makes a received FTP upload a raw segment at `raw` (from `reserve_upload`): ends it with a
+/// newline if its last line has none, fsyncs it, writes the `.name` sidecar that keeps it
+/// listed under `name` until delivered, renames it into the spool and fsyncs the folder.
+/// Returns the segment's size. Blocking: runs on the FTP worker thread.
+pub fn commit_upload(upload: &Path, raw: &Path, name: &str) -> io::Result<u64> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(upload)
+        .map_err(|e| annotate(upload, e))?;
+    let size = file.metadata()?.len();
+    let mut bytes = size;
+    if size > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(size - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n").map_err(|e| annotate(upload, e))?;
+            bytes += 1;
+        }
+    }
+    file.sync_all().map_err(|e| annotate(upload, e))?;
+    let sidecar = sidecar_path(raw);
+    fs::write(&sidecar, format!("{name}\n{size}\n")).map_err(|e| annotate(&sidecar, e))?;
+    fs::rename(upload, raw).map_err(|e| annotate(raw, e))?;
+    let dir = raw.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| annotate(dir, e))?;
+    Ok(bytes)
+}
+
+/// An FTP upload still in the spool, as its `.name` sidecar tells.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SpooledUpload {
+    /// The name it was uploaded as (or renamed to).
+    pub name: String,
+    pub size: u64,
+    /// When it was handed over (unix seconds).
+    pub at: u64,
+    pub sidecar: PathBuf,
+}
+
+/// The FTP uploads in a source's spool folder that are not delivered yet.
+pub fn spooled_uploads(dir: &Path) -> Vec<SpooledUpload> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = e.path();
@@ -408,7 +425,12 @@ pub fn spooled_uploads(dir: &Path) -> Vec<(String, u64, u64)> {
             .and_then(|m| m.modified().ok())
             .map(clock::unix_secs)
             .unwrap_or(0);
-        out.push((name.to_string(), size, at));
+        out.push(SpooledUpload {
+            name: name.to_string(),
+            size,
+            at,
+            sidecar: path,
+        });
     }
     out.sort();
     out
@@ -625,13 +647,15 @@ mod tests {
         let (mut spool, _) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
         let upload = state.join("upload.tmp");
         fs::write(&upload, b"one\ntwo").unwrap();
-        let (seq, raw, bytes) = spool.adopt_upload(&upload, "fw 1.log").unwrap();
+        let (seq, raw) = spool.reserve_upload();
+        let bytes = commit_upload(&upload, &raw, "fw 1.log").unwrap();
+        spool.adopted(seq, raw.clone(), bytes);
         assert_eq!((seq, bytes), (1, 8));
         assert_eq!(fs::read(&raw).unwrap(), b"one\ntwo\n");
         assert!(!upload.exists());
         let listed = spooled_uploads(&spool.dir);
         assert_eq!(listed.len(), 1);
-        assert_eq!((listed[0].0.as_str(), listed[0].1), ("fw 1.log", 7));
+        assert_eq!((listed[0].name.as_str(), listed[0].size), ("fw 1.log", 7));
         assert_eq!(sidecar_path(&raw), sidecar_path(&part_path(&raw, 3)));
         assert_eq!(sidecar_path(&raw), sidecar_path(&gz_path(&raw)));
         // After a restart the sidecar stays while the segment is there, and goes with it.

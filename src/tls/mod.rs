@@ -211,6 +211,32 @@ pub fn load_syslog(dir: &Path, now: i64) -> Result<SyslogTls, Vec<String>> {
     })
 }
 
+/// What the FTP server offers AUTH TLS with: `pure-ftpd.pem` (key and certificate in one
+/// file, as the vendor's collector has it).
+pub struct FtpTls {
+    pub config: Arc<ServerConfig>,
+    pub server: CertInfo,
+}
+
+pub fn load_ftp(dir: &Path, now: i64) -> Result<FtpTls, Vec<String>> {
+    let pem = dir.join(FTP_PEM);
+    let identity = load_identity(&pem, &pem, now)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| vec![format!("TLS setup: {e}")])?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)
+        .map_err(|e| vec![format!("{}: {e}", pem.display())])?;
+    // Data connections are short and many; clients resume the control connection's session
+    // on them (with TLS 1.2 session IDs, kept in rustls' default in-memory cache). No TLS 1.3
+    // tickets, for the same reason as syslog: an uploading client may never read them.
+    config.send_tls13_tickets = 0;
+    Ok(FtpTls {
+        config: Arc::new(config),
+        server: identity.info,
+    })
+}
+
 fn load_client_ca(path: &Path, now: i64) -> Result<(RootCertStore, Vec<CertInfo>), Vec<String>> {
     let certs = read_certs(path).map_err(|e| vec![e])?;
     let mut roots = RootCertStore::empty();

@@ -1,0 +1,451 @@
+//! The FTP server's blocking work, on its own thread (`lc-ftp`): password checks (argon2
+//! takes tens of milliseconds), committing uploads (fsync, rename), and the file operations
+//! behind LIST, SIZE, MDTM, MLST, DELE and RNTO. The loop sends a [`Job`] and hears back
+//! through a channel and the waker; nothing here touches a socket.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use mio::Waker;
+
+use super::listing::{self, Entry};
+use super::passwd;
+use super::session::{ListKind, Reply};
+use crate::clock;
+use crate::secret::Secret;
+use crate::spool;
+
+/// A real folder behind a name at `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Folder {
+    /// A source's spool: files are its uploads not yet delivered (`.name` sidecars).
+    Spool(PathBuf),
+    /// `state_dir/ftp/ssl_update`: plain files.
+    Plain(PathBuf),
+}
+
+/// Which control connection a job is for: its slot and the id that slot had when asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnRef {
+    pub slot: usize,
+    pub id: u64,
+}
+
+pub enum Job {
+    Login {
+        conn: ConnRef,
+        passwd_file: PathBuf,
+        user: String,
+        password: Secret,
+    },
+    /// Make a received upload durable and move it where it belongs.
+    Commit {
+        conn: ConnRef,
+        temp: PathBuf,
+        dest: Dest,
+    },
+    /// An aborted or failed upload: remove its temp file.
+    Discard(PathBuf),
+    List {
+        conn: ConnRef,
+        /// `None` lists `/` (the folders, given here).
+        folder: Option<Folder>,
+        folders: Vec<String>,
+        /// A single file to list (LIST of a file name).
+        name: Option<String>,
+        kind: ListKind,
+    },
+    /// SIZE (213 size), MDTM (213 time) or MLST (250 facts) of one file or folder.
+    Stat {
+        conn: ConnRef,
+        folder: Option<Folder>,
+        name: Option<String>,
+        what: Stat,
+    },
+    Delete {
+        conn: ConnRef,
+        folder: Folder,
+        name: String,
+    },
+    Rename {
+        conn: ConnRef,
+        folder: Folder,
+        from: String,
+        to: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    Size,
+    Mdtm,
+    Mlst,
+}
+
+/// Where a committed upload goes.
+pub enum Dest {
+    /// Into a source's spool as segment `raw` (reserved by the loop), listed as `name`.
+    Spool {
+        source: String,
+        seq: u64,
+        raw: PathBuf,
+        name: String,
+    },
+    /// A plain file (ssl_update), replacing any of the same name.
+    Plain(PathBuf),
+}
+
+pub enum Outcome {
+    Login {
+        conn: ConnRef,
+        ok: bool,
+        /// Why the password file could not be used, for the log.
+        error: Option<String>,
+    },
+    Committed {
+        conn: ConnRef,
+        /// For spool uploads: (source, seq, raw path, bytes).
+        spooled: Option<(String, u64, PathBuf, u64)>,
+        result: Result<u64, String>,
+    },
+    Listed {
+        conn: ConnRef,
+        result: Result<Vec<u8>, Reply>,
+    },
+    Reply {
+        conn: ConnRef,
+        reply: Reply,
+    },
+}
+
+pub struct Jobs {
+    tx: Option<Sender<Job>>,
+    pub rx: Receiver<Outcome>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Jobs {
+    pub fn spawn(waker: Arc<Waker>) -> io::Result<Jobs> {
+        let (tx, job_rx) = mpsc::channel::<Job>();
+        let (out_tx, rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("lc-ftp".into())
+            .spawn(move || {
+                for job in job_rx {
+                    if let Some(outcome) = run(job) {
+                        if out_tx.send(outcome).is_err() {
+                            break;
+                        }
+                        let _ = waker.wake();
+                    }
+                }
+            })?;
+        Ok(Jobs {
+            tx: Some(tx),
+            rx,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn send(&self, job: Job) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Finishes queued jobs (discards, commits) and stops the thread.
+    pub fn join(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(job: Job) -> Option<Outcome> {
+    Some(match job {
+        Job::Login {
+            conn,
+            passwd_file,
+            user,
+            password,
+        } => {
+            // Read at every login: `lc passwd` changes apply at the next one, no reload.
+            let (ok, error) = match passwd::load(&passwd_file) {
+                Ok(p) => (passwd::verify(&p, &user, &password), None),
+                Err(e) => {
+                    // Spend the same time as a real check, so failures all look alike.
+                    passwd::verify(&passwd::Passwd::default(), &user, &password);
+                    (false, Some(e.to_string()))
+                }
+            };
+            Outcome::Login { conn, ok, error }
+        }
+        Job::Commit { conn, temp, dest } => match dest {
+            Dest::Spool {
+                source,
+                seq,
+                raw,
+                name,
+            } => match spool::commit_upload(&temp, &raw, &name) {
+                Ok(bytes) => Outcome::Committed {
+                    conn,
+                    spooled: Some((source, seq, raw, bytes)),
+                    result: Ok(bytes),
+                },
+                Err(e) => {
+                    let _ = fs::remove_file(&temp);
+                    let _ = fs::remove_file(spool::sidecar_path(&raw));
+                    Outcome::Committed {
+                        conn,
+                        spooled: None,
+                        result: Err(e.to_string()),
+                    }
+                }
+            },
+            Dest::Plain(path) => {
+                let result = commit_plain(&temp, &path);
+                if result.is_err() {
+                    let _ = fs::remove_file(&temp);
+                }
+                Outcome::Committed {
+                    conn,
+                    spooled: None,
+                    result: result.map_err(|e| e.to_string()),
+                }
+            }
+        },
+        Job::Discard(path) => {
+            let _ = fs::remove_file(path);
+            return None;
+        }
+        Job::List {
+            conn,
+            folder,
+            folders,
+            name,
+            kind,
+        } => {
+            let now = clock::unix_secs(std::time::SystemTime::now());
+            let result = entries(folder.as_ref(), &folders).and_then(|all| {
+                let chosen: Vec<&Entry> = match &name {
+                    None => all.iter().collect(),
+                    Some(n) => {
+                        let hits: Vec<&Entry> = all.iter().filter(|e| &e.name == n).collect();
+                        if hits.is_empty() {
+                            return Err(Reply::new(550, format!("{n}: no such file")));
+                        }
+                        hits
+                    }
+                };
+                let mut out = String::new();
+                for e in chosen {
+                    out.push_str(&match kind {
+                        ListKind::List => listing::list_line(e, now),
+                        ListKind::Nlst => listing::nlst_line(e),
+                        ListKind::Mlsd => listing::mlsd_line(e),
+                    });
+                }
+                Ok(out.into_bytes())
+            });
+            Outcome::Listed { conn, result }
+        }
+        Job::Stat {
+            conn,
+            folder,
+            name,
+            what,
+        } => Outcome::Reply {
+            conn,
+            reply: stat(folder.as_ref(), name.as_deref(), what),
+        },
+        Job::Delete { conn, folder, name } => Outcome::Reply {
+            conn,
+            reply: delete(&folder, &name),
+        },
+        Job::Rename {
+            conn,
+            folder,
+            from,
+            to,
+        } => Outcome::Reply {
+            conn,
+            reply: rename(&folder, &from, &to),
+        },
+    })
+}
+
+fn commit_plain(temp: &Path, path: &Path) -> io::Result<u64> {
+    let file = fs::File::open(temp)?;
+    file.sync_all()?;
+    let size = file.metadata()?.len();
+    fs::rename(temp, path).map_err(|e| spool::annotate(path, e))?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(size)
+}
+
+/// The entries of a folder, or of `/` when `folder` is `None`.
+fn entries(folder: Option<&Folder>, folders: &[String]) -> Result<Vec<Entry>, Reply> {
+    let fail = |dir: &Path, e: io::Error| {
+        log::warn!("ftp: {}: cannot list: {e}", dir.display());
+        Reply::new(451, "cannot list the folder now; try again")
+    };
+    match folder {
+        None => Ok(folders
+            .iter()
+            .map(|f| Entry {
+                name: f.clone(),
+                is_dir: true,
+                size: 0,
+                modified: 0,
+            })
+            .collect()),
+        Some(Folder::Spool(dir)) => Ok(spool::spooled_uploads(dir)
+            .into_iter()
+            .map(|u| Entry {
+                name: u.name,
+                is_dir: false,
+                size: u.size,
+                modified: u.at,
+            })
+            .collect()),
+        Some(Folder::Plain(dir)) => {
+            let mut out = Vec::new();
+            let read = match fs::read_dir(dir) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(fail(dir, e)),
+            };
+            for e in read.flatten() {
+                // Only regular files; symlinks and anything else are not part of the namespace.
+                let Ok(meta) = fs::symlink_metadata(e.path()) else {
+                    continue;
+                };
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !meta.is_file() || name.starts_with('.') {
+                    continue;
+                }
+                out.push(Entry {
+                    name,
+                    is_dir: false,
+                    size: meta.len(),
+                    modified: meta.modified().map(clock::unix_secs).unwrap_or(0),
+                });
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        }
+    }
+}
+
+fn find(folder: &Folder, name: &str) -> Result<Entry, Reply> {
+    entries(Some(folder), &[])?
+        .into_iter()
+        .rev()
+        .find(|e| e.name == name)
+        .ok_or_else(|| Reply::new(550, format!("{name}: no such file")))
+}
+
+fn stat(folder: Option<&Folder>, name: Option<&str>, what: Stat) -> Reply {
+    let entry = match (folder, name) {
+        (Some(f), Some(n)) => find(f, n),
+        // A folder (or `/`): only MLST describes it.
+        (_, None) => Ok(Entry {
+            name: String::new(),
+            is_dir: true,
+            size: 0,
+            modified: 0,
+        }),
+        (None, Some(n)) => Err(Reply::new(550, format!("{n}: no such file"))),
+    };
+    let e = match entry {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    match what {
+        Stat::Size => Reply::new(213, e.size.to_string()),
+        Stat::Mdtm => Reply::new(213, clock::compact(e.modified).replace(['T', 'Z'], "")),
+        Stat::Mlst => Reply {
+            code: 250,
+            lines: vec!["listing".into(), listing::facts(&e), "end".into()],
+        },
+    }
+}
+
+fn delete(folder: &Folder, name: &str) -> Reply {
+    match folder {
+        Folder::Spool(_) => Reply::new(
+            550,
+            format!(
+                "{name}: uploads are delivered, not deleted; it leaves this list once delivered"
+            ),
+        ),
+        Folder::Plain(dir) => {
+            let path = dir.join(name);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => match fs::remove_file(&path) {
+                    Ok(()) => Reply::new(250, format!("{name} deleted")),
+                    Err(e) => {
+                        log::warn!("ftp: {}: cannot delete: {e}", path.display());
+                        Reply::new(450, format!("{name}: cannot delete now"))
+                    }
+                },
+                _ => Reply::new(550, format!("{name}: no such file")),
+            }
+        }
+    }
+}
+
+fn rename(folder: &Folder, from: &str, to: &str) -> Reply {
+    match folder {
+        // The data is already spooled: only the name it is listed under changes.
+        Folder::Spool(dir) => {
+            let Some(upload) = spool::spooled_uploads(dir)
+                .into_iter()
+                .rev()
+                .find(|u| u.name == from)
+            else {
+                return Reply::new(550, format!("{from}: no such file"));
+            };
+            let sidecar = upload.sidecar;
+            match write_sidecar(&sidecar, to, upload.size) {
+                Ok(()) => Reply::new(250, format!("renamed to {to}")),
+                Err(e) => {
+                    log::warn!("ftp: {}: cannot rename: {e}", sidecar.display());
+                    Reply::new(450, format!("{from}: cannot rename now"))
+                }
+            }
+        }
+        Folder::Plain(dir) => {
+            let (src, dst) = (dir.join(from), dir.join(to));
+            match fs::symlink_metadata(&src) {
+                Ok(m) if m.is_file() => match fs::rename(&src, &dst) {
+                    Ok(()) => Reply::new(250, format!("renamed to {to}")),
+                    Err(e) => {
+                        log::warn!("ftp: {}: cannot rename: {e}", src.display());
+                        Reply::new(450, format!("{from}: cannot rename now"))
+                    }
+                },
+                _ => Reply::new(550, format!("{from}: no such file")),
+            }
+        }
+    }
+}
+
+/// Rewrites a sidecar under a new name. A segment delivered meanwhile takes its sidecar
+/// with it; a sidecar left without a segment is removed at the next start.
+fn write_sidecar(path: &Path, name: &str, size: u64) -> io::Result<()> {
+    let tmp = path.with_extension("rename");
+    fs::write(&tmp, format!("{name}\n{size}\n"))?;
+    if !path.exists() {
+        let _ = fs::remove_file(&tmp);
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    fs::rename(&tmp, path)
+}

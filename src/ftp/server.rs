@@ -1,0 +1,1716 @@
+//! The FTP server's connections, driven by the instance's event loop.
+//!
+//! Every socket of the FTP server (control listeners, control connections, passive listeners
+//! and data connections) lives in one slab here, with tokens from [`TOKEN_BASE`]; the loop
+//! hands their events to [`FtpServer::ready`] and calls [`FtpServer::do_work`] once per
+//! iteration, as it does for its own sockets. The protocol is `session.rs`; this file moves
+//! bytes and files. Blocking work (passwords, fsync, listings) goes to the `lc-ftp` thread
+//! (`jobs.rs`) and comes back through [`FtpServer::drain`].
+//!
+//! An upload is written to a temp file in `state_dir/ftp/incoming/` while it arrives; only a
+//! transfer that ends cleanly is committed (made durable and moved into the source's spool,
+//! or into `ssl_update/`), and only then does the client get its 226. Anything else (ABOR,
+//! a reset, a timeout, a size or disk limit) removes the temp file.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token, Waker};
+use serde_json::{json, Value};
+
+use super::command::{parse, LineReader};
+use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat};
+use super::path::{VPath, SSL_UPDATE};
+use super::session::{Action, Reply, Session, Settings};
+use super::stream::{Got, Stream};
+use crate::allow::{canonical, AllowList};
+use crate::config::{self, Receiver as Kind};
+use crate::tls::FtpTls;
+
+/// FTP tokens are `TOKEN_BASE + slot`, above every other token of the loop.
+pub const TOKEN_BASE: usize = 1 << 40;
+/// Bytes read from one data connection before others get a turn.
+const READ_BUDGET: usize = 1 << 20;
+const ACCEPT_BUDGET: usize = 64;
+/// A client must connect to its passive port (or accept our active connect) within this.
+const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A failed login is answered after this, to slow guessing down.
+const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
+const SCRATCH_BYTES: usize = 256 * 1024;
+const LOG_AGAIN_AFTER: Duration = Duration::from_secs(60);
+
+/// What the instance must do for the FTP server.
+pub enum Event {
+    /// An upload arrived completely: reserve its place and call [`FtpServer::commit`].
+    Received {
+        conn: ConnRef,
+        folder: String,
+        name: String,
+        temp: PathBuf,
+    },
+    /// A committed upload is a raw segment of `source` now: seal and deliver it.
+    Spooled {
+        source: String,
+        seq: u64,
+        raw: PathBuf,
+        bytes: u64,
+    },
+}
+
+/// One FTP source as the server sees it.
+pub struct FolderInfo {
+    pub name: String,
+    pub receiver: Kind,
+    pub allow: AllowList,
+    pub spool_dir: PathBuf,
+}
+
+#[derive(Default)]
+struct Counters {
+    sessions: u64,
+    logins: u64,
+    failed_logins: u64,
+    lockouts: u64,
+    refused_max_connections: u64,
+    refused_max_per_ip: u64,
+    refused_locked_out: u64,
+    refused_not_allowed: u64,
+    port_stealing: u64,
+    tls_failures: u64,
+    files: u64,
+    bytes: u64,
+    aborted: u64,
+}
+
+/// Failed logins from one address; forgotten `lockout` after the last one.
+struct LoginFailures {
+    count: u32,
+    last: Instant,
+    locked_until: Option<Instant>,
+}
+
+/// Why `tick` ends something.
+enum Expired {
+    Idle,
+    NoDataConnection,
+    Stalled(ConnRef),
+}
+
+enum Entry {
+    Listener { sock: TcpListener, addr: SocketAddr },
+    Control(Box<Control>),
+    Passive { sock: TcpListener, owner: ConnRef },
+    Data(Box<DataConn>),
+}
+
+struct Control {
+    id: u64,
+    stream: Stream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    session: Session,
+    lines: LineReader,
+    last_active: Instant,
+    /// Waiting for the job thread (login, commit, listing, stat): no command is read.
+    busy: bool,
+    /// A failed login's reply, held back until the instant.
+    delayed: Option<(Instant, Reply)>,
+    /// AUTH TLS was answered: switch to TLS once the reply is out.
+    tls_after_flush: bool,
+    close_after_flush: bool,
+    /// The passive listener or data connection of this session.
+    data: Option<usize>,
+    /// What the next data connection is for, while it is not connected yet.
+    task: Option<Task>,
+    /// When the transfer command was accepted and no data connection is there yet.
+    waiting_since: Option<Instant>,
+    /// A transfer is running or waiting (ABOR has something to abort).
+    transferring: bool,
+}
+
+enum Task {
+    Upload(Upload),
+    Send(Vec<u8>),
+}
+
+struct Upload {
+    folder: String,
+    name: String,
+    temp: PathBuf,
+    file: File,
+    bytes: u64,
+}
+
+struct DataConn {
+    owner: ConnRef,
+    stream: Stream,
+    /// An active-mode connect still in progress.
+    connecting: bool,
+    task: Option<Task>,
+    last_active: Instant,
+    /// A listing is out: close once the socket took it.
+    closing: bool,
+}
+
+pub struct FtpServer {
+    cfg: config::Ftp,
+    folders: Vec<FolderInfo>,
+    ssl_update: PathBuf,
+    incoming: PathBuf,
+    tls: Option<FtpTls>,
+    slots: Vec<Option<Entry>>,
+    ready_flags: Vec<bool>,
+    free: Vec<usize>,
+    /// Slots closed in this event batch: reusable from the next one (a stale event must not
+    /// reach a new socket in the same slot).
+    closed: Vec<usize>,
+    work: Vec<usize>,
+    parked: Vec<usize>,
+    per_ip: HashMap<IpAddr, usize>,
+    sessions: usize,
+    failures: HashMap<IpAddr, LoginFailures>,
+    jobs: Jobs,
+    next_id: u64,
+    next_upload: u64,
+    next_passive: u16,
+    counters: Counters,
+    events: Vec<Event>,
+    scratch: Vec<u8>,
+    /// New uploads are refused: free space is below `min_free_bytes`.
+    no_space: bool,
+    /// The disk is full: uploads in progress pause.
+    paused: bool,
+    limit_log: HashMap<&'static str, Instant>,
+}
+
+impl FtpServer {
+    /// Binds the control listeners (`[ftp] port` at the collector's `listen` addresses),
+    /// then prepares `state_dir/ftp/` and starts the job thread. A port in use fails before
+    /// anything on disk is touched.
+    pub fn new(
+        cfg: &config::Config,
+        folders: Vec<FolderInfo>,
+        tls: Option<FtpTls>,
+        waker: Arc<Waker>,
+        registry: &Registry,
+    ) -> Result<FtpServer, String> {
+        let mut bound = Vec::new();
+        for (addr, dual) in crate::server::listen::addresses(&cfg.collector.listen, cfg.ftp.port) {
+            let sock = crate::server::listen::tcp(addr, dual).map_err(|e| format!("ftp: {e}"))?;
+            let local = sock.local_addr().map_err(|e| format!("ftp: {e}"))?;
+            bound.push((sock, local));
+        }
+        let ftp_dir = cfg.collector.state_dir.join("ftp");
+        let incoming = ftp_dir.join("incoming");
+        let ssl_update = ftp_dir.join(SSL_UPDATE);
+        // Partial uploads of a previous run never reach the spool: their clients got no 226.
+        let _ = fs::remove_dir_all(&incoming);
+        for d in [&incoming, &ssl_update] {
+            fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let jobs = Jobs::spawn(waker).map_err(|e| format!("ftp: cannot start its thread: {e}"))?;
+        let mut server = FtpServer {
+            cfg: cfg.ftp.clone(),
+            folders,
+            ssl_update,
+            incoming,
+            tls,
+            slots: Vec::new(),
+            ready_flags: Vec::new(),
+            free: Vec::new(),
+            closed: Vec::new(),
+            work: Vec::new(),
+            parked: Vec::new(),
+            per_ip: HashMap::new(),
+            sessions: 0,
+            failures: HashMap::new(),
+            jobs,
+            next_id: 1,
+            next_upload: 1,
+            next_passive: 0,
+            counters: Counters::default(),
+            events: Vec::new(),
+            scratch: vec![0; SCRATCH_BYTES],
+            no_space: false,
+            paused: false,
+            limit_log: HashMap::new(),
+        };
+        for (sock, addr) in bound {
+            log::info!("ftp: listening on TCP {addr}");
+            let slot = server.insert(Entry::Listener { sock, addr });
+            server.register(registry, slot, Interest::READABLE);
+        }
+        Ok(server)
+    }
+
+    /// The control listeners' addresses.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|e| match e {
+                Entry::Listener { addr, .. } => Some(*addr),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A new config or certificate, from a reload. Sessions keep the folders they started
+    /// with; TLS applies to the next handshake.
+    pub fn reconfigure(
+        &mut self,
+        cfg: &config::Ftp,
+        folders: Vec<FolderInfo>,
+        tls: Option<FtpTls>,
+    ) {
+        if cfg.port != self.cfg.port {
+            log::warn!(
+                "ftp: port changes from {} to {} only with a restart",
+                self.cfg.port,
+                cfg.port
+            );
+        }
+        let port = self.cfg.port;
+        self.cfg = cfg.clone();
+        self.cfg.port = port;
+        self.folders = folders;
+        if let Some(t) = &tls {
+            log::info!(
+                "ftp: new TLS sessions use {} (serial {})",
+                t.server.subject,
+                t.server.serial
+            );
+        }
+        self.tls = tls;
+    }
+
+    pub fn owns(token: Token) -> bool {
+        token.0 >= TOKEN_BASE
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.work.is_empty() || !self.events.is_empty()
+    }
+
+    /// The disk state from the loop's free-space check.
+    pub fn set_disk(&mut self, no_space: bool, full: bool) {
+        self.no_space = no_space;
+        if self.paused && !full {
+            self.work.append(&mut self.parked);
+        }
+        self.paused = full;
+    }
+
+    pub fn ready(&mut self, token: Token) {
+        self.wake(token.0 - TOKEN_BASE);
+    }
+
+    /// Puts `slot` on the work list (once).
+    fn wake(&mut self, slot: usize) {
+        if self.slots.get(slot).is_some_and(Option::is_some) && !self.ready_flags[slot] {
+            self.ready_flags[slot] = true;
+            self.work.push(slot);
+        }
+    }
+
+    /// Services ready sockets; returns what the instance must act on.
+    pub fn do_work(&mut self, registry: &Registry) -> Vec<Event> {
+        self.free.append(&mut self.closed);
+        let work = std::mem::take(&mut self.work);
+        let mut keep = Vec::new();
+        for slot in work {
+            if self.slots[slot].is_none() {
+                continue;
+            }
+            if self.service(registry, slot) {
+                keep.push(slot);
+            } else if let Some(flag) = self.ready_flags.get_mut(slot) {
+                *flag = false;
+            }
+        }
+        self.work.extend(keep);
+        std::mem::take(&mut self.events)
+    }
+
+    /// Applies what the job thread finished.
+    pub fn drain(&mut self, registry: &Registry) -> Vec<Event> {
+        while let Ok(outcome) = self.jobs.rx.try_recv() {
+            self.on_outcome(registry, outcome);
+        }
+        std::mem::take(&mut self.events)
+    }
+
+    /// Sends a received upload to its place (from the instance, after `Event::Received`);
+    /// `None` when its folder is gone (a reload removed the source).
+    pub fn commit(&mut self, conn: ConnRef, temp: PathBuf, dest: Option<Dest>) {
+        match dest {
+            Some(dest) => self.jobs.send(Job::Commit { conn, temp, dest }),
+            None => {
+                self.jobs.send(Job::Discard(temp));
+                self.reply_to(
+                    conn,
+                    Reply::new(451, "the folder is gone; upload discarded"),
+                );
+            }
+        }
+    }
+
+    pub fn ssl_update_dir(&self) -> PathBuf {
+        self.ssl_update.clone()
+    }
+
+    /// Timeouts: idle sessions, data connections that never came, held-back replies, lockouts.
+    pub fn tick(&mut self, registry: &Registry, now: Instant) {
+        let lockout = self.cfg.lockout;
+        self.failures.retain(|_, f| {
+            f.locked_until.is_some_and(|t| t > now) || now.duration_since(f.last) < lockout
+        });
+        let idle = self.cfg.idle_timeout;
+        for slot in 0..self.slots.len() {
+            let expired = match &mut self.slots[slot] {
+                Some(Entry::Control(c)) => {
+                    if c.delayed.as_ref().is_some_and(|(at, _)| *at <= now) {
+                        let (_, reply) = c.delayed.take().expect("checked");
+                        c.busy = false;
+                        c.stream.queue(reply.render().as_bytes());
+                        self.ready_flags[slot] = false;
+                        self.wake(slot);
+                        None
+                    } else if c
+                        .waiting_since
+                        .is_some_and(|t| now.duration_since(t) >= DATA_CONNECT_TIMEOUT)
+                    {
+                        Some(Expired::NoDataConnection)
+                    } else if !c.transferring
+                        && !c.busy
+                        && now.duration_since(c.last_active) >= idle
+                    {
+                        Some(Expired::Idle)
+                    } else {
+                        None
+                    }
+                }
+                Some(Entry::Data(d))
+                    if now.duration_since(d.last_active) >= idle.max(DATA_CONNECT_TIMEOUT) =>
+                {
+                    Some(Expired::Stalled(d.owner))
+                }
+                _ => None,
+            };
+            match expired {
+                None => {}
+                Some(Expired::Idle) => {
+                    let c = self.control(slot);
+                    log::info!("ftp: {}: idle for {}s; closed", c.peer, idle.as_secs());
+                    c_queue(c, Reply::new(421, "idle too long; closing"));
+                    let _ = c.stream.flush();
+                    self.close(registry, slot);
+                }
+                Some(Expired::NoDataConnection) => self.end_transfer(
+                    registry,
+                    slot,
+                    Some(Reply::new(
+                        425,
+                        "no data connection came; use PASV or EPSV again",
+                    )),
+                ),
+                Some(Expired::Stalled(owner)) => match self.control_slot(owner) {
+                    Some(c) => self.end_transfer(
+                        registry,
+                        c,
+                        Some(Reply::new(426, "data connection stalled; transfer aborted")),
+                    ),
+                    None => self.close(registry, slot),
+                },
+            }
+        }
+    }
+
+    pub fn status(&self) -> Value {
+        let c = &self.counters;
+        let now = Instant::now();
+        json!({
+            "port": self.cfg.port,
+            "listening": self.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "sessions": self.sessions,
+            "tls": self.tls.as_ref().map(|t| json!({
+                "subject": t.server.subject,
+                "serial": t.server.serial,
+                "not_after": t.server.not_after,
+            })),
+            "tls_mode": match self.cfg.tls {
+                config::TlsMode::Off => "off",
+                config::TlsMode::Optional => "optional",
+                config::TlsMode::Required => "required",
+            },
+            "logins": c.logins,
+            "failed_logins": c.failed_logins,
+            "lockouts": c.lockouts,
+            "locked_out_now": self.failures.values().filter(|f| f.locked_until.is_some_and(|t| t > now)).count(),
+            "refused": {
+                "max_connections": c.refused_max_connections,
+                "max_connections_per_ip": c.refused_max_per_ip,
+                "locked_out": c.refused_locked_out,
+                "not_allowed": c.refused_not_allowed,
+                "port_stealing": c.port_stealing,
+                "tls_handshake": c.tls_failures,
+            },
+            "files": c.files,
+            "bytes": c.bytes,
+            "aborted": c.aborted,
+        })
+    }
+
+    /// Closes everything; uploads in progress are discarded (their clients got no 226).
+    pub fn stop(&mut self, registry: &Registry) {
+        for slot in 0..self.slots.len() {
+            if matches!(self.slots[slot], Some(Entry::Control(_))) {
+                self.end_transfer(registry, slot, None);
+            }
+        }
+        for slot in 0..self.slots.len() {
+            self.close(registry, slot);
+        }
+        self.jobs.join();
+        // Commits that finished while stopping still belong to the spool.
+        while let Ok(outcome) = self.jobs.rx.try_recv() {
+            if let Outcome::Committed {
+                spooled: Some((source, seq, raw, bytes)),
+                ..
+            } = outcome
+            {
+                self.events.push(Event::Spooled {
+                    source,
+                    seq,
+                    raw,
+                    bytes,
+                });
+            }
+        }
+    }
+
+    /// Events left by `stop`.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+// Slab and registration.
+impl FtpServer {
+    fn insert(&mut self, entry: Entry) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(entry);
+                self.ready_flags[slot] = false;
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.ready_flags.push(false);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn register(&mut self, registry: &Registry, slot: usize, interest: Interest) -> bool {
+        let token = Token(TOKEN_BASE + slot);
+        let result = match self.slots[slot].as_mut() {
+            Some(Entry::Listener { sock, .. }) | Some(Entry::Passive { sock, .. }) => {
+                registry.register(sock, token, interest)
+            }
+            Some(Entry::Control(c)) => registry.register(&mut c.stream.sock, token, interest),
+            Some(Entry::Data(d)) => registry.register(&mut d.stream.sock, token, interest),
+            None => return false,
+        };
+        match result {
+            Ok(()) => {
+                // Something may be there already: look once without waiting for an edge.
+                self.wake(slot);
+                true
+            }
+            Err(e) => {
+                log::warn!("ftp: cannot register a socket: {e}");
+                self.slots[slot] = None;
+                self.closed.push(slot);
+                false
+            }
+        }
+    }
+
+    /// Closes whatever is in `slot`, with the bookkeeping its kind needs.
+    fn close(&mut self, registry: &Registry, slot: usize) {
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.closed.push(slot);
+        match entry {
+            Entry::Listener { mut sock, .. } | Entry::Passive { mut sock, .. } => {
+                let _ = registry.deregister(&mut sock);
+            }
+            Entry::Data(mut d) => {
+                let _ = registry.deregister(&mut d.stream.sock);
+                if let Some(Task::Upload(u)) = d.task.take() {
+                    self.discard(u);
+                }
+                if let Some(c) = self.control_slot(d.owner) {
+                    if let Some(Entry::Control(c)) = &mut self.slots[c] {
+                        c.data = None;
+                    }
+                }
+            }
+            Entry::Control(mut c) => {
+                let _ = registry.deregister(&mut c.stream.sock);
+                self.sessions -= 1;
+                let ip = canonical(c.peer.ip());
+                if let Some(n) = self.per_ip.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_ip.remove(&ip);
+                    }
+                }
+                if let Some(Task::Upload(u)) = c.task.take() {
+                    self.discard(u);
+                }
+                if let Some(d) = c.data.take() {
+                    self.close(registry, d);
+                }
+                log::debug!("ftp: {}: session closed", c.peer);
+            }
+        }
+    }
+
+    fn discard(&mut self, u: Upload) {
+        drop(u.file);
+        self.counters.aborted += 1;
+        self.jobs.send(Job::Discard(u.temp));
+    }
+
+    /// The slot of the control connection `conn`, if it is still open.
+    fn control_slot(&self, conn: ConnRef) -> Option<usize> {
+        match self.slots.get(conn.slot) {
+            Some(Some(Entry::Control(c))) if c.id == conn.id => Some(conn.slot),
+            _ => None,
+        }
+    }
+
+    fn control(&mut self, slot: usize) -> &mut Control {
+        match &mut self.slots[slot] {
+            Some(Entry::Control(c)) => c,
+            _ => unreachable!("slot {slot} holds a control connection"),
+        }
+    }
+
+    /// Queues a reply on `conn` (if still open) and makes it ready again.
+    fn reply_to(&mut self, conn: ConnRef, reply: Reply) {
+        if let Some(slot) = self.control_slot(conn) {
+            let c = self.control(slot);
+            c.busy = false;
+            c.stream.queue(reply.render().as_bytes());
+            self.wake(slot);
+        }
+    }
+
+    fn warn_limited(&mut self, what: &'static str, message: impl FnOnce() -> String) {
+        let now = Instant::now();
+        let last = self
+            .limit_log
+            .entry(what)
+            .or_insert(now - LOG_AGAIN_AFTER * 2);
+        if now.duration_since(*last) >= LOG_AGAIN_AFTER {
+            *last = now;
+            log::warn!("{}", message());
+        }
+    }
+}
+
+// Servicing sockets.
+impl FtpServer {
+    fn service(&mut self, registry: &Registry, slot: usize) -> bool {
+        match &self.slots[slot] {
+            Some(Entry::Listener { .. }) => self.accept_control(registry, slot),
+            Some(Entry::Passive { .. }) => self.accept_data(registry, slot),
+            Some(Entry::Control(_)) => self.service_control(registry, slot),
+            Some(Entry::Data(_)) => self.service_data(registry, slot),
+            None => false,
+        }
+    }
+
+    fn accept_control(&mut self, registry: &Registry, slot: usize) -> bool {
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(Entry::Listener { sock, addr }) = &self.slots[slot] else {
+                return false;
+            };
+            let listen_addr = *addr;
+            let (stream, peer) = match sock.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.warn_limited("accept", || format!("ftp: accept on {listen_addr}: {e}"));
+                    return false;
+                }
+            };
+            self.admit(registry, stream, peer);
+        }
+        true
+    }
+
+    /// Limits, allow lists and lockouts for a new control connection; then the greeting.
+    fn admit(&mut self, registry: &Registry, stream: TcpStream, peer: SocketAddr) {
+        let ip = canonical(peer.ip());
+        let now = Instant::now();
+        let refusal = if !self.folders.iter().any(|f| f.allow.allows(ip)) {
+            self.counters.refused_not_allowed += 1;
+            Some((
+                format!("ftp: {peer}: not in any FTP source's allow list; refused"),
+                "not allowed from your address",
+            ))
+        } else if self
+            .failures
+            .get(&ip)
+            .and_then(|f| f.locked_until)
+            .is_some_and(|t| t > now)
+        {
+            self.counters.refused_locked_out += 1;
+            Some((
+                format!("ftp: {peer}: locked out after failed logins; refused"),
+                "too many failed logins from your address; try again later",
+            ))
+        } else if self.sessions >= self.cfg.max_connections {
+            self.counters.refused_max_connections += 1;
+            Some((
+                format!(
+                    "ftp: {peer}: max_connections ({}) reached; refused",
+                    self.cfg.max_connections
+                ),
+                "too many connections; try again later",
+            ))
+        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg.max_connections_per_ip {
+            self.counters.refused_max_per_ip += 1;
+            Some((
+                format!(
+                    "ftp: {peer}: max_connections_per_ip ({}) reached; refused",
+                    self.cfg.max_connections_per_ip
+                ),
+                "too many connections from your address",
+            ))
+        } else {
+            None
+        };
+        if let Some((log_line, text)) = refusal {
+            self.warn_limited("refused", || log_line);
+            // Best effort: a refused client hears why; the socket is closed either way.
+            let mut stream = stream;
+            let _ = stream.write(Reply::new(421, text).render().as_bytes());
+            return;
+        }
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        // ABOR may come as urgent data (Python's ftplib): read it in line with the rest.
+        let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::OobInline, &true);
+        let settings = Settings {
+            tls: self.cfg.tls,
+            tls_ready: self.tls.is_some(),
+            active_mode: self.cfg.active,
+            folders: self
+                .folders
+                .iter()
+                .map(|f| f.name.clone())
+                .chain([SSL_UPDATE.to_string()])
+                .collect(),
+        };
+        let session = Session::new(settings, ip);
+        let mut stream = Stream::new(stream);
+        stream.queue(session.greeting().render().as_bytes());
+        let id = self.next_id;
+        self.next_id += 1;
+        let slot = self.insert(Entry::Control(Box::new(Control {
+            id,
+            stream,
+            peer,
+            local,
+            session,
+            lines: LineReader::default(),
+            last_active: now,
+            busy: false,
+            delayed: None,
+            tls_after_flush: false,
+            close_after_flush: false,
+            data: None,
+            task: None,
+            waiting_since: None,
+            transferring: false,
+        })));
+        if self.register(registry, slot, Interest::READABLE | Interest::WRITABLE) {
+            self.sessions += 1;
+            self.counters.sessions += 1;
+            *self.per_ip.entry(ip).or_insert(0) += 1;
+            log::debug!("ftp: {peer}: connected");
+        }
+    }
+
+    fn service_control(&mut self, registry: &Registry, slot: usize) -> bool {
+        let tls_config = self.tls.as_ref().map(|t| Arc::clone(&t.config));
+        // Send what is queued; switch to TLS or close once it is out.
+        {
+            let c = self.control(slot);
+            match c.stream.flush() {
+                Ok(true) => {
+                    if c.close_after_flush {
+                        self.close(registry, slot);
+                        return false;
+                    }
+                    if std::mem::take(&mut c.tls_after_flush) {
+                        let early = c.lines.take_rest();
+                        let started = match &tls_config {
+                            Some(cfg) => c.stream.start_tls(cfg, &early),
+                            None => Err(io::Error::other("no certificate")),
+                        };
+                        if let Err(e) = started {
+                            let peer = c.peer;
+                            self.counters.tls_failures += 1;
+                            log::info!("ftp: {peer}: TLS: {e}; closed");
+                            self.close(registry, slot);
+                            return false;
+                        }
+                    }
+                }
+                Ok(false) => {}
+                Err(_) => {
+                    self.close(registry, slot);
+                    return false;
+                }
+            }
+        }
+        // Read and act on commands, one at a time, while not waiting for a job.
+        let mut budget = 64;
+        loop {
+            let c = self.control(slot);
+            if c.busy || c.tls_after_flush || c.close_after_flush {
+                break;
+            }
+            match c.lines.next_line() {
+                Ok(Some(line)) => {
+                    c.last_active = Instant::now();
+                    let actions = match parse(&line) {
+                        Ok(cmd) => {
+                            log::trace!("ftp: {}: {:?}", c.peer, cmd);
+                            c.session.on_command(cmd)
+                        }
+                        Err(r) => vec![Action::Reply(Reply::new(r.code, r.text))],
+                    };
+                    for a in actions {
+                        self.act(registry, slot, a);
+                    }
+                    if self.slots[slot].is_none() {
+                        return false;
+                    }
+                    budget -= 1;
+                    if budget == 0 {
+                        return true;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(r) => {
+                    c.stream
+                        .queue(Reply::new(r.code, r.text).render().as_bytes());
+                    continue;
+                }
+            }
+            // Need more bytes.
+            let c = self.control(slot);
+            let mut buf = [0u8; 4096];
+            match c.stream.read(&mut buf) {
+                Ok(Got::Data(n)) => c.lines.push(&buf[..n]),
+                Ok(Got::Eof) | Ok(Got::Truncated) => {
+                    self.end_transfer(registry, slot, None);
+                    self.close(registry, slot);
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    let (peer, handshaking) = (c.peer, c.stream.handshaking());
+                    if handshaking {
+                        self.counters.tls_failures += 1;
+                        self.warn_limited("tls", || {
+                            format!("ftp: {peer}: TLS handshake failed: {e}")
+                        });
+                    } else {
+                        log::debug!("ftp: {peer}: {e}");
+                    }
+                    self.end_transfer(registry, slot, None);
+                    self.close(registry, slot);
+                    return false;
+                }
+            }
+        }
+        let c = self.control(slot);
+        match c.stream.flush() {
+            Ok(true) if c.close_after_flush => {
+                self.close(registry, slot);
+                false
+            }
+            // AUTH TLS went out in one go: switch now.
+            Ok(true) if c.tls_after_flush => true,
+            Ok(_) => false,
+            Err(_) => {
+                self.close(registry, slot);
+                false
+            }
+        }
+    }
+
+    /// Carries out one action of the session.
+    fn act(&mut self, registry: &Registry, slot: usize, action: Action) {
+        let c = self.control(slot);
+        let conn = ConnRef { slot, id: c.id };
+        match action {
+            Action::Reply(r) => c.stream.queue(r.render().as_bytes()),
+            Action::StartTls(r) => {
+                c.stream.queue(r.render().as_bytes());
+                c.tls_after_flush = true;
+            }
+            Action::Close(r) => {
+                c.stream.queue(r.render().as_bytes());
+                c.close_after_flush = true;
+                self.end_transfer(registry, slot, None);
+            }
+            Action::CheckPassword { user, password } => {
+                let ip = canonical(c.peer.ip());
+                let locked = self
+                    .failures
+                    .get(&ip)
+                    .and_then(|f| f.locked_until)
+                    .is_some_and(|t| t > Instant::now());
+                let c = self.control(slot);
+                if locked {
+                    let reply = c.session.login_result(false);
+                    c.stream.queue(reply.render().as_bytes());
+                    return;
+                }
+                c.busy = true;
+                self.jobs.send(Job::Login {
+                    conn,
+                    passwd_file: self.cfg.passwd_file.clone(),
+                    user,
+                    password,
+                });
+            }
+            Action::OpenPassive { extended } => self.open_passive(registry, slot, extended),
+            Action::Store {
+                path,
+                append: _,
+                offset,
+                private,
+            } => self.store(registry, slot, path, offset, private),
+            Action::List {
+                path,
+                kind,
+                private,
+            } => {
+                let Some((folder, name)) = self.locate(slot, &path, private, false) else {
+                    return;
+                };
+                let c = self.control(slot);
+                c.busy = true;
+                c.transferring = true;
+                let folders = c.session_folders();
+                self.jobs.send(Job::List {
+                    conn,
+                    folder,
+                    folders,
+                    name,
+                    kind,
+                });
+            }
+            Action::Mlst(path) => {
+                if let VPath::Root | VPath::Folder(_) = path {
+                    let facts = format!("type=dir;size=0;modify=20000101000000; {path}");
+                    let r = Reply {
+                        code: 250,
+                        lines: vec!["listing".into(), facts, "end".into()],
+                    };
+                    c.stream.queue(r.render().as_bytes());
+                    return;
+                }
+                self.stat(slot, path, Stat::Mlst);
+            }
+            Action::Size(path) => self.stat(slot, path, Stat::Size),
+            Action::Mdtm(path) => self.stat(slot, path, Stat::Mdtm),
+            Action::Delete(path) => {
+                if let Some((Some(folder), Some(name))) = self.locate(slot, &path, true, false) {
+                    self.control(slot).busy = true;
+                    self.jobs.send(Job::Delete { conn, folder, name });
+                }
+            }
+            Action::Rename { from, to } => {
+                let (
+                    VPath::File {
+                        folder: f1,
+                        name: from,
+                    },
+                    VPath::File {
+                        folder: f2,
+                        name: to,
+                    },
+                ) = (from, to)
+                else {
+                    c.stream.queue(
+                        Reply::new(553, "only files can be renamed")
+                            .render()
+                            .as_bytes(),
+                    );
+                    return;
+                };
+                if f1 != f2 {
+                    c.stream.queue(
+                        Reply::new(553, "files cannot move between folders")
+                            .render()
+                            .as_bytes(),
+                    );
+                    return;
+                }
+                if let Some((Some(folder), _)) = self.locate(slot, &VPath::Folder(f1), true, false)
+                {
+                    self.control(slot).busy = true;
+                    self.jobs.send(Job::Rename {
+                        conn,
+                        folder,
+                        from,
+                        to,
+                    });
+                }
+            }
+            Action::Abort => {
+                let had = c.transferring;
+                if had {
+                    self.end_transfer(registry, slot, Some(Reply::new(426, "transfer aborted")));
+                    self.control(slot)
+                        .stream
+                        .queue(Reply::new(226, "ABOR done").render().as_bytes());
+                } else {
+                    self.close_data(registry, slot);
+                    c_queue(self.control(slot), Reply::new(225, "no transfer to abort"));
+                }
+            }
+        }
+    }
+
+    fn stat(&mut self, slot: usize, path: VPath, what: Stat) {
+        let c = self.control(slot);
+        let conn = ConnRef { slot, id: c.id };
+        if let Some((folder, name)) = self.locate(slot, &path, true, false) {
+            self.control(slot).busy = true;
+            self.jobs.send(Job::Stat {
+                conn,
+                folder,
+                name,
+                what,
+            });
+        }
+    }
+
+    /// The real folder and file name of `path`, after the source's allow list and, for
+    /// `ftps` sources, the need for protected data. Replies itself when refused.
+    fn locate(
+        &mut self,
+        slot: usize,
+        path: &VPath,
+        private: bool,
+        upload: bool,
+    ) -> Option<(Option<Folder>, Option<String>)> {
+        let (folder, name) = match path {
+            VPath::Root => return Some((None, None)),
+            VPath::Folder(f) => (f.clone(), None),
+            VPath::File { folder, name } => (folder.clone(), Some(name.clone())),
+        };
+        let c = self.control(slot);
+        let ip = canonical(c.peer.ip());
+        if folder == SSL_UPDATE {
+            return Some((Some(Folder::Plain(self.ssl_update.clone())), name));
+        }
+        let refusal = match self.folders.iter().find(|f| f.name == folder) {
+            None => Some(Reply::new(550, format!("/{folder}: no such folder"))),
+            Some(f) if !f.allow.allows(ip) => Some(Reply::new(
+                550,
+                format!("/{folder}: not allowed from your address"),
+            )),
+            Some(f) if upload && f.receiver == Kind::Ftps && !private => Some(Reply::new(
+                521,
+                format!("/{folder} takes protected data only: AUTH TLS, PBSZ 0 and PROT P first"),
+            )),
+            Some(f) => return Some((Some(Folder::Spool(f.spool_dir.clone())), name)),
+        };
+        let c = self.control(slot);
+        if let Some(r) = refusal {
+            c.stream.queue(r.render().as_bytes());
+        }
+        None
+    }
+
+    fn open_passive(&mut self, registry: &Registry, slot: usize, extended: bool) {
+        self.close_data(registry, slot);
+        let c = self.control(slot);
+        let owner = ConnRef { slot, id: c.id };
+        let ip = canonical(c.local.ip());
+        let (first, last) = self.cfg.passive_ports;
+        let span = u32::from(last - first) + 1;
+        let mut bound = None;
+        let mut last_err = None;
+        for i in 0..span.min(4096) {
+            let port = if first == 0 {
+                0
+            } else {
+                first + ((u32::from(self.next_passive) + i) % span) as u16
+            };
+            match TcpListener::bind(SocketAddr::new(ip, port)) {
+                Ok(l) => {
+                    self.next_passive = ((u32::from(self.next_passive) + i + 1) % span) as u16;
+                    bound = Some(l);
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+            if first == 0 {
+                break;
+            }
+        }
+        let Some(sock) = bound else {
+            let (f, l) = (first, last);
+            self.warn_limited("passive", || {
+                format!(
+                    "ftp: no free passive port in {f}-{l}: {}",
+                    last_err.map_or_else(String::new, |e| e.to_string())
+                )
+            });
+            c_queue(
+                self.control(slot),
+                Reply::new(425, "no passive port free; try again"),
+            );
+            return;
+        };
+        let port = match sock.local_addr() {
+            Ok(a) => a.port(),
+            Err(_) => return,
+        };
+        let advertised = SocketAddr::new(self.cfg.public_address.unwrap_or(ip), port);
+        let data = self.insert(Entry::Passive { sock, owner });
+        if !self.register(registry, data, Interest::READABLE) {
+            c_queue(
+                self.control(slot),
+                Reply::new(425, "cannot open a passive port"),
+            );
+            return;
+        }
+        let c = self.control(slot);
+        c.data = Some(data);
+        let reply = c.session.passive_ready(advertised, extended);
+        c.stream.queue(reply.render().as_bytes());
+    }
+
+    /// Drops the data connection or passive listener of `slot`'s session.
+    fn close_data(&mut self, registry: &Registry, slot: usize) {
+        if let Some(d) = self.control(slot).data.take() {
+            self.close(registry, d);
+        }
+    }
+
+    fn store(&mut self, registry: &Registry, slot: usize, path: VPath, offset: u64, private: bool) {
+        if offset > 0 {
+            c_queue(
+                self.control(slot),
+                Reply::new(
+                    554,
+                    "cannot resume: an interrupted upload is discarded; send the whole file again",
+                ),
+            );
+            return;
+        }
+        let Some((_, Some(name))) = self.locate(slot, &path, private, true) else {
+            return;
+        };
+        let folder = match &path {
+            VPath::File { folder, .. } => folder.clone(),
+            _ => return,
+        };
+        if self.no_space {
+            c_queue(
+                self.control(slot),
+                Reply::new(
+                    452,
+                    "not enough free space on the collector; try again later",
+                ),
+            );
+            return;
+        }
+        if self.control(slot).transferring {
+            c_queue(
+                self.control(slot),
+                Reply::new(450, "a transfer is in progress"),
+            );
+            return;
+        }
+        let temp = self.incoming.join(format!("{}.part", self.next_upload));
+        self.next_upload += 1;
+        let file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&temp)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn_limited("incoming", || format!("ftp: {}: {e}", temp.display()));
+                c_queue(
+                    self.control(slot),
+                    Reply::new(451, "cannot store the file now; try again"),
+                );
+                return;
+            }
+        };
+        let upload = Upload {
+            folder,
+            name,
+            temp,
+            file,
+            bytes: 0,
+        };
+        self.start_transfer(registry, slot, Task::Upload(upload), "ready for the file");
+    }
+
+    /// Hands `task` to the data connection, opening it if need be, and says 150.
+    fn start_transfer(&mut self, registry: &Registry, slot: usize, task: Task, what: &str) {
+        let c = self.control(slot);
+        let owner = ConnRef { slot, id: c.id };
+        c.transferring = true;
+        c.stream.queue(Reply::new(150, what).render().as_bytes());
+        if let Some(target) = c.session.active_target() {
+            // Active mode: connect back to the client now.
+            self.close_data(registry, slot);
+            let stream = match TcpStream::connect(target) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::info!("ftp: active connect to {target}: {e}");
+                    self.fail_task(task);
+                    self.end_transfer(
+                        registry,
+                        slot,
+                        Some(Reply::new(425, "cannot connect to your data port")),
+                    );
+                    return;
+                }
+            };
+            let data = self.insert(Entry::Data(Box::new(DataConn {
+                owner,
+                stream: Stream::new(stream),
+                connecting: true,
+                task: None,
+                last_active: Instant::now(),
+                closing: false,
+            })));
+            if !self.register(registry, data, Interest::READABLE | Interest::WRITABLE) {
+                self.fail_task(task);
+                self.end_transfer(
+                    registry,
+                    slot,
+                    Some(Reply::new(425, "cannot open a data connection")),
+                );
+                return;
+            }
+            self.control(slot).data = Some(data);
+        }
+        let data = self.control(slot).data;
+        let open = data.is_some_and(|d| matches!(self.slots[d], Some(Entry::Data(_))));
+        let c = self.control(slot);
+        match data {
+            Some(d) if open => self.give_task(d, task),
+            Some(_) => {
+                c.task = Some(task);
+                c.waiting_since = Some(Instant::now());
+            }
+            None => {
+                self.fail_task(task);
+                self.end_transfer(
+                    registry,
+                    slot,
+                    Some(Reply::new(425, "use PASV, EPSV, PORT or EPRT first")),
+                );
+            }
+        }
+    }
+
+    fn fail_task(&mut self, task: Task) {
+        if let Task::Upload(u) = task {
+            self.discard(u);
+        }
+    }
+
+    /// Starts a task on an open data connection, with TLS when the session has PROT P.
+    fn give_task(&mut self, data: usize, task: Task) {
+        let Some(Entry::Data(d)) = &mut self.slots[data] else {
+            return;
+        };
+        d.task = Some(task);
+        d.last_active = Instant::now();
+        self.wake(data);
+    }
+
+    fn accept_data(&mut self, registry: &Registry, slot: usize) -> bool {
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(Entry::Passive { sock, owner }) = &self.slots[slot] else {
+                return false;
+            };
+            let owner = *owner;
+            let (stream, peer) = match sock.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            };
+            let Some(cslot) = self.control_slot(owner) else {
+                self.close(registry, slot);
+                return false;
+            };
+            let expected = self.control(cslot).session.data_peer();
+            if canonical(peer.ip()) != expected {
+                // Port stealing: someone else raced the client to its data port.
+                self.counters.port_stealing += 1;
+                self.warn_limited("stealing", || {
+                    format!("ftp: data connection from {peer} refused: the session's client is {expected}")
+                });
+                drop(stream);
+                continue;
+            }
+            self.close(registry, slot);
+            self.attach_data(registry, cslot, stream);
+            return false;
+        }
+        true
+    }
+
+    /// A data connection is up (accepted, or an active connect done): set up TLS and give it
+    /// the waiting task.
+    fn attach_data(&mut self, registry: &Registry, cslot: usize, stream: TcpStream) {
+        let c = self.control(cslot);
+        let owner = ConnRef {
+            slot: cslot,
+            id: c.id,
+        };
+        let private = c.session_private();
+        let task = c.task.take();
+        c.waiting_since = None;
+        let data = self.insert(Entry::Data(Box::new(DataConn {
+            owner,
+            stream: Stream::new(stream),
+            connecting: false,
+            task: None,
+            last_active: Instant::now(),
+            closing: false,
+        })));
+        if !self.register(registry, data, Interest::READABLE | Interest::WRITABLE) {
+            if let Some(t) = task {
+                self.fail_task(t);
+            }
+            self.end_transfer(
+                registry,
+                cslot,
+                Some(Reply::new(425, "cannot open a data connection")),
+            );
+            return;
+        }
+        self.control(cslot).data = Some(data);
+        if private && !self.data_tls(data) {
+            if let Some(t) = task {
+                self.fail_task(t);
+            }
+            self.end_transfer(
+                registry,
+                cslot,
+                Some(Reply::new(425, "cannot start TLS on the data connection")),
+            );
+            return;
+        }
+        if let Some(t) = task {
+            self.give_task(data, t);
+        }
+    }
+
+    fn data_tls(&mut self, data: usize) -> bool {
+        let Some(cfg) = self.tls.as_ref().map(|t| Arc::clone(&t.config)) else {
+            return false;
+        };
+        match &mut self.slots[data] {
+            Some(Entry::Data(d)) => d.stream.start_tls(&cfg, &[]).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn service_data(&mut self, registry: &Registry, slot: usize) -> bool {
+        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+            return false;
+        };
+        if d.connecting {
+            // An active connect finished, one way or the other.
+            match (d.stream.sock.take_error(), d.stream.sock.peer_addr()) {
+                (Ok(None), Ok(_)) => {
+                    d.connecting = false;
+                    let owner = d.owner;
+                    let Some(cslot) = self.control_slot(owner) else {
+                        self.close(registry, slot);
+                        return false;
+                    };
+                    let c = self.control(cslot);
+                    let private = c.session_private();
+                    let task = c.task.take();
+                    c.waiting_since = None;
+                    if private && !self.data_tls(slot) {
+                        self.end_transfer(
+                            registry,
+                            cslot,
+                            Some(Reply::new(425, "cannot start TLS on the data connection")),
+                        );
+                        return false;
+                    }
+                    if let Some(t) = task {
+                        self.give_task(slot, t);
+                    }
+                    return true;
+                }
+                (Ok(Some(e)), _) | (Err(e), _) => {
+                    let owner = d.owner;
+                    log::info!("ftp: active data connection failed: {e}");
+                    if let Some(cslot) = self.control_slot(owner) {
+                        self.end_transfer(
+                            registry,
+                            cslot,
+                            Some(Reply::new(425, "cannot connect to your data port")),
+                        );
+                    } else {
+                        self.close(registry, slot);
+                    }
+                    return false;
+                }
+                // Not connected yet: wait for WRITABLE.
+                (Ok(None), Err(_)) => return false,
+            }
+        }
+        match d.task {
+            None => {
+                // Connected before the command: only notice a close.
+                false
+            }
+            Some(Task::Send(_)) => self.send_data(registry, slot),
+            Some(Task::Upload(_)) => self.receive_upload(registry, slot),
+        }
+    }
+
+    fn send_data(&mut self, registry: &Registry, slot: usize) -> bool {
+        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+            return false;
+        };
+        let owner = d.owner;
+        // Drive a TLS handshake (the client speaks first) and notice a close.
+        let mut buf = [0u8; 1024];
+        loop {
+            match d.stream.read(&mut buf) {
+                Ok(Got::Data(_)) => continue,
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    return self.data_failed(registry, slot, owner, "the data connection failed")
+                }
+            }
+        }
+        if !d.stream.handshaking() {
+            if let Some(Task::Send(bytes)) = d.task.as_mut() {
+                let bytes = std::mem::take(bytes);
+                d.stream.queue(&bytes);
+                d.task = Some(Task::Send(Vec::new()));
+                if !d.closing {
+                    d.closing = true;
+                    d.stream.close_notify();
+                }
+            }
+        }
+        match d.stream.flush() {
+            Ok(true) if d.closing => {
+                d.task = None;
+                let _ = d.stream.sock.shutdown(std::net::Shutdown::Write);
+                match self.control_slot(owner) {
+                    Some(cslot) => {
+                        self.end_transfer(registry, cslot, Some(Reply::new(226, "listing sent")))
+                    }
+                    None => self.close(registry, slot),
+                }
+                false
+            }
+            Ok(_) => false,
+            Err(_) => self.data_failed(registry, slot, owner, "the data connection failed"),
+        }
+    }
+
+    fn data_failed(&mut self, registry: &Registry, slot: usize, owner: ConnRef, why: &str) -> bool {
+        match self.control_slot(owner) {
+            Some(cslot) => self.end_transfer(
+                registry,
+                cslot,
+                Some(Reply::new(426, format!("{why}; transfer aborted"))),
+            ),
+            None => self.close(registry, slot),
+        }
+        false
+    }
+
+    fn receive_upload(&mut self, registry: &Registry, slot: usize) -> bool {
+        if self.paused {
+            self.parked.push(slot);
+            return false;
+        }
+        let max = self.cfg.max_file_bytes;
+        let mut read = 0;
+        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+            return false;
+        };
+        let owner = d.owner;
+        let outcome = loop {
+            if read >= READ_BUDGET {
+                break None;
+            }
+            match d.stream.read(&mut self.scratch) {
+                Ok(Got::Data(n)) => {
+                    read += n;
+                    let Some(Task::Upload(u)) = d.task.as_mut() else {
+                        unreachable!()
+                    };
+                    u.bytes += n as u64;
+                    if u.bytes > max {
+                        break Some(Err(Reply::new(
+                            552,
+                            format!("the file is larger than max_file_bytes ({max}); discarded"),
+                        )));
+                    }
+                    if let Err(e) = u.file.write_all(&self.scratch[..n]) {
+                        let full = matches!(
+                            e.raw_os_error(),
+                            Some(nix::libc::ENOSPC) | Some(nix::libc::EDQUOT)
+                        );
+                        log::warn!("ftp: {}: write failed: {e}", u.temp.display());
+                        break Some(Err(if full {
+                            Reply::new(
+                                452,
+                                "the collector's disk is full; upload discarded, try again later",
+                            )
+                        } else {
+                            Reply::new(451, "cannot store the file; upload discarded")
+                        }));
+                    }
+                }
+                Ok(Got::Eof) => break Some(Ok(())),
+                Ok(Got::Truncated) => {
+                    // No TLS close_notify: many clients skip it; the TCP close ends the file.
+                    log::debug!("ftp: upload ended without TLS close_notify");
+                    break Some(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = d.stream.flush();
+                    return false;
+                }
+                Err(e) => {
+                    log::info!("ftp: upload connection failed: {e}");
+                    break Some(Err(Reply::new(
+                        426,
+                        "the data connection broke; upload discarded",
+                    )));
+                }
+            }
+        };
+        d.last_active = Instant::now();
+        match outcome {
+            None => true,
+            Some(Err(reply)) => {
+                match self.control_slot(owner) {
+                    Some(c) => self.end_transfer(registry, c, Some(reply)),
+                    None => self.close(registry, slot),
+                }
+                false
+            }
+            Some(Ok(())) => {
+                let Some(Task::Upload(u)) = d.task.take() else {
+                    unreachable!()
+                };
+                self.close(registry, slot);
+                let Upload {
+                    folder,
+                    name,
+                    temp,
+                    file,
+                    bytes,
+                } = u;
+                drop(file);
+                self.counters.files += 1;
+                self.counters.bytes += bytes;
+                match self.control_slot(owner) {
+                    Some(cslot) => {
+                        let c = self.control(cslot);
+                        c.transferring = false;
+                        c.busy = true;
+                        c.session.transfer_finished();
+                        log::info!("ftp: {}: received /{folder}/{name} ({bytes} bytes)", c.peer);
+                        self.events.push(Event::Received {
+                            conn: owner,
+                            folder,
+                            name,
+                            temp,
+                        });
+                    }
+                    // The client left before its 226; what arrived completely still counts.
+                    None => self.events.push(Event::Received {
+                        conn: owner,
+                        folder,
+                        name,
+                        temp,
+                    }),
+                }
+                false
+            }
+        }
+    }
+
+    /// Ends the session's transfer, if any: the data side closed, an upload discarded, and
+    /// `reply` sent.
+    fn end_transfer(&mut self, registry: &Registry, slot: usize, reply: Option<Reply>) {
+        let Some(Entry::Control(c)) = &mut self.slots[slot] else {
+            return;
+        };
+        let task = c.task.take();
+        c.waiting_since = None;
+        c.transferring = false;
+        c.session.transfer_finished();
+        if let Some(r) = reply {
+            c.stream.queue(r.render().as_bytes());
+        }
+        self.wake(slot);
+        if let Some(t) = task {
+            self.fail_task(t);
+        }
+        self.close_data(registry, slot);
+    }
+
+    fn on_outcome(&mut self, registry: &Registry, outcome: Outcome) {
+        match outcome {
+            Outcome::Login { conn, ok, error } => {
+                if let Some(e) = error {
+                    self.warn_limited("passwd", || format!("ftp: {e}; no one can log in"));
+                }
+                let Some(slot) = self.control_slot(conn) else {
+                    return;
+                };
+                let c = self.control(slot);
+                let ip = canonical(c.peer.ip());
+                let peer = c.peer;
+                let user = c.session.pending_user();
+                let reply = c.session.login_result(ok);
+                if ok {
+                    c.busy = false;
+                    c.stream.queue(reply.render().as_bytes());
+                    self.wake(slot);
+                    self.counters.logins += 1;
+                    self.failures.remove(&ip);
+                    log::info!("ftp: {peer}: {user} logged in");
+                    return;
+                }
+                c.delayed = Some((Instant::now() + FAILED_LOGIN_DELAY, reply));
+                self.counters.failed_logins += 1;
+                let max = self.cfg.max_login_failures;
+                let lockout = self.cfg.lockout;
+                let now = Instant::now();
+                let f = self.failures.entry(ip).or_insert(LoginFailures {
+                    count: 0,
+                    last: now,
+                    locked_until: None,
+                });
+                f.count += 1;
+                f.last = now;
+                log::warn!(
+                    "ftp: {peer}: failed login as {user:?} ({} of {max})",
+                    f.count
+                );
+                if f.count >= max {
+                    f.count = 0;
+                    f.locked_until = Some(Instant::now() + lockout);
+                    self.counters.lockouts += 1;
+                    log::warn!(
+                        "ftp: {ip}: locked out for {}s after {max} failed logins",
+                        lockout.as_secs()
+                    );
+                }
+            }
+            Outcome::Committed {
+                conn,
+                spooled,
+                result,
+            } => {
+                let reply = match &result {
+                    Ok(bytes) => Reply::new(
+                        226,
+                        format!("stored ({bytes} bytes); it is delivered from the spool"),
+                    ),
+                    Err(e) => {
+                        log::error!("ftp: committing an upload failed: {e}");
+                        Reply::new(451, "cannot store the file; upload discarded")
+                    }
+                };
+                if let Some((source, seq, raw, bytes)) = spooled {
+                    self.events.push(Event::Spooled {
+                        source,
+                        seq,
+                        raw,
+                        bytes,
+                    });
+                }
+                self.reply_to(conn, reply);
+            }
+            Outcome::Listed { conn, result } => {
+                let Some(slot) = self.control_slot(conn) else {
+                    return;
+                };
+                self.control(slot).busy = false;
+                match result {
+                    Ok(bytes) => self.start_transfer(
+                        registry,
+                        slot,
+                        Task::Send(bytes),
+                        "here comes the listing",
+                    ),
+                    Err(reply) => self.end_transfer(registry, slot, Some(reply)),
+                }
+            }
+            Outcome::Reply { conn, reply } => self.reply_to(conn, reply),
+        }
+    }
+}
+
+fn c_queue(c: &mut Control, reply: Reply) {
+    c.stream.queue(reply.render().as_bytes());
+}
+
+impl Control {
+    fn session_private(&self) -> bool {
+        self.session.prot_private()
+    }
+
+    fn session_folders(&self) -> Vec<String> {
+        self.session.folders().to_vec()
+    }
+}

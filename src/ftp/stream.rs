@@ -1,0 +1,161 @@
+//! A non-blocking FTP connection, control or data, in the clear or under TLS.
+//!
+//! Reads hand out plaintext; writes queue plaintext and [`Stream::flush`] pushes what the
+//! socket takes, so the loop registers for WRITABLE only as long as something is queued.
+//! TLS is rustls' `ServerConnection` driven by hand: records in with `read_tls`, out with
+//! `write_tls`, never blocking.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::{ServerConfig, ServerConnection};
+
+pub struct Stream {
+    pub sock: TcpStream,
+    tls: Option<Box<ServerConnection>>,
+    /// Plaintext waiting to be sent (for TLS: not yet taken by the TLS writer).
+    out: Vec<u8>,
+    /// The peer closed its side of the TCP connection.
+    eof: bool,
+    /// Send a TLS close_notify once everything queued is out.
+    notify: bool,
+}
+
+/// What one read found.
+pub enum Got {
+    Data(usize),
+    Eof,
+    /// The peer closed without a TLS close_notify: the data may be cut short.
+    Truncated,
+}
+
+impl Stream {
+    pub fn new(sock: TcpStream) -> Stream {
+        Stream {
+            sock,
+            tls: None,
+            out: Vec::new(),
+            eof: false,
+            notify: false,
+        }
+    }
+
+    /// Switches to TLS as the server. `early` is what the client sent past the command that
+    /// asked for it (the start of its handshake).
+    pub fn start_tls(&mut self, config: &Arc<ServerConfig>, early: &[u8]) -> io::Result<()> {
+        let mut tls = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+        if !early.is_empty() {
+            let mut rest = early;
+            while !rest.is_empty() {
+                tls.read_tls(&mut rest)?;
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
+        }
+        self.tls = Some(Box::new(tls));
+        Ok(())
+    }
+
+    pub fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
+    /// Reads plaintext into `buf`. `Err(WouldBlock)` when nothing more is there for now.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Got> {
+        let Some(tls) = &mut self.tls else {
+            return loop {
+                match self.sock.read(buf) {
+                    Ok(0) => break Ok(Got::Eof),
+                    Ok(n) => break Ok(Got::Data(n)),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                }
+            };
+        };
+        loop {
+            match tls.reader().read(buf) {
+                Ok(0) => return Ok(Got::Eof),
+                Ok(n) => return Ok(Got::Data(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Got::Truncated),
+                Err(e) => return Err(e),
+            }
+            if self.eof {
+                return Ok(Got::Truncated);
+            }
+            match tls.read_tls(&mut self.sock) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = tls.process_new_packets() {
+                // Tell the peer why (the alert is queued), then give up on the connection.
+                let _ = tls.write_tls(&mut self.sock);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            if tls.wants_write() {
+                // Handshake records: send what the socket takes; the rest goes on WRITABLE.
+                match tls.write_tls(&mut self.sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// Queues plaintext to send.
+    pub fn queue(&mut self, data: &[u8]) {
+        self.out.extend_from_slice(data);
+    }
+
+    /// Sends what the socket takes; Ok(true) when everything queued is out.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        let Some(tls) = &mut self.tls else {
+            while !self.out.is_empty() {
+                match self.sock.write(&self.out) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => drop(self.out.drain(..n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(true);
+        };
+        loop {
+            let mut took = 0;
+            if !self.out.is_empty() {
+                took = tls.writer().write(&self.out)?;
+                self.out.drain(..took);
+            }
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.out.is_empty() {
+                if std::mem::take(&mut self.notify) {
+                    tls.send_close_notify();
+                    continue;
+                }
+                return Ok(true);
+            }
+            if took == 0 {
+                // The TLS writer takes nothing until the handshake moves on.
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Ends the TLS session cleanly: a close_notify follows what is queued. The caller
+    /// flushes, then closes.
+    pub fn close_notify(&mut self) {
+        self.notify = self.tls.is_some();
+    }
+}
