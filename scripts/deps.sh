@@ -37,6 +37,7 @@ AZURE_STORAGE_BLOB_VERSION=12.31.1
 # libc6 and sysvinit-utils are always present.
 APT_PACKAGES=(
     rsyslog rsyslog-gnutls rsyslog-openssl util-linux curl musl-tools procps openssl tinyproxy
+    lftp shellcheck
     python3 python3-venv
     libivykis0 libnet1 libjson-c5 libglib2.0-0 libpcre3 libwrap0 libcap2 libssl3 libsystemd0
 )
