@@ -284,6 +284,9 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
                 expiry(&tls["client_ca_not_after"]),
             ));
         }
+        if let Some(ftp) = s["ftp"].as_object() {
+            out.push_str(&ftp_line(ftp));
+        }
         if let Some(e) = s["reload_error"].as_str() {
             out.push_str(&format!("  last reload refused: {e}\n"));
         }
@@ -337,12 +340,14 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
                 "  {:<20} {:<13} {:<11} {:>10} {:>10} {:>6} {:>16} {:>10} {:>12}  {}\n",
                 str_of(&src["name"]),
                 str_of(&src["state"]),
-                format!(
-                    "{}:{}",
-                    str_of(&src["receiver"]).trim_start_matches("syslog-"),
-                    src["port"]
-                ),
-                str_of(&src["messages"]),
+                match str_of(&src["receiver"]).as_str() {
+                    r @ ("ftp" | "ftps") => r.to_string(),
+                    r => format!("{}:{}", r.trim_start_matches("syslog-"), src["port"]),
+                },
+                match str_of(&src["receiver"]).as_str() {
+                    "ftp" | "ftps" => format!("{} files", src["files"]),
+                    _ => str_of(&src["messages"]),
+                },
                 bytes(src["bytes"].as_u64()),
                 str_of(&src["connections"]),
                 backlog(&src["backlog"], now),
@@ -367,6 +372,49 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
         }
     }
     out
+}
+
+/// The FTP server's lines: where it listens, TLS, sessions, logins and refusals.
+fn ftp_line(ftp: &Map<String, Value>) -> String {
+    let listening: Vec<String> = ftp["listening"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(str_of)
+        .collect();
+    let tls = match ftp["tls"].as_object() {
+        Some(t) => format!(
+            "tls {} with {} until {}",
+            str_of(&ftp["tls_mode"]),
+            t.get("subject").map(str_of).unwrap_or_default(),
+            t.get("not_after")
+                .and_then(Value::as_i64)
+                .map(|n| clock::rfc3339(n.max(0) as u64))
+                .unwrap_or_default()
+        ),
+        None => "no FTPS certificate".to_string(),
+    };
+    let refused: Vec<String> = ftp["refused"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "  ftp: listening {} ({tls}); {} sessions, {} logins, {} failed, {} lockouts, {} uploads aborted{}\n",
+        listening.join(", "),
+        ftp["sessions"],
+        ftp["logins"],
+        ftp["failed_logins"],
+        ftp["lockouts"],
+        ftp["aborted"],
+        if refused.is_empty() {
+            String::new()
+        } else {
+            format!("; refused: {}", refused.join(" "))
+        }
+    )
 }
 
 /// `3f/1.2M/5m`: files, bytes, age of the oldest.

@@ -665,6 +665,8 @@ impl FtpServer {
     /// Limits, allow lists and lockouts for a new control connection; then the greeting.
     fn admit(&mut self, registry: &Registry, stream: TcpStream, peer: SocketAddr) {
         let ip = canonical(peer.ip());
+        // Logged as 192.0.2.7:5000, not [::ffff:192.0.2.7]:5000, on a dual-stack listener.
+        let peer = SocketAddr::new(ip, peer.port());
         let now = Instant::now();
         let refusal = if !self.folders.iter().any(|f| f.allow.allows(ip)) {
             self.counters.refused_not_allowed += 1;
