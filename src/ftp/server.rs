@@ -551,8 +551,17 @@ impl FtpServer {
         };
         self.closed.push(slot);
         match entry {
-            Entry::Listener { mut sock, .. } | Entry::Passive { mut sock, .. } => {
+            Entry::Listener { mut sock, .. } => {
                 let _ = registry.deregister(&mut sock);
+            }
+            Entry::Passive { mut sock, owner } => {
+                let _ = registry.deregister(&mut sock);
+                if let Some(c) = self.control_slot(owner) {
+                    let c = self.control(c);
+                    if c.data == Some(slot) {
+                        c.data = None;
+                    }
+                }
             }
             Entry::Data(mut d) => {
                 let _ = registry.deregister(&mut d.stream.sock);
@@ -560,7 +569,8 @@ impl FtpServer {
                     self.discard(u);
                 }
                 if let Some(c) = self.control_slot(d.owner) {
-                    if let Some(Entry::Control(c)) = &mut self.slots[c] {
+                    let c = self.control(c);
+                    if c.data == Some(slot) {
                         c.data = None;
                     }
                 }
@@ -896,8 +906,11 @@ impl FtpServer {
                     .is_some_and(|t| t > Instant::now());
                 let c = self.control(slot);
                 if locked {
+                    // Not even checked; answered as slowly as a wrong password.
                     let reply = c.session.login_result(false);
-                    c.stream.queue(reply.render().as_bytes());
+                    c.delayed = Some((Instant::now() + FAILED_LOGIN_DELAY, reply));
+                    c.busy = true;
+                    self.counters.failed_logins += 1;
                     return;
                 }
                 c.busy = true;
