@@ -1,7 +1,7 @@
 //! `lc connect --token-file FILE TENANT [NAME]`: points lc at a Cloud Discovery tenant.
 //!
 //! Checks the token against the tenant (listing its data sources) before changing anything;
-//! then stores the token in `token_file` (0600, atomically), sets `[delivery] url` (and
+//! then stores the token in `token_file` (0600, or 0640 for the service's group; atomically), sets `[delivery] url` (and
 //! `[collector] name`) in lc.ini keeping the rest of the file as it was, reports configured
 //! sources the tenant does not know, and tells running instances to reload (SIGHUP).
 
@@ -62,7 +62,7 @@ pub fn run(
     // The edited file must still be valid before it replaces the old one.
     config::parse_str(&text, config_path)
         .map_err(|e| format!("the edited config would be invalid:\n{e}"))?;
-    replace_file(config_path, text.as_bytes(), None)?;
+    replace_file(config_path, text.as_bytes(), false)?;
     let mut problems = Vec::new();
     for s in &config.sources {
         if !streams.contains(&s.name) {
@@ -83,25 +83,27 @@ pub fn run(
     Ok(problems)
 }
 
-/// Writes a secret file with mode 0600, atomically.
+/// Writes a secret file with mode 0600 (0640 for the service's group, `owner.rs`), atomically.
 fn write_secret(path: &Path, secret: &str) -> Result<(), String> {
-    replace_file(path, format!("{secret}\n").as_bytes(), Some(0o600))
+    replace_file(path, format!("{secret}\n").as_bytes(), true)
 }
 
-/// Replaces `path` with `bytes` via a temp file and rename; keeps the old file's mode unless
-/// `mode` says otherwise.
-fn replace_file(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), String> {
+/// Replaces `path` with `bytes` via a temp file and rename. A secret gets `owner.rs`'s secret
+/// mode; anything else keeps the old file's mode (0640 when new). Owner and group follow
+/// `owner.rs`, so a root `lc connect` leaves lc.ini and the token readable by the service.
+fn replace_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(err)?;
     }
-    let mode = mode
-        .or_else(|| {
-            fs::metadata(path)
-                .ok()
-                .map(|m| m.permissions().mode() & 0o7777)
-        })
-        .unwrap_or(0o640);
+    let owner = crate::owner::for_path(path);
+    let mode = if secret {
+        owner.secret_mode()
+    } else {
+        fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o640)
+    };
     let tmp = path.with_extension("lc-tmp");
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -112,6 +114,7 @@ fn replace_file(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), Stri
         .map_err(err)?;
     f.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(err)?;
+    owner.apply(&f).map_err(err)?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(err)?;

@@ -11,6 +11,7 @@ mod deliver;
 mod ftp;
 mod logging;
 mod notify;
+mod owner;
 mod prompt;
 mod secret;
 mod server;

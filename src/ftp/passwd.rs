@@ -5,14 +5,15 @@
 //! This module owns the format (`parse_str` from text, every bad line reported as
 //! `PATH:LINE: message`), the rules for user names and passwords, hashing and verification
 //! (argon2 from RustCrypto), and replacing the file: a temp file in the same folder, fsync,
-//! rename, fsync of the folder, mode 0600, under an exclusive `flock` on the folder so two
-//! `lc passwd` runs cannot lose each other's change. Prompting for a password is `prompt.rs`'s
-//! job; when to read the file and what to answer a client is the FTP session's.
+//! rename, fsync of the folder, mode 0600 (0640 for the service's group, see `owner.rs`),
+//! under an exclusive `flock` on the folder so two `lc passwd` runs cannot lose each other's
+//! change. Prompting for a password is `prompt.rs`'s job; when to read the file and what to
+//! answer a client is the FTP session's.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use argon2::password_hash::rand_core::OsRng;
@@ -448,7 +449,8 @@ fn folder(path: &Path) -> &Path {
 
 /// Replaces the file at `path` with `passwd`, atomically and durably, mode 0600. The owner
 /// and group of the file it replaces are kept, so a root `lc passwd` does not take the file
-/// away from a service that runs as another user.
+/// away from a service that runs as another user; a new file written by root takes its
+/// folder's group and mode 0640 when that group is not root's (`owner.rs`).
 pub fn save(path: &Path, passwd: &Passwd) -> Result<(), Error> {
     let io = |what, error| Error::Io {
         path: path.to_path_buf(),
@@ -464,7 +466,7 @@ pub fn save(path: &Path, passwd: &Passwd) -> Result<(), Error> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let old = fs::metadata(path).ok();
+    let owner = crate::owner::for_path(path);
     let write = || -> io::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
@@ -473,13 +475,8 @@ pub fn save(path: &Path, passwd: &Passwd) -> Result<(), Error> {
             .mode(0o600)
             .open(&tmp)?;
         // The mode above is filtered by the umask and ignored for a stale temp file.
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        if let Some(m) = &old {
-            let mine = f.metadata()?;
-            if (m.uid(), m.gid()) != (mine.uid(), mine.gid()) {
-                std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
-            }
-        }
+        f.set_permissions(fs::Permissions::from_mode(owner.secret_mode()))?;
+        owner.apply(&f)?;
         f.write_all(passwd.render().as_bytes())?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

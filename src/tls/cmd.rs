@@ -264,11 +264,16 @@ fn install(
                 known.join(", ")
             )]);
         }
-        fs::copy(f, staging.join(&name)).map_err(|e| err(f, e))?;
+        // A file that replaces one keeps its owner and group; a new one takes the folder's
+        // (`owner.rs`), so the service's group can still read the keys.
+        let dest = staging.join(&name);
+        let owner = crate::owner::for_path(&dest);
+        fs::copy(f, &dest).map_err(|e| err(f, e))?;
+        owner.apply_path(&dest).map_err(|e| err(&dest, e))?;
         set_mode(
-            &staging.join(&name),
+            &dest,
             if name.contains("key") || name == FTP_PEM {
-                0o600
+                owner.secret_mode()
             } else {
                 0o644
             },
@@ -303,20 +308,28 @@ fn install(
     Ok(())
 }
 
-/// Copies a folder, keeping each folder's mode (`private/` stays 0700).
+/// Copies a folder, keeping each folder's mode (`private/` stays 0700) and, as root, the owner
+/// and group of every folder and file (the service reads the certificates through the group).
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::create_dir_all(to)?;
-    let mode = fs::metadata(from)
+    let meta = fs::metadata(from).ok();
+    let mode = meta
+        .as_ref()
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o750);
     set_mode(to, mode);
+    if let Some(m) = &meta {
+        crate::owner::copy(m, to)?;
+    }
     for e in fs::read_dir(from).into_iter().flatten().flatten() {
         let path = e.path();
         if path.is_dir() {
             copy_tree(&path, &to.join(e.file_name()))?;
         } else {
-            fs::copy(&path, to.join(e.file_name()))?;
+            let dest = to.join(e.file_name());
+            fs::copy(&path, &dest)?;
+            crate::owner::copy(&fs::metadata(&path)?, &dest)?;
         }
     }
     Ok(())

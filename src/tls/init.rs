@@ -2,8 +2,9 @@
 //!
 //! Some firewalls refuse a self-signed server certificate, so the server certificate is signed
 //! by a CA made here (`ca.pem`; its key is kept aside in `private/ca-key.pem`, mode 0600, to sign
-//! client certificates later). Keys are ECDSA P-256. Nothing existing is overwritten without
-//! `force`.
+//! client certificates later). Keys are ECDSA P-256; who may read them is `owner.rs`'s rule
+//! (the service's group reads the server keys, only root the CA's). Nothing existing is
+//! overwritten without `force`.
 
 use std::fs;
 use std::io::Write;
@@ -88,15 +89,15 @@ pub fn init(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>, String> {
     }
     let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
     let written = vec![
-        write(dir, CLIENT_CA, &ca_cert.pem(), 0o644)?,
-        write(dir, CA_KEY, &issuer_key_pem(&issuer), 0o600)?,
-        write(dir, SERVER_CERT, &chain, 0o644)?,
-        write(dir, SERVER_KEY, &server_key.serialize_pem(), 0o600)?,
+        write(dir, CLIENT_CA, &ca_cert.pem(), false)?,
+        write(dir, CA_KEY, &issuer_key_pem(&issuer), true)?,
+        write(dir, SERVER_CERT, &chain, false)?,
+        write(dir, SERVER_KEY, &server_key.serialize_pem(), true)?,
         write(
             dir,
             FTP_PEM,
             &format!("{}{chain}", server_key.serialize_pem()),
-            0o600,
+            true,
         )?,
     ];
     Ok(written)
@@ -122,10 +123,14 @@ fn default_names() -> Vec<String> {
     names
 }
 
-/// Writes one file atomically with `mode`.
-fn write(dir: &Path, name: &str, text: &str, mode: u32) -> Result<PathBuf, String> {
+/// Writes one file atomically: a certificate 0644, a key (`secret`) 0600, or 0640 with the
+/// folder's group when root writes it for the service (`owner.rs`).
+fn write(dir: &Path, name: &str, text: &str, secret: bool) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     let tmp = path.with_extension("tmp");
+    let owner = crate::owner::for_path(&path);
+    let mode = if secret { owner.secret_mode() } else { 0o644 };
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -133,6 +138,9 @@ fn write(dir: &Path, name: &str, text: &str, mode: u32) -> Result<PathBuf, Strin
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
+        // The mode above is filtered by the umask and ignored for a stale temp file.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        owner.apply(&f)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         fs::rename(&tmp, &path)
