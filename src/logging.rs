@@ -5,6 +5,11 @@
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::io::Write;
 
+/// rustls logs what peers do wrong (an IP address as SNI, an alert) as warnings without
+/// saying which peer; lc logs the outcome of each handshake itself, with the peer, so only
+/// rustls' errors get through.
+const RUSTLS: &str = "rustls";
+
 struct JournalLogger {
     level: LevelFilter,
 }
@@ -12,6 +17,7 @@ struct JournalLogger {
 impl Log for JournalLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= self.level
+            && (metadata.level() <= Level::Error || !metadata.target().starts_with(RUSTLS))
     }
 
     fn log(&self, record: &Record) {
@@ -43,6 +49,7 @@ pub fn init(level: LevelFilter) {
     } else {
         simple_logger::SimpleLogger::new()
             .with_level(LevelFilter::Trace)
+            .with_module_level(RUSTLS, LevelFilter::Error)
             .with_utc_timestamps()
             .init()
             .is_ok()

@@ -1210,7 +1210,9 @@ impl FtpServer {
         let owner = ConnRef { slot, id: c.id };
         c.transferring = true;
         c.stream.queue(Reply::new(150, what).render().as_bytes());
-        if let Some(target) = c.session.active_target() {
+        let active = c.session.active_target();
+        self.wake(slot);
+        if let Some(target) = active {
             // Active mode: connect back to the client now.
             self.close_data(registry, slot);
             let stream = match TcpStream::connect(target) {
