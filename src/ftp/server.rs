@@ -597,6 +597,12 @@ impl FtpServer {
     }
 
     fn discard(&mut self, u: Upload) {
+        log::info!(
+            "ftp: upload of /{}/{} discarded after {} bytes",
+            u.folder,
+            u.name,
+            u.bytes
+        );
         drop(u.file);
         self.counters.aborted += 1;
         self.jobs.send(Job::Discard(u.temp));
@@ -950,7 +956,12 @@ impl FtpServer {
             }
             Action::Mlst(path) => {
                 if let VPath::Root | VPath::Folder(_) = path {
-                    let facts = format!("type=dir;size=0;modify=20000101000000; {path}");
+                    let facts = super::listing::facts(&super::listing::Entry {
+                        name: path.to_string(),
+                        is_dir: true,
+                        size: 0,
+                        modified: 0,
+                    });
                     let r = Reply {
                         code: 250,
                         lines: vec!["listing".into(), facts, "end".into()],
@@ -1566,6 +1577,10 @@ impl FtpServer {
                 let Some(Task::Upload(u)) = d.task.take() else {
                     unreachable!()
                 };
+                // Answer the client's close_notify (Python's ftplib waits for it); the few
+                // bytes fit the socket buffer, so one try suffices.
+                d.stream.close_notify();
+                let _ = d.stream.flush();
                 self.close(registry, slot);
                 let Upload {
                     folder,
