@@ -20,7 +20,14 @@ pub struct Stream {
     eof: bool,
     /// Send a TLS close_notify once everything queued is out.
     notify: bool,
+    /// TLS records read from the socket, not yet given to rustls (which takes 4 KiB per
+    /// `read_tls`: reading the socket in larger chunks saves most of the syscalls).
+    raw: Vec<u8>,
+    raw_pos: usize,
 }
+
+/// How much is read from a TLS socket at a time.
+const RAW_BYTES: usize = 64 * 1024;
 
 /// What one read found.
 pub enum Got {
@@ -38,6 +45,8 @@ impl Stream {
             out: Vec::new(),
             eof: false,
             notify: false,
+            raw: Vec::new(),
+            raw_pos: 0,
         }
     }
 
@@ -81,15 +90,30 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Got::Truncated),
                 Err(e) => return Err(e),
             }
-            if self.eof {
-                return Ok(Got::Truncated);
+            if self.raw_pos == self.raw.len() {
+                if self.eof {
+                    return Ok(Got::Truncated);
+                }
+                self.raw.resize(RAW_BYTES, 0);
+                self.raw_pos = 0;
+                match self.sock.read(&mut self.raw) {
+                    Ok(n) => self.raw.truncate(n),
+                    Err(e) => {
+                        self.raw.clear();
+                        if e.kind() == io::ErrorKind::Interrupted {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                }
+                if self.raw.is_empty() {
+                    // End of stream: rustls learns it from an empty read.
+                    self.eof = true;
+                    tls.read_tls(&mut io::empty())?;
+                }
             }
-            match tls.read_tls(&mut self.sock) {
-                Ok(0) => self.eof = true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            let mut rest = &self.raw[self.raw_pos..];
+            self.raw_pos += tls.read_tls(&mut rest)?;
             if let Err(e) = tls.process_new_packets() {
                 // Tell the peer why (the alert is queued), then give up on the connection.
                 let _ = tls.write_tls(&mut self.sock);
