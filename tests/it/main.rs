@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod cloud;
 mod delivery;
+mod ftp_faults;
 mod install;
 mod passwd;
 mod peers;
