@@ -252,6 +252,28 @@ impl Lc {
         out
     }
 
+    /// The files delivered to the outbox for `source`, in order: by segment, then by part
+    /// (`SEQ-TIME.log.gz` is part 0, `SEQ-TIME-pN.log.gz` part N).
+    pub fn delivered_files(&self, source: &str) -> Vec<PathBuf> {
+        let prefix = format!("{source}_it_");
+        let mut files: Vec<((u64, u64), PathBuf)> = fs::read_dir(self.outbox())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let rest = name.strip_prefix(&prefix)?.strip_suffix(".log.gz")?;
+                let part = match rest.rsplit_once("-p") {
+                    Some((_, n)) => n.parse().ok()?,
+                    None => 0,
+                };
+                Some(((seq_of(rest), part), e.path()))
+            })
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, p)| p).collect()
+    }
+
     /// Files delivered to the outbox for `source`.
     pub fn delivered(&self, source: &str) -> usize {
         let prefix = format!("{source}_it_");

@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod cloud;
 mod delivery;
+mod ftp;
 mod ftp_faults;
 mod install;
 mod passwd;

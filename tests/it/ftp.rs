@@ -1,0 +1,1590 @@
+//! The FTP server with real clients: curl (plain, FTPS, EPSV, PASV and active), lftp (put,
+//! mirror -R, ssl-force), Python's ftplib (`tests/ftp/commands.py`: tables of command -> reply
+//! codes, refusals included) and `openssl s_client -starttls ftp`; then what clients cannot do
+//! on cue, spoken by hand: traversal attempts, brute force and lockout, connection caps, idle
+//! sessions, port stealing, interrupted uploads, a password change during a session, a
+//! certificate reload, and a large upload split into parts.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{config_with, run, wait_for, Lc, TempDir, LC};
+
+const USER: &str = "discovery";
+const PASSWORD: &str = "s3cret-Pw";
+/// Debian's python3 (scripts/deps.sh installs it); ftplib is in its standard library.
+const PYTHON: &str = "/usr/bin/python3";
+/// An `ftp` source and an `ftps` one (uploads need PROT P), as the ftplib scenarios expect.
+const SOURCES: &str = "[source squid]\nformat = SQUID\nreceiver = ftp\n\
+                       [source secure]\nformat = SQUID\nreceiver = ftps\n";
+/// How long a test waits for lc to do something it does at once (a snapshot comes every 2 s).
+const SOON: u64 = 20;
+
+/// Where uploads go once spooled.
+#[derive(Clone, Copy)]
+enum Delivery {
+    /// The outbox folder, at once.
+    Outbox,
+    /// The outbox, in parts of at most this many compressed bytes (`max_upload_bytes`).
+    OutboxParts(&'static str),
+    /// A console that never answers: uploads stay in the spool, listed.
+    Never,
+}
+
+/// One `lc run` with the FTP server on a kernel-chosen port, certificates from
+/// `lc certs init` in `DIR/certs` and the user `USER` in `DIR/ftp.passwd`.
+struct Ftp {
+    lc: Lc,
+    port: u16,
+}
+
+impl Ftp {
+    /// `ftp` are extra `[ftp]` keys; the sources are `SOURCES`.
+    fn start(tag: &str, ftp: &str, delivery: Delivery) -> Ftp {
+        Ftp::start_with(tag, ftp, SOURCES, delivery)
+    }
+
+    fn start_with(tag: &str, ftp: &str, sources: &str, delivery: Delivery) -> Ftp {
+        let dir = TempDir::new(tag);
+        let d = dir.0.clone();
+        let delivery = match delivery {
+            Delivery::Outbox => format!("url = dir:{}/outbox", d.display()),
+            Delivery::OutboxParts(max) => {
+                format!("url = dir:{}/outbox\nmax_upload_bytes = {max}", d.display())
+            }
+            Delivery::Never => {
+                let token = d.join("token");
+                fs::write(&token, "not-a-real-token\n").unwrap();
+                format!(
+                    "url = https://127.0.0.1:1\ntoken_file = {}",
+                    token.display()
+                )
+            }
+        };
+        let collector = format!("certs_dir = {}/certs", d.display());
+        let text = format!(
+            "{}[ftp]\nport = 0\npassive_ports = 0\npasswd_file = {}/ftp.passwd\n{ftp}\n{sources}",
+            config_with(&d, "", &collector, &delivery),
+            d.display()
+        );
+        let config = d.join("lc.ini");
+        fs::write(&config, text).unwrap();
+        run(Command::new(LC)
+            .args(["certs", "init", "--config"])
+            .arg(&config));
+        set_password(&config, USER, PASSWORD);
+        let lc = Lc::attach(dir, config);
+        let s = lc.status();
+        let listening = s["ftp"]["listening"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("no FTP listener in the status: {s}"));
+        let port = listening.parse::<SocketAddr>().unwrap().port();
+        Ftp { lc, port }
+    }
+
+    fn dir(&self) -> &Path {
+        &self.lc.dir.0
+    }
+
+    /// The CA that signed the FTPS certificate.
+    fn ca(&self) -> PathBuf {
+        self.dir().join("certs/ca.pem")
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::new(Ipv4Addr::LOCALHOST.into(), self.port)
+    }
+
+    /// `ftp://USER:PASSWORD@127.0.0.1:PORT` + `path`.
+    fn url(&self, path: &str) -> String {
+        format!("ftp://{USER}:{PASSWORD}@127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Where uploads wait while they arrive.
+    fn incoming(&self) -> PathBuf {
+        self.lc.state().join("ftp/incoming")
+    }
+
+    fn ssl_update(&self) -> PathBuf {
+        self.lc.state().join("ftp/ssl_update")
+    }
+
+    /// Files in `state_dir/ftp/incoming`: none once no upload is under way.
+    fn incoming_files(&self) -> Vec<String> {
+        names_in(&self.incoming())
+    }
+
+    /// Polls the status snapshot until `cond` holds for its `ftp` object; fails with the
+    /// last snapshot.
+    #[track_caller]
+    fn wait_ftp(&self, what: &str, cond: impl Fn(&Value) -> bool) {
+        self.wait_status(what, |s| cond(&s["ftp"]));
+    }
+
+    #[track_caller]
+    fn wait_status(&self, what: &str, cond: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(SOON);
+        loop {
+            let s = self.lc.try_status();
+            if s.as_ref().is_some_and(&cond) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {SOON}s waiting for: {what}\nlast status: {}\nlc log:\n{}",
+                    s.map_or("none".into(), |s| s.to_string()),
+                    tail(&self.lc.log(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Connects a hand-driven control session and reads the greeting.
+    #[track_caller]
+    fn session(&self) -> Session {
+        let mut s = Session::new(TcpStream::connect(self.addr()).unwrap());
+        let greeting = s.reply();
+        assert_eq!(code(&greeting), 220, "greeting: {greeting}");
+        s
+    }
+
+    /// A session logged in as `USER`.
+    #[track_caller]
+    fn logged_in(&self) -> Session {
+        let mut s = self.session();
+        s.login_ok(USER, PASSWORD);
+        s
+    }
+}
+
+/// `echo PW | lc passwd --stdin --config CONFIG USER`.
+#[track_caller]
+fn set_password(config: &Path, user: &str, password: &str) {
+    let mut child = Command::new(LC)
+        .args(["passwd", "--stdin", "--config"])
+        .arg(config)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "lc passwd: {}", text(&out));
+}
+
+/// Sorted names of the entries of `dir` (none if it does not exist).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn code(reply: &str) -> u16 {
+    reply.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/ftp")
+        .join(name)
+}
+
+/// `n` squid-like log lines, newline-terminated, `tag` making them unique to one file.
+fn log_lines(tag: &str, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "1732665600.{i:03} 42 10.0.0.{} TCP_MISS/200 1234 GET http://example.com/{tag}/{i} - HIER_DIRECT/93.184.216.34 text/html\n",
+                i % 250
+            )
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// The decompressed content of each file `lc` delivered for `source`, in order.
+fn delivered_contents(lc: &Lc, source: &str) -> Vec<Vec<u8>> {
+    lc.delivered_files(source)
+        .iter()
+        .map(|p| {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(fs::File::open(p).unwrap())
+                .read_to_end(&mut out)
+                .unwrap();
+            out
+        })
+        .collect()
+}
+
+/// curl with `args` (a 60 s limit, errors shown); its output, whatever the outcome.
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "60"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn curl_ok(args: &[&str]) -> String {
+    let out = curl(args);
+    assert!(out.status.success(), "curl {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A control connection spoken by hand, line by line.
+struct Session {
+    reader: BufReader<TcpStream>,
+}
+
+impl Session {
+    fn new(stream: TcpStream) -> Session {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(SOON)))
+            .unwrap();
+        Session {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn stream(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
+    /// The next reply; for a multi-line one (RFC 959 section 4.2) its last line. An empty
+    /// string when the server closed the connection.
+    #[track_caller]
+    fn reply(&mut self) -> String {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(_) => {}
+            Err(e) => panic!("reading a reply: {e}"),
+        }
+        if line.len() > 3 && line.as_bytes()[3] == b'-' {
+            let end = format!("{} ", &line[..3]);
+            loop {
+                let mut next = String::new();
+                if self.reader.read_line(&mut next).unwrap() == 0 || next.starts_with(&end) {
+                    return next.trim_end().to_string();
+                }
+            }
+        }
+        line.trim_end().to_string()
+    }
+
+    /// Whether the server closed the connection (EOF or reset) without another reply.
+    fn closed(&mut self) -> bool {
+        let mut buf = String::new();
+        match self.reader.read_line(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
+    #[track_caller]
+    fn send(&mut self, line: &str) {
+        self.stream()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+    }
+
+    #[track_caller]
+    fn cmd(&mut self, line: &str) -> String {
+        self.send(line);
+        self.reply()
+    }
+
+    /// USER and PASS; the reply to PASS.
+    #[track_caller]
+    fn login(&mut self, user: &str, password: &str) -> String {
+        let r = self.cmd(&format!("USER {user}"));
+        assert_eq!(code(&r), 331, "USER {user}: {r}");
+        self.cmd(&format!("PASS {password}"))
+    }
+
+    #[track_caller]
+    fn login_ok(&mut self, user: &str, password: &str) {
+        let r = self.login(user, password);
+        assert_eq!(code(&r), 230, "PASS for {user}: {r}");
+    }
+
+    /// PASV; the address it names.
+    #[track_caller]
+    fn pasv(&mut self) -> SocketAddr {
+        let r = self.cmd("PASV");
+        assert_eq!(code(&r), 227, "PASV: {r}");
+        let inner = &r[r.find('(').unwrap() + 1..r.find(')').unwrap()];
+        let n: Vec<u16> = inner.split(',').map(|x| x.parse().unwrap()).collect();
+        let ip = Ipv4Addr::new(n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8);
+        SocketAddr::new(ip.into(), n[4] << 8 | n[5])
+    }
+
+    /// PASV, STOR `path` with `data` from 127.0.0.1; the 150 and the final reply.
+    #[track_caller]
+    fn store(&mut self, path: &str, data: &[u8]) -> (String, String) {
+        let addr = self.pasv();
+        let mut conn = TcpStream::connect(addr).unwrap();
+        let first = self.cmd(&format!("STOR {path}"));
+        if code(&first) != 150 {
+            return (first, String::new());
+        }
+        conn.write_all(data).unwrap();
+        drop(conn);
+        (first, self.reply())
+    }
+}
+
+/// A TCP connection to `to` from the local address `from` (127.0.0.2 is as local as
+/// 127.0.0.1 on Linux, and another address to lc).
+fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd: OwnedFd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let local = SockaddrIn::from(std::net::SocketAddrV4::new(
+        match from {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => unreachable!("IPv4 only"),
+        },
+        0,
+    ));
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &local)?;
+    let SocketAddr::V4(to) = to else {
+        unreachable!("IPv4 only")
+    };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to))?;
+    Ok(TcpStream::from(fd))
+}
+
+/// Runs `tests/ftp/commands.py SCENARIO` against `ftp` and compares its `command -> codes`
+/// lines with `expected`; on a difference, shows both tables side by side.
+#[track_caller]
+fn check_table(ftp: &Ftp, scenario: &str, expected: &[&str]) {
+    let out = Command::new(PYTHON)
+        .arg(script("commands.py"))
+        .args([scenario, "127.0.0.1", &ftp.port.to_string(), USER, PASSWORD])
+        .arg(ftp.ca())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = stdout.lines().collect();
+    if got != expected || !out.status.success() {
+        let mut report = String::new();
+        for i in 0..got.len().max(expected.len()) {
+            let (e, g) = (expected.get(i), got.get(i));
+            let mark = if e == g { "  " } else { "!!" };
+            report += &format!(
+                "{mark} expected {:<50} got {}\n",
+                e.copied().unwrap_or("(nothing)"),
+                g.copied().unwrap_or("(nothing)")
+            );
+        }
+        panic!(
+            "ftplib scenario {scenario:?} differs (!! marks the lines):\n{report}\n\
+             stderr:\n{}\nlc log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            tail(&ftp.lc.log(), 30)
+        );
+    }
+}
+
+// curl
+
+#[test]
+fn curl_uploads_over_epsv_pasv_active_and_ftps_arrive_byte_identical() {
+    let ftp = Ftp::start("ftp-curl", "", Delivery::Outbox);
+    let work = ftp.dir().join("client");
+    fs::create_dir_all(&work).unwrap();
+    let ca = ftp.ca();
+    let ca = ca.to_str().unwrap();
+    // (file, bytes, curl options, folder)
+    let mut no_newline = log_lines("last", 3);
+    no_newline.pop();
+    let cases: Vec<(&str, Vec<u8>, Vec<&str>, &str)> = vec![
+        ("epsv.log", log_lines("epsv", 500), vec![], "squid"),
+        (
+            "pasv.log",
+            log_lines("pasv", 500),
+            vec!["--disable-epsv"],
+            "squid",
+        ),
+        (
+            "active.log",
+            log_lines("active", 500),
+            vec!["--ftp-port", "127.0.0.1", "--disable-eprt"],
+            "squid",
+        ),
+        (
+            "active-eprt.log",
+            log_lines("eprt", 500),
+            vec!["-P", "127.0.0.1"],
+            "squid",
+        ),
+        ("no-newline.log", no_newline.clone(), vec![], "squid"),
+        (
+            "ftps.log",
+            log_lines("ftps", 500),
+            vec!["--ssl-reqd", "--cacert", ca],
+            "secure",
+        ),
+        (
+            "ftps-pasv.log",
+            log_lines("ftps-pasv", 500),
+            vec!["--ssl-reqd", "--cacert", ca, "--disable-epsv"],
+            "secure",
+        ),
+        // No FTPS in active mode: Debian 12's curl 7.88.1 sends the data of an active FTPS
+        // transfer in the clear despite its PROT P (curl issue 10666, fixed in 8.0), which lc
+        // rightly refuses (426). ftplib covers active mode under PROT P.
+    ];
+    for (name, bytes, opts, folder) in &cases {
+        let path = work.join(name);
+        fs::write(&path, bytes).unwrap();
+        let mut args: Vec<&str> = opts.clone();
+        let url = ftp.url(&format!("/{folder}/"));
+        args.extend(["-T", path.to_str().unwrap(), &url]);
+        curl_ok(&args);
+    }
+    ftp.wait_status("every upload delivered", |_| {
+        ftp.lc.delivered("squid") == 5 && ftp.lc.delivered("secure") == 2
+    });
+    // Uploads are delivered in the order they came, one file each.
+    for (folder, delivered) in [
+        ("squid", delivered_contents(&ftp.lc, "squid")),
+        ("secure", delivered_contents(&ftp.lc, "secure")),
+    ] {
+        let sent: Vec<(&str, Vec<u8>)> = cases
+            .iter()
+            .filter(|c| c.3 == folder)
+            .map(|c| {
+                let mut b = c.1.clone();
+                // A last line without a newline is delivered with one.
+                if b.last() != Some(&b'\n') {
+                    b.push(b'\n');
+                }
+                (c.0, b)
+            })
+            .collect();
+        assert_eq!(delivered.len(), sent.len(), "{folder}");
+        for ((name, want), got) in sent.iter().zip(&delivered) {
+            assert!(
+                got == want,
+                "{name}: delivered {} bytes differ from the {} sent",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+    let total: u64 = cases.iter().map(|c| c.1.len() as u64).sum();
+    ftp.wait_ftp("the counters of 7 uploads", |f| {
+        f["files"] == 7 && f["bytes"] == total && f["logins"] == 7 && f["aborted"] == 0
+    });
+    let squid = ftp.lc.source_status("squid");
+    assert_eq!(squid["files"], 5, "{squid}");
+    assert_eq!(ftp.incoming_files(), Vec::<String>::new());
+}
+
+#[test]
+fn curl_lists_the_folders_and_the_uploads_not_yet_delivered() {
+    let ftp = Ftp::start("ftp-curl-list", "", Delivery::Never);
+    let work = ftp.dir().join("client");
+    fs::create_dir_all(&work).unwrap();
+    let a = work.join("a.log");
+    fs::write(&a, log_lines("a", 100)).unwrap();
+    let size = fs::metadata(&a).unwrap().len();
+    let squid = ftp.url("/squid/");
+    curl_ok(&["-T", a.to_str().unwrap(), &squid]);
+    curl_ok(&["-T", a.to_str().unwrap(), &format!("{squid}b.log")]);
+
+    // `/`: one folder per FTP source, and ssl_update.
+    let root = curl_ok(&[&ftp.url("/")]);
+    let folders: Vec<(&str, &str)> = root
+        .lines()
+        .map(|l| (&l[..1], l.split_whitespace().last().unwrap()))
+        .collect();
+    assert_eq!(
+        folders,
+        [("d", "squid"), ("d", "secure"), ("d", "ssl_update")],
+        "{root}"
+    );
+    assert_eq!(
+        curl_ok(&["--list-only", &ftp.url("/")]),
+        "squid\nsecure\nssl_update\n"
+    );
+    // The uploads stay listed, with their sizes, until delivered (never, here).
+    let listing = curl_ok(&[&squid]);
+    let files: Vec<(String, String)> = listing
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w[0][..1].to_string() + w[4], w[8].to_string())
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            (format!("-{size}"), "a.log".to_string()),
+            (format!("-{size}"), "b.log".to_string())
+        ],
+        "{listing}"
+    );
+    assert_eq!(curl_ok(&["--list-only", &squid]), "a.log\nb.log\n", "NLST");
+    let ca = ftp.ca();
+    assert_eq!(
+        curl_ok(&[
+            "--list-only",
+            "--ssl-reqd",
+            "--cacert",
+            ca.to_str().unwrap(),
+            &squid
+        ]),
+        "a.log\nb.log\n",
+        "NLST over FTPS"
+    );
+    // SIZE and MDTM, as curl -I shows them.
+    let head = curl_ok(&["-I", &format!("{squid}a.log")]);
+    assert!(
+        head.contains(&format!("Content-Length: {size}\r\n")) && head.contains("Last-Modified: "),
+        "{head}"
+    );
+    // Never delivered: both are still in the spool.
+    let spooled = names_in(&ftp.lc.state().join("spool/squid"));
+    assert_eq!(
+        spooled.iter().filter(|n| n.ends_with(".name")).count(),
+        2,
+        "{spooled:?}"
+    );
+}
+
+// lftp
+
+#[test]
+fn lftp_put_and_mirror_deliver_every_file_exactly_once() {
+    let ftp = Ftp::start("ftp-lftp", "", Delivery::Outbox);
+    let local = ftp.dir().join("client/squid-logs");
+    fs::create_dir_all(&local).unwrap();
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    for i in 0..6 {
+        let bytes = log_lines(&format!("mirror{i}"), 200 + i * 50);
+        fs::write(local.join(format!("access-{i}.log")), &bytes).unwrap();
+        sent.push(bytes);
+    }
+    let single = ftp.dir().join("client/single.log");
+    let single_bytes = log_lines("put", 300);
+    fs::write(&single, &single_bytes).unwrap();
+    let secure_bytes = log_lines("put-secure", 300);
+    let secure_file = ftp.dir().join("client/secure.log");
+    fs::write(&secure_file, &secure_bytes).unwrap();
+    let script = format!(
+        "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {ca}; \
+         set net:max-retries 1; set net:timeout 20; \
+         put {single} -o /squid/single.log; \
+         put {secure} -o /secure/secure.log; \
+         mirror -R --no-perms {local} /squid; \
+         bye",
+        ca = ftp.ca().display(),
+        single = single.display(),
+        secure = secure_file.display(),
+        local = local.display(),
+    );
+    let out = Command::new("timeout")
+        .args(["120", "lftp", "-u", &format!("{USER},{PASSWORD}"), "-p"])
+        .arg(ftp.port.to_string())
+        .args(["-e", &script, "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "lftp: {}", text(&out));
+    ftp.wait_status("8 files delivered", |_| {
+        ftp.lc.delivered("squid") == 7 && ftp.lc.delivered("secure") == 1
+    });
+    // Each file exactly once: the delivered files are the sent ones, in some order.
+    let mut want: Vec<Vec<u8>> = sent.clone();
+    want.push(single_bytes);
+    want.sort();
+    let mut got = delivered_contents(&ftp.lc, "squid");
+    got.sort();
+    assert!(got == want, "the delivered files are not the sent ones");
+    assert_eq!(delivered_contents(&ftp.lc, "secure"), [secure_bytes]);
+    ftp.wait_ftp("8 files counted", |f| f["files"] == 8 && f["aborted"] == 0);
+    // ssl-force: every session used AUTH TLS, so none logged in in the clear.
+    assert!(!ftp.lc.log().contains("TLS: "), "{}", ftp.lc.log());
+}
+
+// Python's ftplib
+
+#[test]
+fn ftplib_table_in_the_clear() {
+    let ftp = Ftp::start("ftp-table", "max_file_bytes = 100000", Delivery::Never);
+    #[rustfmt::skip]
+    check_table(&ftp, "plain", &[
+        "connect -> 220",
+        "FEAT -> 211 | AUTH TLS,PBSZ,PROT,EPSV,EPRT,MDTM,MLST type*;size*;modify*;,REST STREAM,SIZE,UTF8",
+        "SYST -> 215",
+        "NOOP -> 200",
+        "HELP -> 214",
+        "OPTS UTF8 ON -> 200",
+        "OPTS FOO BAR -> 501",
+        // Before login.
+        "PWD -> 530",
+        "CWD squid -> 530",
+        "PASV -> 530",
+        "PASS *** (no USER) -> 503",
+        "USER discovery -> 331",
+        "PASS *** -> 530",
+        "USER discovery -> 331",
+        "PASS *** -> 230",
+        "PASS *** (logged in) -> 230",
+        "PWD -> 257 | /",
+        "STAT -> 211",
+        "CWD squid -> 250",
+        "PWD -> 257 | /squid",
+        "CDUP -> 250",
+        "PWD -> 257 | /",
+        "CWD /squid -> 250",
+        "CWD .. -> 250",
+        "PWD -> 257 | /",
+        "XPWD -> 257",
+        "CWD /nosuch -> 550",
+        "CWD /squid/nofile -> 550",
+        "TYPE I -> 200",
+        "TYPE A -> 200",
+        "TYPE A N -> 200",
+        "TYPE E -> 504",
+        "MODE S -> 200",
+        "MODE B -> 504",
+        "STRU F -> 200",
+        "STRU R -> 504",
+        "ALLO 1000 -> 202",
+        "MLST / -> 250 | type=dir;size=0;modify=*; /",
+        "MLST /squid -> 250 | type=dir;size=0;modify=*; /squid",
+        // No data connection prepared.
+        "STOR /squid/nodata.log -> 425",
+        "LIST / -> 425",
+        // An upload stays listed until delivered (never, here).
+        "PASV -> 227",
+        "STOR /squid/a.log -> 150 226",
+        "EPSV -> 229",
+        "NLST / -> 150 226 | squid secure ssl_update",
+        "SIZE /squid/a.log -> 213 | 140",
+        "MDTM /squid/a.log -> 213 | 14 digits",
+        "MLST /squid/a.log -> 250 | type=file;size=140;modify=*; a.log",
+        "SIZE /squid/none.log -> 550",
+        "SIZE /squid -> 550",
+        "MDTM /squid/none.log -> 550",
+        "PASV -> 227",
+        "LIST /squid -> 150 226",
+        "EPSV -> 229",
+        "MLSD /squid -> 150 226",
+        "EPSV -> 229",
+        "NLST /squid/none.log -> 550",
+        // Uploads are delivered, not deleted; renaming changes the listed name.
+        "DELE /squid/a.log -> 550",
+        "DELE /squid/none.log -> 550",
+        "RNFR /squid/a.log -> 350",
+        "RNTO /squid/b.log -> 250",
+        "SIZE /squid/a.log -> 550",
+        "SIZE /squid/b.log -> 213 | 140",
+        "RNTO /squid/c.log (no RNFR) -> 503",
+        // FIXME: RFC 959 section 4.2 has 450/550 for RNFR of a file that is not there; lc
+        // answers 350 and fails only at RNTO.
+        "RNFR /squid/none.log -> 350",
+        "RNFR /squid/b.log -> 350",
+        "RNTO /secure/b.log -> 553",
+        "RNFR /squid/b.log -> 350",
+        "RNTO /squid -> 553",
+        // No resuming: REST > 0 then STOR is refused.
+        "REST 100 -> 350",
+        "PASV -> 227",
+        "STOR /squid/resumed.log -> 554",
+        "REST 0 -> 350",
+        "PASV -> 227",
+        "STOR /squid/rest0.log -> 150 226",
+        "PASV -> 227",
+        "APPE /squid/appended.log -> 150 226",
+        // max_file_bytes = 100000: the limit is fine, one byte more is not.
+        "PASV -> 227",
+        "STOR /squid/exact.log -> 150 226",
+        "PASV -> 227",
+        "STOR /squid/too-big.log -> 150 552",
+        "SIZE /squid/too-big.log -> 550",
+        "SIZE /squid/exact.log -> 213 | 100000",
+        // An ftps folder takes uploads only under PROT P; listing it is fine.
+        "PASV -> 227",
+        "STOR /secure/x.log -> 521",
+        "PASV -> 227",
+        "NLST /secure -> 150 226 | ",
+        "PASV -> 227",
+        "STOR /squid -> 553",
+        "STOR / -> 553",
+        "STOR /nosuch/x.log -> 553",
+        "LIST /nosuch -> 550",
+        // ssl_update: plain files, renamed and deleted for real.
+        "PASV -> 227",
+        "STOR /ssl_update/pure-ftpd.pem -> 150 226",
+        "EPSV -> 229",
+        "NLST /ssl_update -> 150 226 | pure-ftpd.pem",
+        "SIZE /ssl_update/pure-ftpd.pem -> 213 | 24",
+        "RNFR /ssl_update/pure-ftpd.pem -> 350",
+        "RNTO /ssl_update/renamed.pem -> 250",
+        "SIZE /ssl_update/pure-ftpd.pem -> 550",
+        "DELE /ssl_update/renamed.pem -> 250",
+        "DELE /ssl_update/renamed.pem -> 550",
+        "EPSV -> 229",
+        "NLST /ssl_update -> 150 226 | ",
+        // Active mode only back to the client, above port 1023: no FTP bounce.
+        "PORT (other address) -> 501",
+        "PORT (remote address) -> 501",
+        "PORT (port 80) -> 501",
+        "PORT (port 1023) -> 501",
+        "PORT (malformed) -> 501",
+        "EPRT (remote address) -> 501",
+        "EPRT (port 21) -> 501",
+        "EPRT (IPv6) -> 501",
+        "PORT (own address) -> 200",
+        "LIST /squid -> 150 226",
+        "EPRT (own address) -> 200",
+        "STOR /squid/active.log -> 150 226",
+        "PORT (own address) -> 200",
+        "NLST /squid -> 150 226 | active.log appended.log b.log exact.log rest0.log",
+        // Unknown, unimplemented and malformed commands.
+        "RETR /squid/b.log -> 502",
+        "SITE CHMOD 777 /squid/b.log -> 502",
+        "XYZZY -> 502",
+        "MKD /squid/sub -> 502",
+        "NOOP + 600 bytes -> 500",
+        "NOOP -> 200",
+        "NO<NUL>OP -> 501",
+        "4LL -> 500",
+        "PBSZ 0 -> 503",
+        "PROT P -> 503",
+        "AUTH KERBEROS_V4 -> 504",
+        // ABOR with nothing to abort, and during an upload (as urgent data, as ftplib sends it).
+        "ABOR -> 225",
+        "PASV -> 227",
+        "STOR /squid/aborted.log + ABOR after 65536 bytes -> 150 426 226",
+        "NOOP -> 200",
+        "SIZE /squid/aborted.log -> 550",
+        "EPSV ALL -> 200",
+        "PASV -> 503",
+        "PORT (after EPSV ALL) -> 502",
+        "EPSV -> 229",
+        "NLST /squid -> 150 226 | active.log appended.log b.log exact.log rest0.log",
+        "QUIT -> 221",
+    ]);
+    // 5 uploads spooled (140 bytes each but exact.log), one into ssl_update; the one past
+    // max_file_bytes and the aborted one were discarded.
+    let spooled = 4 * 140 + 100_000;
+    ftp.wait_ftp("the counters of the table", |f| {
+        f["files"] == 6
+            && f["bytes"] == spooled + 24
+            && f["aborted"] == 2
+            && f["logins"] == 1
+            && f["failed_logins"] == 1
+    });
+    let squid = ftp.lc.source_status("squid");
+    assert_eq!(
+        (&squid["files"], &squid["bytes"]),
+        (&5.into(), &spooled.into())
+    );
+    assert_eq!(ftp.incoming_files(), Vec::<String>::new());
+    assert_eq!(ftp.lc.delivered("squid"), 0);
+    let secure = names_in(&ftp.lc.state().join("spool/secure"));
+    assert!(secure.is_empty(), "{secure:?}");
+}
+
+#[test]
+fn ftplib_tls_table() {
+    let ftp = Ftp::start("ftp-table-tls", "", Delivery::Never);
+    #[rustfmt::skip]
+    check_table(&ftp, "tls", &[
+        "connect -> 220",
+        "FEAT -> 211 | AUTH TLS,PBSZ,PROT,EPSV,EPRT,MDTM,MLST type*;size*;modify*;,REST STREAM,SIZE,UTF8",
+        "PBSZ 0 -> 503",
+        "AUTH TLS -> 234",
+        "AUTH TLS (again) -> 503",
+        "PROT P (no PBSZ) -> 503",
+        "PBSZ 0 -> 200",
+        "USER discovery -> 331",
+        "PASS *** -> 230",
+        "PROT X -> 504",
+        // PROT C: the ftps folder refuses, the ftp folder takes it.
+        "PASV -> 227",
+        "STOR /secure/clear.log -> 521",
+        "PASV -> 227",
+        "STOR /squid/clear.log -> 150 226",
+        "PROT P -> 200",
+        "PASV -> 227",
+        "STOR /secure/private.log -> 150 226",
+        "EPSV -> 229",
+        "STOR /squid/private.log -> 150 226",
+        "EPSV -> 229",
+        "NLST /secure -> 150 226 | private.log",
+        "PASV -> 227",
+        "MLSD / -> 150 226",
+        "PORT (own address) -> 200",
+        "LIST /secure -> 150 226",
+        "PROT C -> 200",
+        "EPSV -> 229",
+        "STOR /secure/clear-again.log -> 521",
+        "EPSV -> 229",
+        "NLST /secure -> 150 226 | private.log",
+        "CCC -> 502",
+        "STAT -> 211",
+        "QUIT -> 221",
+    ]);
+    ftp.wait_ftp("3 uploads", |f| f["files"] == 3 && f["aborted"] == 0);
+}
+
+#[test]
+fn ftplib_tables_with_tls_required() {
+    let ftp = Ftp::start("ftp-table-required", "tls = required", Delivery::Never);
+    #[rustfmt::skip]
+    check_table(&ftp, "required", &[
+        "connect -> 220",
+        "FEAT -> 211 | AUTH TLS,PBSZ,PROT,EPSV,EPRT,MDTM,MLST type*;size*;modify*;,REST STREAM,SIZE,UTF8",
+        "USER discovery -> 530",
+        "PASS *** -> 503",
+        "PWD -> 530",
+        "AUTH TLS -> 234",
+        "USER discovery -> 331",
+        "PASS *** -> 230",
+        // No data in the clear, not even listings.
+        "PASV -> 227",
+        "LIST / -> 521",
+        "STOR /squid/a.log -> 521",
+        "PBSZ 0 -> 200",
+        "PROT P -> 200",
+        "PASV -> 227",
+        "NLST / -> 150 226 | squid secure ssl_update",
+        "EPSV -> 229",
+        "STOR /squid/a.log -> 150 226",
+        "EPSV -> 229",
+        "STOR /secure/b.log -> 150 226",
+        "PROT C -> 200",
+        "PASV -> 227",
+        "NLST /squid -> 521",
+        "QUIT -> 221",
+    ]);
+    #[rustfmt::skip]
+    check_table(&ftp, "required-plain", &[
+        "connect -> 220",
+        "USER discovery -> 530",
+        "USER anonymous -> 530",
+        "PASS *** -> 503",
+        "CWD squid -> 530",
+        "PASV -> 530",
+        "QUIT -> 221",
+    ]);
+    ftp.wait_ftp("2 uploads, 1 login", |f| {
+        f["files"] == 2 && f["logins"] == 1 && f["failed_logins"] == 0
+    });
+}
+
+#[test]
+fn ftplib_table_with_active_mode_and_tls_off() {
+    let ftp = Ftp::start_with(
+        "ftp-table-active-off",
+        "active = off\ntls = off",
+        "[source squid]\nformat = SQUID\nreceiver = ftp\n",
+        Delivery::Never,
+    );
+    #[rustfmt::skip]
+    check_table(&ftp, "active-off", &[
+        "connect -> 220",
+        "FEAT -> 211 | EPSV,EPRT,MDTM,MLST type*;size*;modify*;,REST STREAM,SIZE,UTF8",
+        "AUTH TLS -> 502",
+        "USER discovery -> 331",
+        "PASS *** -> 230",
+        "PORT 127,0,0,1,39,16 -> 502",
+        "EPRT |1|127.0.0.1|10000| -> 502",
+        "EPSV -> 229",
+        "STOR /squid/a.log -> 150 226",
+        "PASV -> 227",
+        "NLST /squid -> 150 226 | a.log",
+        "QUIT -> 221",
+    ]);
+}
+
+// openssl s_client
+
+/// `openssl s_client -starttls ftp` against `ftp` with `args`; its output.
+fn s_client(ftp: &Ftp, ca: &Path, args: &str) -> Output {
+    Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-starttls", "ftp", "-connect"])
+        .arg(ftp.addr().to_string())
+        .arg("-CAfile")
+        .arg(ca)
+        .arg("-verify_return_error")
+        .args(args.split_whitespace())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The serial of the first certificate in `pem` (PEM text), as openssl prints it.
+fn serial_of(pem: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(pem).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl x509: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string()
+}
+
+/// A serial as openssl (`0A1B`) or the status (`0a:1b`) writes it, for comparing.
+fn same_serial(s: &str) -> String {
+    s.replace(':', "")
+        .to_uppercase()
+        .trim_start_matches('0')
+        .to_string()
+}
+
+#[test]
+fn s_client_starttls_ftp_verifies_with_tls_1_2_and_1_3_and_tls_1_1_is_refused() {
+    let ftp = Ftp::start("ftp-s-client", "", Delivery::Never);
+    let ca = ftp.ca();
+    let served = serial_of(&fs::read(ftp.dir().join("certs/pure-ftpd.pem")).unwrap());
+    for (version, seen) in [("-tls1_2", "New, TLSv1.2,"), ("-tls1_3", "New, TLSv1.3,")] {
+        let out = s_client(&ftp, &ca, version);
+        let t = text(&out);
+        assert!(out.status.success(), "s_client {version}: {t}");
+        assert!(t.contains(seen), "s_client {version}: {t}");
+        assert!(t.contains("Verify return code: 0 (ok)"), "{version}: {t}");
+        assert_eq!(serial_of(&out.stdout), served, "{version}");
+    }
+    let out = s_client(&ftp, &ca, "-tls1_1 -cipher DEFAULT@SECLEVEL=0");
+    assert!(!out.status.success(), "TLS 1.1 accepted: {}", text(&out));
+    assert!(
+        text(&out).contains("alert protocol version") || text(&out).contains("handshake failure"),
+        "{}",
+        text(&out)
+    );
+    ftp.wait_ftp("the refused handshake counted", |f| {
+        f["refused"]["tls_handshake"] == 1
+    });
+}
+
+// Traversal
+
+#[test]
+fn traversal_attempts_stay_inside_the_namespace() {
+    let ftp = Ftp::start("ftp-traversal", "", Delivery::Never);
+    let ssl_update = ftp.ssl_update();
+    fs::create_dir_all(&ssl_update).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", ssl_update.join("link")).unwrap();
+    fs::write(ssl_update.join("real.pem"), "real\n").unwrap();
+    let passwd_before = fs::read("/etc/passwd").unwrap();
+    let passwd_mtime = fs::metadata("/etc/passwd").unwrap().mtime();
+    // Where a path that escaped would land: `/`, /etc, /tmp, lc's working folder (this
+    // test's) and the folders above the state folders.
+    let cwd = std::env::current_dir().unwrap();
+    let places: Vec<PathBuf> = [
+        PathBuf::from("/"),
+        PathBuf::from("/etc"),
+        PathBuf::from("/tmp"),
+        cwd.clone(),
+        cwd.parent().unwrap().to_path_buf(),
+        ftp.dir().to_path_buf(),
+        ftp.lc.state(),
+        ftp.lc.state().join("ftp"),
+        ftp.lc.state().join("spool"),
+    ]
+    .into();
+    let escaped = || -> Vec<PathBuf> {
+        places
+            .iter()
+            .flat_map(|p| ["x", "stolen.pem", "moved"].map(|n| p.join(n)))
+            .filter(|p| p.symlink_metadata().is_ok())
+            .collect()
+    };
+    let before = escaped();
+    let long = format!("STOR /squid/{} -> 553", "n".repeat(300));
+    #[rustfmt::skip]
+    check_table(&ftp, "traversal", &[
+        "connect -> 220",
+        "USER discovery -> 331",
+        "PASS *** -> 230",
+        "CWD .. -> 250",
+        "PWD -> 257 | /",
+        "CWD ../../etc -> 550",
+        "PWD -> 257 | /",
+        "CWD /etc -> 550",
+        "CWD //etc -> 550",
+        "CWD ~ -> 550",
+        "CWD ~root -> 550",
+        "CWD %2e%2e -> 550",
+        "CWD %2e%2e/%2e%2e/etc -> 550",
+        "CWD ..\\..\\etc -> 550",
+        "CWD squid/../../etc -> 550",
+        "CWD squid/../squid/./ -> 250",
+        "PWD -> 257 | /squid",
+        "CWD .. -> 250",
+        "PWD -> 257 | /",
+        "CWD ../.. -> 250",
+        "PWD -> 257 | /",
+        "SIZE ../../../etc/passwd -> 550",
+        "SIZE /etc/passwd -> 550",
+        "SIZE /squid/../../etc/passwd -> 550",
+        "SIZE squid/..%2f..%2fetc%2fpasswd -> 550",
+        "SIZE /squid/%2e%2e%2f%2e%2e%2fetc%2fpasswd -> 550",
+        "SIZE /squid/..\\..\\etc\\passwd -> 550",
+        "SIZE /squid/a<NUL>b -> 501",
+        "SIZE /squid/.sidecar -> 550",
+        "MDTM /etc/passwd -> 550",
+        "MLST /etc/passwd -> 550",
+        "MLST ../../etc -> 550",
+        "DELE /etc/passwd -> 550",
+        "DELE ../../etc/passwd -> 550",
+        "RNFR /etc/passwd -> 550",
+        "RNFR /ssl_update/real.pem -> 350",
+        "RNTO ../../tmp/stolen.pem -> 553",
+        "RNFR /ssl_update/real.pem -> 350",
+        "RNTO /ssl_update/../../tmp/stolen.pem -> 553",
+        "RNFR /ssl_update/real.pem -> 350",
+        "RNTO /ssl_update/.hidden.pem -> 553",
+        "RETR /etc/passwd -> 502",
+        "LIST /etc -> 550",
+        "LIST ../../etc -> 550",
+        "NLST /squid/../.. -> 150 226 | squid secure ssl_update",
+        "STOR ../x -> 553",
+        "STOR /etc/x -> 553",
+        "STOR ../../../tmp/x -> 553",
+        "STOR /squid/../../tmp/x -> 553",
+        "STOR /squid/..\\..\\tmp\\x -> 553",
+        "STOR /squid/.x -> 553",
+        "STOR /squid/a/b -> 553",
+        &long,
+        "APPE /etc/x -> 553",
+        "CWD squid -> 250",
+        "STOR ../x -> 553",
+        "STOR ../../etc/x -> 553",
+        "CDUP -> 250",
+        // The planted symlink to /etc/passwd is not part of the namespace.
+        "NLST /ssl_update -> 150 226 | real.pem",
+        "LIST /ssl_update/link -> 550",
+        "SIZE /ssl_update/link -> 550",
+        "MDTM /ssl_update/link -> 550",
+        "MLST /ssl_update/link -> 550",
+        "DELE /ssl_update/link -> 550",
+        "RNFR /ssl_update/link -> 350",
+        "RNTO /ssl_update/moved -> 550",
+        // An upload under its name replaces the link, not what it points to.
+        "STOR /ssl_update/link -> 150 226",
+        "SIZE /ssl_update/link -> 213 | 20",
+        "QUIT -> 221",
+    ]);
+    assert_eq!(fs::read("/etc/passwd").unwrap(), passwd_before);
+    assert_eq!(fs::metadata("/etc/passwd").unwrap().mtime(), passwd_mtime);
+    assert_eq!(escaped(), before, "a file landed outside the namespace");
+    let link = ssl_update.join("link");
+    assert!(link.symlink_metadata().unwrap().is_file(), "still a link");
+    assert_eq!(fs::read_to_string(&link).unwrap(), "not a password file\n");
+    assert_eq!(names_in(&ssl_update), ["link", "real.pem"]);
+    assert_eq!(ftp.incoming_files(), Vec::<String>::new());
+    // Nothing reached a source's spool.
+    for source in ["squid", "secure"] {
+        let spool = names_in(&ftp.lc.state().join("spool").join(source));
+        assert!(spool.is_empty(), "{source}: {spool:?}");
+    }
+}
+
+// Logins
+
+#[test]
+fn failed_logins_lock_the_address_out_until_lockout_secs_pass() {
+    // Failures count within lockout_secs of each other: three at once, each answered after
+    // the delay of a failed login.
+    let ftp = Ftp::start(
+        "ftp-lockout",
+        "max_login_failures = 3\nlockout_secs = 3",
+        Delivery::Never,
+    );
+    // A session opened before the lockout, to try the right password while locked out.
+    let mut early = ftp.session();
+    let guesses: Vec<Session> = (0..3).map(|_| ftp.session()).collect();
+    let answers: Vec<(String, Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = guesses
+            .into_iter()
+            .map(|mut s| {
+                scope.spawn(move || {
+                    let asked = Instant::now();
+                    let r = s.login(USER, "wrong");
+                    (r, asked.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (r, took) in &answers {
+        assert_eq!(code(r), 530, "wrong password: {r}");
+        // A failed login is answered slowly, to slow guessing down.
+        assert!(
+            *took >= Duration::from_millis(900),
+            "answered after {took:?}"
+        );
+    }
+    // Locked out: a new connection hears 421 and is closed; a session already open gets 530
+    // for the right password, which is not even checked.
+    let mut s = Session::new(TcpStream::connect(ftp.addr()).unwrap());
+    let r = s.reply();
+    assert_eq!(code(&r), 421, "connection while locked out: {r}");
+    assert!(s.closed(), "the refused connection is closed");
+    let r = early.login(USER, PASSWORD);
+    assert_eq!(code(&r), 530, "right password while locked out: {r}");
+    ftp.wait_ftp("one lockout, counted", |f| {
+        f["failed_logins"] == 4
+            && f["lockouts"] == 1
+            && f["refused"]["locked_out"] == 1
+            && f["locked_out_now"] == 1
+    });
+    // After lockout_secs the right password works again.
+    ftp.wait_ftp("the lockout over", |f| f["locked_out_now"] == 0);
+    let mut s = ftp.session();
+    s.login_ok(USER, PASSWORD);
+    ftp.wait_ftp("the login counted", |f| {
+        f["logins"] == 1 && f["failed_logins"] == 4 && f["lockouts"] == 1
+    });
+}
+
+#[test]
+fn a_password_change_keeps_open_sessions_and_applies_at_the_next_login() {
+    let ftp = Ftp::start("ftp-passwd-change", "", Delivery::Never);
+    let mut open = ftp.logged_in();
+    set_password(&ftp.lc.config, USER, "n3w-Pw");
+    // The open session goes on.
+    assert_eq!(code(&open.cmd("NOOP")), 200);
+    let (first, last) = open.store("/squid/during.log", &log_lines("during", 10));
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    // New logins: the old password fails, the new one works.
+    let r = ftp.session().login(USER, PASSWORD);
+    assert_eq!(code(&r), 530, "old password: {r}");
+    ftp.session().login_ok(USER, "n3w-Pw");
+    assert_eq!(code(&open.cmd("PWD")), 257);
+    ftp.wait_ftp("logins counted", |f| {
+        f["logins"] == 2 && f["failed_logins"] == 1
+    });
+}
+
+// Limits
+
+#[test]
+fn a_third_connection_from_one_address_is_refused_with_421() {
+    let ftp = Ftp::start(
+        "ftp-per-ip",
+        "max_connections_per_ip = 2\nmax_connections = 3",
+        Delivery::Never,
+    );
+    let first = ftp.session();
+    let _second = ftp.session();
+    let mut third = Session::new(TcpStream::connect(ftp.addr()).unwrap());
+    let r = third.reply();
+    assert_eq!(code(&r), 421, "third connection from 127.0.0.1: {r}");
+    assert!(third.closed());
+    // Another address still gets in, up to max_connections in all.
+    let other: IpAddr = Ipv4Addr::new(127, 0, 0, 2).into();
+    let mut s = Session::new(connect_from(other, ftp.addr()).unwrap());
+    assert_eq!(code(&s.reply()), 220, "first connection from 127.0.0.2");
+    s.login_ok(USER, PASSWORD);
+    let mut over = Session::new(connect_from(other, ftp.addr()).unwrap());
+    let r = over.reply();
+    assert_eq!(code(&r), 421, "fourth connection in all: {r}");
+    ftp.wait_ftp("both refusals counted", |f| {
+        f["refused"]["max_connections_per_ip"] == 1
+            && f["refused"]["max_connections"] == 1
+            && f["sessions"] == 3
+    });
+    // A closed session frees its place.
+    drop(first);
+    ftp.wait_ftp("the closed session gone", |f| f["sessions"] == 2);
+    ftp.logged_in();
+}
+
+#[test]
+fn an_idle_session_is_closed_with_421() {
+    let ftp = Ftp::start("ftp-idle", "idle_timeout_secs = 1", Delivery::Never);
+    let mut s = ftp.logged_in();
+    // Say nothing: within the read timeout lc says 421 and closes.
+    let r = s.reply();
+    assert_eq!(code(&r), 421, "idle session: {r}");
+    assert!(s.closed(), "closed after the 421");
+    ftp.wait_ftp("no session left", |f| f["sessions"] == 0);
+}
+
+// Data connections
+
+#[test]
+fn a_data_connection_from_another_address_is_refused_and_the_client_still_gets_its_own() {
+    let ftp = Ftp::start("ftp-port-stealing", "", Delivery::Never);
+    let mut s = ftp.logged_in();
+    let data = s.pasv();
+    // Someone else (127.0.0.2) races the client to its passive port.
+    let mut thief = connect_from(Ipv4Addr::new(127, 0, 0, 2).into(), data).unwrap();
+    thief
+        .set_read_timeout(Some(Duration::from_secs(SOON)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let got = thief.read(&mut buf);
+    assert!(
+        matches!(got, Ok(0)) || got.is_err(),
+        "the thief's connection is closed: {got:?}"
+    );
+    ftp.wait_ftp("port stealing counted", |f| {
+        f["refused"]["port_stealing"] == 1
+    });
+    // The client's own data connection works on the same port.
+    let mut conn = TcpStream::connect(data).unwrap();
+    let first = s.cmd("STOR /squid/mine.log");
+    assert_eq!(code(&first), 150, "{first}");
+    let bytes = log_lines("mine", 50);
+    conn.write_all(&bytes).unwrap();
+    drop(conn);
+    let last = s.reply();
+    assert_eq!(code(&last), 226, "{last}");
+    let r = s.cmd("SIZE /squid/mine.log");
+    assert_eq!(r, format!("213 {}", bytes.len()));
+}
+
+/// `STOR`s `n` bytes of `data` over a fresh passive connection, then lets `end` finish the
+/// data connection; returns the final reply.
+fn store_cut(s: &mut Session, path: &str, data: &[u8], end: impl FnOnce(TcpStream)) -> String {
+    let addr = s.pasv();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    let first = s.cmd(&format!("STOR {path}"));
+    assert_eq!(code(&first), 150, "{first}");
+    conn.write_all(data).unwrap();
+    end(conn);
+    s.reply()
+}
+
+/// Nothing of `ftp`'s sources in its spool or outbox, and no upload under way.
+#[track_caller]
+fn nothing_spooled(ftp: &Ftp) {
+    assert_eq!(
+        ftp.incoming_files(),
+        Vec::<String>::new(),
+        "temp files left"
+    );
+    for source in ["squid", "secure"] {
+        let spool = names_in(&ftp.lc.state().join("spool").join(source));
+        assert!(spool.is_empty(), "{source}: {spool:?}");
+        assert_eq!(ftp.lc.delivered(source), 0, "{source} delivered");
+    }
+}
+
+#[test]
+fn an_aborted_or_reset_upload_never_reaches_the_spool() {
+    let ftp = Ftp::start("ftp-interrupted", "", Delivery::Outbox);
+    let big = log_lines("cut", 20_000);
+    let mut s = ftp.logged_in();
+
+    // ABOR in the middle of an upload: 426, then 226 for the ABOR.
+    let addr = s.pasv();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    assert_eq!(code(&s.cmd("STOR /squid/aborted.log")), 150);
+    conn.write_all(&big[..big.len() / 2]).unwrap();
+    wait_for(SOON, "the upload under way", || {
+        ftp.incoming_files().len() == 1
+    });
+    let r = s.cmd("ABOR");
+    assert_eq!(code(&r), 426, "ABOR: {r}");
+    assert_eq!(code(&s.reply()), 226, "the ABOR's own reply");
+    drop(conn);
+
+    // A data connection reset (RST) in the middle: 426.
+    let r = store_cut(&mut s, "/squid/reset.log", &big[..big.len() / 2], |conn| {
+        nix::sys::socket::setsockopt(
+            &conn,
+            nix::sys::socket::sockopt::Linger,
+            &nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        )
+        .unwrap();
+        drop(conn);
+    });
+    assert_eq!(code(&r), 426, "data connection reset: {r}");
+
+    // The control connection closed during an upload, the data connection left open.
+    let mut gone = ftp.logged_in();
+    let addr = gone.pasv();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    assert_eq!(code(&gone.cmd("STOR /squid/gone.log")), 150);
+    conn.write_all(&big[..big.len() / 2]).unwrap();
+    drop(gone);
+
+    ftp.wait_ftp("three uploads aborted", |f| {
+        f["aborted"] == 3 && f["sessions"] == 1 && f["files"] == 0
+    });
+    drop(conn);
+    nothing_spooled(&ftp);
+
+    // The same session uploads a whole file afterwards.
+    let (first, last) = s.store("/squid/whole.log", &big);
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    ftp.wait_status("the whole file delivered", |_| {
+        ftp.lc.delivered("squid") == 1
+    });
+    assert!(delivered_contents(&ftp.lc, "squid") == [big.clone()]);
+    ftp.wait_ftp("one upload counted", |f| {
+        f["files"] == 1 && f["aborted"] == 3
+    });
+}
+
+#[test]
+#[ignore = "BUG (tests/ftp/BUGS.md 2): an FTPS upload ended without close_notify is committed; a race here until fixed"]
+fn an_ftps_upload_cut_off_by_killing_the_client_never_reaches_the_spool() {
+    let ftp = Ftp::start("ftp-killed", "", Delivery::Outbox);
+    // curl reads the file from a pipe this test holds open: the upload cannot end by itself.
+    let mut curl = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--ssl-reqd", "--cacert"])
+        .arg(ftp.ca())
+        .args(["-T", "-", &ftp.url("/secure/killed.log")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = curl.stdin.take().unwrap();
+    stdin.write_all(&log_lines("killed", 20_000)).unwrap();
+    wait_for(SOON, "the upload under way", || {
+        fs::read_dir(ftp.incoming())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+    });
+    // Killed: the kernel closes both connections with a FIN and no TLS close_notify is sent.
+    // In the clear such an end cannot be told from a complete file (closing the data
+    // connection ends the file in stream mode, RFC 959 section 3.4.1); under TLS it can: a
+    // TCP close before close_notify means the data may be cut short (RFC 8446 section 6.1).
+    // Which connection lc sees closing first is up to the kernel; the next test makes the
+    // data connection end first, always.
+    curl.kill().unwrap();
+    curl.wait().unwrap();
+    drop(stdin);
+    // Received or aborted: the loop counts either at once.
+    ftp.wait_ftp("the killed client's upload ended", |f| {
+        f["sessions"] == 0 && f["files"].as_u64().unwrap() + f["aborted"].as_u64().unwrap() == 1
+    });
+    let f = ftp.lc.status()["ftp"].clone();
+    assert_eq!(
+        (&f["files"], &f["aborted"]),
+        (&0.into(), &1.into()),
+        "an FTPS upload ended without close_notify (client killed) counted as received, not \
+         aborted: {f}\nlc log:\n{}",
+        tail(&ftp.lc.log(), 15)
+    );
+    nothing_spooled(&ftp);
+}
+
+#[test]
+#[ignore = "BUG (tests/ftp/BUGS.md 2): an FTPS upload ended without close_notify is committed (226)"]
+fn an_ftps_upload_ended_without_close_notify_is_discarded() {
+    let ftp = Ftp::start("ftp-truncated", "", Delivery::Never);
+    #[rustfmt::skip]
+    check_table(&ftp, "truncated", &[
+        "connect -> 220",
+        "AUTH TLS -> 234",
+        "PBSZ 0 -> 200",
+        "USER discovery -> 331",
+        "PASS *** -> 230",
+        "PROT P -> 200",
+        "PASV -> 227",
+        "STOR /secure/cut.log (no close_notify) -> 150 426",
+        "EPSV -> 229",
+        "NLST /secure -> 150 226 | ",
+        "EPSV -> 229",
+        "STOR /secure/whole.log -> 150 226",
+        "EPSV -> 229",
+        "NLST /secure -> 150 226 | whole.log",
+        "QUIT -> 221",
+    ]);
+    ftp.wait_ftp("one upload received, one aborted", |f| {
+        f["files"] == 1 && f["aborted"] == 1
+    });
+}
+
+// Certificates
+
+#[test]
+fn an_ftps_certificate_uploaded_to_ssl_update_is_served_after_lc_certs_reload() {
+    let ftp = Ftp::start("ftp-reload", "", Delivery::Never);
+    let old_ca = ftp.ca();
+    let old = serial_of(&s_client(&ftp, &old_ca, "").stdout);
+    // A new set from another `lc certs init`, with its own CA.
+    let other = ftp.dir().join("other");
+    fs::create_dir_all(&other).unwrap();
+    let other_config = other.join("lc.ini");
+    fs::write(
+        &other_config,
+        format!("[collector]\ncerts_dir = {}/certs\n", other.display()),
+    )
+    .unwrap();
+    run(Command::new(LC)
+        .args(["certs", "init", "--config"])
+        .arg(&other_config));
+    let new_pem = other.join("certs/pure-ftpd.pem");
+    let new = serial_of(&fs::read(&new_pem).unwrap());
+    assert_ne!(old, new);
+    // A session open across the reload.
+    let mut open = ftp.logged_in();
+    curl_ok(&[
+        "--ssl-reqd",
+        "--cacert",
+        old_ca.to_str().unwrap(),
+        "-T",
+        new_pem.to_str().unwrap(),
+        &ftp.url("/ssl_update/pure-ftpd.pem"),
+    ]);
+    assert_eq!(
+        fs::read(ftp.ssl_update().join("pure-ftpd.pem")).unwrap(),
+        fs::read(&new_pem).unwrap()
+    );
+    let pid = ftp.lc.pid();
+    run(Command::new(LC)
+        .args(["certs", "reload", "--config"])
+        .arg(&ftp.lc.config));
+    ftp.wait_ftp("the new certificate in the status", |f| {
+        f["tls"]["serial"].as_str().map(same_serial) == Some(same_serial(&new))
+    });
+    let out = s_client(&ftp, &other.join("certs/ca.pem"), "");
+    assert!(
+        text(&out).contains("Verify return code: 0 (ok)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(serial_of(&out.stdout), new);
+    assert_eq!(ftp.lc.status()["pid"], pid, "the same instance");
+    assert_eq!(code(&open.cmd("NOOP")), 200, "the open session goes on");
+}
+
+// Large uploads
+
+/// A squid access log line after its 12-digit number.
+const SQUID_LINE: &str = " 1732665600.123     42 10.0.0.1 TCP_MISS/200 1234 GET http://example.com/index.html - HIER_DIRECT/93.184.216.34 text/html";
+const SQUID_LINE_BYTES: u64 = SQUID_LINE.len() as u64 + 13;
+
+/// `tests/ftp/digest.py` of `files`, or of a shell pipeline's output: `SHA256 BYTES LINES`.
+fn digest_of_files(files: &[PathBuf]) -> String {
+    run(Command::new(PYTHON).arg(script("digest.py")).args(files))
+        .trim()
+        .to_string()
+}
+
+fn digest_of_pipeline(pipeline: &str) -> String {
+    let script = script("digest.py");
+    run(Command::new("bash").arg("-c").arg(format!(
+        "set -o pipefail; {pipeline} | {PYTHON} {}",
+        script.display()
+    )))
+    .trim()
+    .to_string()
+}
+
+/// Uploads about `bytes` of squid lines from a generator (never held in memory here) with
+/// curl, into a source whose parts are at most 64 KiB compressed; checks that the delivered
+/// parts, decompressed and concatenated in order, are what the generator made.
+fn large_upload_arrives_whole(tag: &str, bytes: u64) {
+    let ftp = Ftp::start(tag, "", Delivery::OutboxParts("64K"));
+    let lines = bytes / SQUID_LINE_BYTES;
+    let generator = format!("seq -f '%012.0f{SQUID_LINE}' 1 {lines}");
+    let started = Instant::now();
+    run(Command::new("bash").arg("-c").arg(format!(
+        "set -o pipefail; {generator} | curl -sS --max-time 3600 -T - {}",
+        ftp.url("/squid/big.log")
+    )));
+    let uploaded = started.elapsed();
+    let sent = digest_of_pipeline(&generator);
+    assert_eq!(
+        sent.split(' ').nth(2),
+        Some(lines.to_string().as_str()),
+        "{sent}"
+    );
+    // Sealing runs at the unoptimised build's gzip speed: allow a minute per 100 MB.
+    let spool = ftp.lc.state().join("spool/squid");
+    let secs = 60 + bytes / (100 << 20) * 60;
+    wait_for(secs, "the upload sealed and delivered", || {
+        names_in(&spool).is_empty()
+    });
+    let delivered = started.elapsed();
+    let files = ftp.lc.delivered_files("squid");
+    assert!(files.len() > 1, "one part: {files:?}");
+    for f in &files {
+        let size = fs::metadata(f).unwrap().len();
+        assert!(
+            size <= (64 << 10) + (256 << 10),
+            "{}: {size} bytes, over max_upload_bytes plus one chunk",
+            f.display()
+        );
+    }
+    assert_eq!(digest_of_files(&files), sent, "delivered vs sent");
+    let total = lines * SQUID_LINE_BYTES;
+    ftp.wait_ftp("one upload counted", |f| {
+        f["files"] == 1 && f["bytes"] == total && f["aborted"] == 0
+    });
+    assert_eq!(ftp.incoming_files(), Vec::<String>::new());
+    eprintln!(
+        "{tag}: {total} bytes uploaded in {:.1}s, sealed and delivered in {} parts after {:.1}s",
+        uploaded.as_secs_f64(),
+        files.len(),
+        delivered.as_secs_f64()
+    );
+}
+
+#[test]
+fn a_200_mb_upload_is_split_into_parts_and_delivered_whole() {
+    large_upload_arrives_whole("ftp-200mb", 200 << 20);
+}
+
+#[test]
+#[ignore = "2 GB take minutes to seal in a debug build; run with --ignored"]
+fn a_2_gb_upload_is_split_into_parts_and_delivered_whole() {
+    large_upload_arrives_whole("ftp-2gb", 2 << 30);
+}
