@@ -5,7 +5,7 @@
 # and cmdline (the kernel command line).
 #
 # The root file system is `mmdebstrap --variant=minbase` with systemd as PID 1, sshd and the
-# tools the test uses (logger, curl, iproute2), from the mirrors apt is configured with; it is
+# tools the test uses (logger, curl, ss, jq), from the mirrors apt is configured with; it is
 # made into an ext4 image with `mkfs.ext4 -d`. Networking is a static address on QEMU's user
 # network (10.0.2.15, restricted: the guest reaches nothing outside), so boot waits for no
 # DHCP. Timers that would reach out (apt-daily) are masked.
@@ -22,7 +22,7 @@ source ./lib.sh
 
 SUITE=bookworm
 PACKAGES=(
-    systemd systemd-sysv udev dbus openssh-server iproute2 util-linux curl procps
+    systemd systemd-sysv udev dbus openssh-server iproute2 util-linux curl procps jq
     linux-image-amd64
 )
 # Left out of the image: documentation, and kernel modules for hardware a QEMU guest does not
@@ -35,9 +35,10 @@ DPKG_EXCLUDES=(
     '/lib/modules/*/kernel/drivers/bluetooth/*' '/lib/modules/*/kernel/net/wireless/*'
     '/lib/modules/*/kernel/net/mac80211/*' '/lib/modules/*/kernel/drivers/iio/*'
 )
-# Free space left in the image for what the test installs and writes (the writes of one boot
-# go to QEMU's temporary snapshot file, but they need room in the file system all the same).
-FREE_MIB=512
+# Free space in the image: lc pauses its receivers while its state folder has less than
+# min_free_bytes (1G by default) free, and the test runs lc with the defaults. The image file
+# is sparse and a boot's writes go to QEMU's temporary snapshot, so the room costs nothing.
+FREE_MIB=2048
 CMDLINE="root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=1"
 
 ensure_host_tools

@@ -63,11 +63,11 @@ apt_install_missing() {
         die "apt-get install ${missing[*]} failed"
 }
 
-# The host tools: mmdebstrap and mkfs.ext4 for the image, ssh/scp for the test, and QEMU.
+# The host tools: mmdebstrap and mkfs.ext4 for the image, ssh/scp and ss for the test, and QEMU.
 ensure_host_tools() {
     [[ $(id -u) -eq 0 ]] || die "must run as root (installs packages, builds a root file system)"
     command -v apt-get >/dev/null || die "apt-get not found; this script supports Debian 12 hosts only"
-    apt_install_missing mmdebstrap e2fsprogs openssh-client
+    apt_install_missing mmdebstrap e2fsprogs openssh-client iproute2
     ensure_qemu
 }
 
