@@ -939,6 +939,10 @@ impl FtpServer {
                 kind,
                 private,
             } => {
+                if c.transferring {
+                    c_queue(c, Reply::new(450, "a transfer is in progress"));
+                    return;
+                }
                 let Some((folder, name)) = self.locate(slot, &path, private, false) else {
                     return;
                 };
@@ -1085,6 +1089,14 @@ impl FtpServer {
     }
 
     fn open_passive(&mut self, registry: &Registry, slot: usize, extended: bool) {
+        if self.control(slot).transferring {
+            // The running transfer keeps its data connection.
+            c_queue(
+                self.control(slot),
+                Reply::new(450, "a transfer is in progress; ABOR it first"),
+            );
+            return;
+        }
         self.close_data(registry, slot);
         let c = self.control(slot);
         let owner = ConnRef { slot, id: c.id };
@@ -1546,9 +1558,13 @@ impl FtpServer {
                 }
                 Ok(Got::Eof) => break Some(Ok(())),
                 Ok(Got::Truncated) => {
-                    // No TLS close_notify: many clients skip it; the TCP close ends the file.
-                    log::debug!("ftp: upload ended without TLS close_notify");
-                    break Some(Ok(()));
+                    // TCP closed without a TLS close_notify: nothing says the file is complete
+                    // (a killed client looks just like this). curl, lftp and ftplib all end
+                    // their uploads with close_notify.
+                    break Some(Err(Reply::new(
+                        426,
+                        "the data connection ended without TLS close_notify; upload discarded",
+                    )));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let _ = d.stream.flush();

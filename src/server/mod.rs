@@ -95,6 +95,9 @@ struct SourceState {
     retry_delay: Duration,
     /// Set when the source left the config at a reload: served no more, drained then dropped.
     retired: bool,
+    /// Segments whose sealing failed, to be sent to the sealer again (not those still queued
+    /// or in progress there).
+    seal_failed: Vec<u64>,
 }
 
 impl SourceState {
@@ -472,6 +475,7 @@ impl Server {
             retry_at: None,
             retry_delay: RETRY_MIN,
             retired: false,
+            seal_failed: Vec::new(),
         });
         Ok(())
     }
@@ -1028,6 +1032,7 @@ impl Server {
                     self.sources[i].spool.sealing.retain(|(s, _, _)| *s != seq);
                     return;
                 }
+                self.sources[i].seal_failed.push(seq);
                 self.sources[i].counters.last_error = Some((now, format!("seal: {error}")));
                 // Retried by housekeeping: the raw segment stays in `sealing`.
                 self.sources[i].retry_at =
@@ -1351,13 +1356,19 @@ impl Server {
         }
     }
 
-    /// Sends raw segments whose sealing failed back to the sealer.
+    /// Sends raw segments whose sealing failed back to the sealer (only those: a job still
+    /// queued there must not be sent twice).
     fn retry_seals(&mut self, i: usize) {
-        let jobs = self.sources[i].spool.sealing.clone();
-        for (seq, raw, _) in jobs {
-            if raw.exists() {
-                self.send_seal(i, seq, raw);
-            }
+        let failed = std::mem::take(&mut self.sources[i].seal_failed);
+        let jobs: Vec<_> = self.sources[i]
+            .spool
+            .sealing
+            .iter()
+            .filter(|(seq, raw, _)| failed.contains(seq) && raw.exists())
+            .map(|(seq, raw, _)| (*seq, raw.clone()))
+            .collect();
+        for (seq, raw) in jobs {
+            self.send_seal(i, seq, raw);
         }
     }
 
