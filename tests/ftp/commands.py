@@ -208,6 +208,20 @@ class Client:
         codes.append(self.ftp.getmultiline()[:3])
         self.show(line, codes, detail)
 
+    def busy_upload(self, path):
+        """An upload during which other commands come on the control connection."""
+        self.pasv()
+        sock = socket.create_connection(self.passive_addr, timeout=TIMEOUT)
+        self.passive_addr = None
+        self.cmd(f"STOR {path}")
+        sock.sendall(lines_of(2000, "busy"))
+        self.cmd("NOOP", label="NOOP (during the upload)")
+        self.cmd("PWD", label="PWD (during the upload)")
+        self.cmd("STOR /squid/other.log", label="STOR /squid/other.log (during the upload)")
+        sock.sendall(lines_of(2000, "busy-more"))
+        sock.close()
+        self.show(f"{path} (data closed)", [self.ftp.getmultiline()[:3]])
+
     def quit(self):
         self.cmd("QUIT")
         self.ftp.close()
@@ -227,6 +241,8 @@ def scenario_plain(c):
     c.cmd("CWD squid")
     c.cmd("PASV")
     c.cmd("PASS nobody", label="PASS *** (no USER)")
+    c.cmd("USER anonymous")
+    c.cmd("PASS guest@example.com", label="PASS ***")
     c.login(password="wrong")
     c.login()
     c.cmd("PASS again", label="PASS *** (logged in)")
@@ -362,6 +378,10 @@ def scenario_plain(c):
     )
     c.cmd("NOOP")
     c.cmd("SIZE /squid/aborted.log")
+    c.busy_upload("/squid/busy.log")
+    c.cmd("EPSV 1")
+    c.cmd("EPSV 2")
+    c.cmd("EPSV 3")
     c.cmd("EPSV ALL")
     c.cmd("PASV")
     c.cmd("PORT 127,0,0,1,39,16", label="PORT (after EPSV ALL)")
@@ -462,6 +482,16 @@ def scenario_required_plain(c):
     c.quit()
 
 
+def scenario_public(c):
+    """[ftp] public_address: PASV advertises it, EPSV names only the port."""
+    c.connect()
+    c.login()
+    c.cmd("PASV", detail=lambda r: ftplib.parse227(r)[0])
+    c.epsv()
+    c.transfer("NLST /", names=True)
+    c.quit()
+
+
 def scenario_active_off(c):
     """active = off, tls = off."""
     c.connect()
@@ -559,6 +589,7 @@ SCENARIOS = {
     "required": (scenario_required, True),
     "required-plain": (scenario_required_plain, False),
     "active-off": (scenario_active_off, False),
+    "public": (scenario_public, False),
     "traversal": (scenario_traversal, False),
 }
 

@@ -306,12 +306,12 @@ impl Session {
         line.trim_end().to_string()
     }
 
-    /// Whether the server closed the connection (EOF or reset) without another reply.
+    /// Whether the server closes the connection (EOF or reset) within the read timeout,
+    /// whatever it sends before.
     fn closed(&mut self) -> bool {
-        let mut buf = String::new();
-        match self.reader.read_line(&mut buf) {
-            Ok(0) => true,
-            Ok(_) => false,
+        let mut rest = Vec::new();
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => true,
             Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
         }
     }
@@ -520,6 +520,14 @@ fn curl_uploads_over_epsv_pasv_active_and_ftps_arrive_byte_identical() {
     let squid = ftp.lc.source_status("squid");
     assert_eq!(squid["files"], 5, "{squid}");
     assert_eq!(ftp.incoming_files(), Vec::<String>::new());
+    // FTPS is verified: without lc's CA, curl refuses the certificate.
+    let out = curl(&["--ssl-reqd", "--list-only", &ftp.url("/secure/")]);
+    assert_eq!(
+        out.status.code(),
+        Some(60),
+        "FTPS without trusting lc's CA: {}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -667,6 +675,9 @@ fn ftplib_table_in_the_clear() {
         "CWD squid -> 530",
         "PASV -> 530",
         "PASS *** (no USER) -> 503",
+        // No anonymous FTP.
+        "USER anonymous -> 331",
+        "PASS *** -> 530",
         "USER discovery -> 331",
         "PASS *** -> 530",
         "USER discovery -> 331",
@@ -802,27 +813,47 @@ fn ftplib_table_in_the_clear() {
         "STOR /squid/aborted.log + ABOR after 65536 bytes -> 150 426 226",
         "NOOP -> 200",
         "SIZE /squid/aborted.log -> 550",
+        // Commands during an upload; a second transfer waits for the first.
+        "PASV -> 227",
+        "STOR /squid/busy.log -> 150",
+        "NOOP (during the upload) -> 200",
+        "PWD (during the upload) -> 257",
+        "STOR /squid/other.log (during the upload) -> 450",
+        "/squid/busy.log (data closed) -> 226",
+        "EPSV 1 -> 229",
+        // FIXME: RFC 2428 section 3 has 522 for a protocol the server does not use for the
+        // data connection; lc opens an IPv4 passive port for `EPSV 2` on an IPv4 connection.
+        "EPSV 2 -> 229",
+        "EPSV 3 -> 522",
         "EPSV ALL -> 200",
         "PASV -> 503",
         "PORT (after EPSV ALL) -> 502",
         "EPSV -> 229",
-        "NLST /squid -> 150 226 | active.log appended.log b.log exact.log rest0.log",
+        "NLST /squid -> 150 226 | active.log appended.log b.log busy.log exact.log rest0.log",
         "QUIT -> 221",
     ]);
-    // 5 uploads spooled (140 bytes each but exact.log), one into ssl_update; the one past
-    // max_file_bytes and the aborted one were discarded.
-    let spooled = 4 * 140 + 100_000;
+    // 6 uploads spooled (140 bytes each but exact.log and busy.log), one into ssl_update;
+    // the one past max_file_bytes and the aborted one were discarded.
+    let busy: usize = ["busy", "busy-more"]
+        .iter()
+        .map(|tag| {
+            (0..2000)
+                .map(|i| format!("{tag} line {i:06}\n").len())
+                .sum::<usize>()
+        })
+        .sum();
+    let spooled = 4 * 140 + 100_000 + busy;
     ftp.wait_ftp("the counters of the table", |f| {
-        f["files"] == 6
+        f["files"] == 7
             && f["bytes"] == spooled + 24
             && f["aborted"] == 2
             && f["logins"] == 1
-            && f["failed_logins"] == 1
+            && f["failed_logins"] == 2
     });
     let squid = ftp.lc.source_status("squid");
     assert_eq!(
         (&squid["files"], &squid["bytes"]),
-        (&5.into(), &spooled.into())
+        (&6.into(), &spooled.into())
     );
     assert_eq!(ftp.incoming_files(), Vec::<String>::new());
     assert_eq!(ftp.lc.delivered("squid"), 0);
@@ -943,6 +974,53 @@ fn ftplib_table_with_active_mode_and_tls_off() {
     ]);
 }
 
+#[test]
+fn pasv_advertises_public_address_and_epsv_still_works() {
+    let ftp = Ftp::start("ftp-public", "public_address = 192.0.2.10", Delivery::Never);
+    #[rustfmt::skip]
+    check_table(&ftp, "public", &[
+        "connect -> 220",
+        "USER discovery -> 331",
+        "PASS *** -> 230",
+        "PASV -> 227 | 192.0.2.10",
+        "EPSV -> 229",
+        "NLST / -> 150 226 | squid secure ssl_update",
+        "QUIT -> 221",
+    ]);
+}
+
+#[test]
+#[ignore = "BUG (tests/ftp/BUGS.md 3): PASV during an upload discards it with no 426 and the session stays 'transferring'"]
+fn pasv_during_an_upload_does_not_leave_the_upload_unanswered() {
+    let ftp = Ftp::start("ftp-pasv-busy", "idle_timeout_secs = 2", Delivery::Never);
+    let mut s = ftp.logged_in();
+    let addr = s.pasv();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    assert_eq!(code(&s.cmd("STOR /squid/busy.log")), 150);
+    let bytes = log_lines("busy", 1000);
+    conn.write_all(&bytes).unwrap();
+    // Either PASV is refused and the upload goes on, or the upload ends with 426 first.
+    let r = s.cmd("PASV");
+    match code(&r) {
+        426 => assert_eq!(code(&s.reply()), 227, "PASV after the 426"),
+        c if c >= 400 => {
+            drop(conn);
+            let r = s.reply();
+            assert_eq!(code(&r), 226, "the upload after a refused PASV: {r}");
+        }
+        _ => panic!(
+            "PASV during an upload answered {r:?} with no final reply for the STOR before it; \
+             lc log:\n{}",
+            tail(&ftp.lc.log(), 5)
+        ),
+    }
+    // The session is not stuck in a transfer: it can store again, and idles out.
+    let (first, last) = s.store("/squid/after.log", &bytes);
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    let r = s.reply();
+    assert_eq!(code(&r), 421, "idle session: {r}");
+}
+
 // openssl s_client
 
 /// `openssl s_client -starttls ftp` against `ftp` with `args`; its output.
@@ -1005,8 +1083,13 @@ fn s_client_starttls_ftp_verifies_with_tls_1_2_and_1_3_and_tls_1_1_is_refused() 
         "{}",
         text(&out)
     );
-    ftp.wait_ftp("the refused handshake counted", |f| {
-        f["refused"]["tls_handshake"] == 1
+    // AUTH TLS followed by plain text instead of a ClientHello: closed, counted.
+    let mut s = ftp.session();
+    assert_eq!(code(&s.cmd("AUTH TLS")), 234);
+    s.send("USER discovery");
+    assert!(s.closed(), "plain text after AUTH TLS");
+    ftp.wait_ftp("both refused handshakes counted", |f| {
+        f["refused"]["tls_handshake"] == 2 && f["sessions"] == 0
     });
 }
 
@@ -1139,10 +1222,10 @@ fn traversal_attempts_stay_inside_the_namespace() {
 #[test]
 fn failed_logins_lock_the_address_out_until_lockout_secs_pass() {
     // Failures count within lockout_secs of each other: three at once, each answered after
-    // the delay of a failed login.
+    // the delay of a failed login. The lockout is long enough to be seen in a snapshot.
     let ftp = Ftp::start(
         "ftp-lockout",
-        "max_login_failures = 3\nlockout_secs = 3",
+        "max_login_failures = 3\nlockout_secs = 6",
         Delivery::Never,
     );
     // A session opened before the lockout, to try the right password while locked out.
@@ -1449,6 +1532,54 @@ fn an_ftps_upload_ended_without_close_notify_is_discarded() {
     ftp.wait_ftp("one upload received, one aborted", |f| {
         f["files"] == 1 && f["aborted"] == 1
     });
+}
+
+#[test]
+#[ignore = "BUG (tests/ftp/BUGS.md 4): a delivery retry re-sends seal jobs still in flight"]
+fn uploads_sealed_while_a_delivery_is_retried_are_sealed_once() {
+    let ftp = Ftp::start("ftp-reseal", "", Delivery::Never);
+    let mut s = ftp.logged_in();
+    // A first upload whose delivery fails: retries follow, every second or two at first.
+    let (_, r) = s.store("/squid/first.log", &log_lines("first", 10));
+    assert_eq!(code(&r), 226, "{r}");
+    ftp.wait_status("a failed delivery", |st| {
+        st["sources"][0]["failing_since"].as_u64().unwrap_or(0) > 0
+    });
+    // Uploads that take a while to seal, while the retries come.
+    let spool = ftp.lc.state().join("spool/squid");
+    for i in 0..4 {
+        let (_, r) = s.store(&format!("/squid/{i}.log"), &log_lines("big", 50_000));
+        assert_eq!(code(&r), 226, "{r}");
+    }
+    // A last small upload: the one sealer thread takes jobs in order, so once it is sealed,
+    // any job sent twice has run too, and a snapshot written after that has seen its outcome.
+    let (_, r) = s.store("/squid/last.log", &log_lines("last", 10));
+    assert_eq!(code(&r), 226, "{r}");
+    wait_for(180, "6 uploads sealed", || {
+        names_in(&spool)
+            .iter()
+            .filter(|n| n.ends_with(".gz"))
+            .count()
+            == 6
+    });
+    let sealed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ftp.wait_status("a snapshot after the last seal", |st| {
+        st["updated"].as_u64().unwrap_or(0) > sealed_at
+    });
+    let log = ftp.lc.log();
+    let twice: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("sealing segment"))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "a seal job sent again while the first was still running (retry_seals on a \
+         delivery retry) fails for want of the raw segment:\n{}",
+        twice.join("\n")
+    );
 }
 
 // Certificates
