@@ -30,9 +30,10 @@ pub enum Command {
     Mode(char),
     Stru(char),
     Pasv,
-    /// `EPSV`, or `EPSV ALL` (RFC 2428 section 4).
+    /// `EPSV`, `EPSV 1|2` (the network protocol asked for) or `EPSV ALL` (RFC 2428 section 4).
     Epsv {
         all: bool,
+        net: Option<u8>,
     },
     Port(SocketAddr),
     Eprt(SocketAddr),
@@ -183,8 +184,18 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
         "STRU" => Command::Stru(letter("F")?),
         "PASV" => Command::Pasv,
         "EPSV" => match arg.to_ascii_uppercase().as_str() {
-            "" | "1" | "2" => Command::Epsv { all: false },
-            "ALL" => Command::Epsv { all: true },
+            "" => Command::Epsv {
+                all: false,
+                net: None,
+            },
+            "1" | "2" => Command::Epsv {
+                all: false,
+                net: arg.parse().ok(),
+            },
+            "ALL" => Command::Epsv {
+                all: true,
+                net: None,
+            },
             _ => return Err(refuse(522, "network protocol not supported, use (1,2)")),
         },
         "PORT" => Command::Port(parse_port(arg)?),
@@ -290,8 +301,9 @@ mod tests {
         check("PASV", "Pasv");
         assert_eq!(parse(b"\xff\xf4\xff\xf2ABOR"), Ok(Command::Abor));
         assert_eq!(parse(b"\xf2ABOR"), Ok(Command::Abor));
-        check("EPSV", "Epsv { all: false }");
-        check("EPSV ALL", "Epsv { all: true }");
+        check("EPSV", "Epsv { all: false, net: None }");
+        check("EPSV 2", "Epsv { all: false, net: Some(2) }");
+        check("EPSV ALL", "Epsv { all: true, net: None }");
         check("EPSV 3", "522 network protocol not supported, use (1,2)");
         check("PORT 127,0,0,1,4,1", "Port(127.0.0.1:1025)");
         check("PORT 127,0,0,1,4", "501 PORT needs h1,h2,h3,h4,p1,p2");

@@ -59,7 +59,7 @@ pub enum Job {
         name: Option<String>,
         kind: ListKind,
     },
-    /// SIZE (213 size), MDTM (213 time) or MLST (250 facts) of one file or folder.
+    /// SIZE (213 size), MDTM (213 time), MLST (250 facts) or RNFR (350) of a file or folder.
     Stat {
         conn: ConnRef,
         folder: Option<Folder>,
@@ -84,6 +84,8 @@ pub enum Stat {
     Size,
     Mdtm,
     Mlst,
+    /// RNFR: 350 if the file exists.
+    Exists,
 }
 
 /// Where a committed upload goes.
@@ -371,6 +373,7 @@ fn stat(folder: Option<&Folder>, name: Option<&str>, what: Stat) -> Reply {
     match what {
         Stat::Size => Reply::new(213, e.size.to_string()),
         Stat::Mdtm => Reply::new(213, clock::compact(e.modified).replace(['T', 'Z'], "")),
+        Stat::Exists => Reply::new(350, "ready for RNTO"),
         Stat::Mlst => Reply {
             code: 250,
             lines: vec!["listing".into(), listing::facts(&e), "end".into()],

@@ -927,7 +927,19 @@ impl FtpServer {
                     password,
                 });
             }
-            Action::OpenPassive { extended } => self.open_passive(registry, slot, extended),
+            Action::OpenPassive { extended, net } => {
+                let local_v4 = canonical(c.local.ip()).is_ipv4();
+                match net {
+                    Some(1) if !local_v4 => {
+                        c_queue(c, Reply::new(522, "this connection is IPv6; use (2)"))
+                    }
+                    Some(2) if local_v4 => {
+                        c_queue(c, Reply::new(522, "this connection is IPv4; use (1)"))
+                    }
+                    _ => self.open_passive(registry, slot, extended),
+                }
+            }
+            Action::RenameFrom(path) => self.stat(slot, path, Stat::Exists),
             Action::Store {
                 path,
                 append: _,

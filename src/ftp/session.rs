@@ -75,10 +75,14 @@ pub enum Action {
         user: String,
         password: Secret,
     },
-    /// Open a passive data listener, then call `passive_ready`.
+    /// Open a passive data listener, then call `passive_ready`. `net`: EPSV's network
+    /// protocol (1 = IPv4, 2 = IPv6), which must be the control connection's.
     OpenPassive {
         extended: bool,
+        net: Option<u8>,
     },
+    /// RNFR named this file: say 350 if it exists, 550 if not.
+    RenameFrom(VPath),
     /// Upload into `path` over the data connection (`offset`: REST; `append`: APPE).
     Store {
         path: VPath,
@@ -333,12 +337,18 @@ impl Session {
             C::Stru(_) => reply(200, "structure F"),
             C::Allo => reply(202, "ALLO not needed"),
             C::Pasv if self.epsv_all => reply(503, "EPSV ALL was sent; use EPSV"),
-            C::Pasv => vec![Action::OpenPassive { extended: false }],
-            C::Epsv { all: true } => {
+            C::Pasv => vec![Action::OpenPassive {
+                extended: false,
+                net: None,
+            }],
+            C::Epsv { all: true, .. } => {
                 self.epsv_all = true;
                 reply(200, "EPSV ALL ok")
             }
-            C::Epsv { all: false } => vec![Action::OpenPassive { extended: true }],
+            C::Epsv { all: false, net } => vec![Action::OpenPassive {
+                extended: true,
+                net,
+            }],
             C::Port(addr) | C::Eprt(addr) => self.active(addr),
             C::List(arg) => self.list(arg, ListKind::List),
             C::Nlst(arg) => self.list(arg, ListKind::Nlst),
@@ -364,8 +374,8 @@ impl Session {
                 .map_or_else(|e| reply(550, e), |p| vec![Action::Delete(p)]),
             C::Rnfr(arg) => match self.file(&arg) {
                 Ok(p) => {
-                    self.rename_from = Some(p);
-                    reply(350, "ready for RNTO")
+                    self.rename_from = Some(p.clone());
+                    vec![Action::RenameFrom(p)]
                 }
                 Err(e) => reply(550, e),
             },
@@ -550,7 +560,10 @@ mod tests {
                         format!("{} {}", r.code, r.lines.join("|"))
                     }
                     Action::CheckPassword { user, .. } => format!("check {user}"),
-                    Action::OpenPassive { extended } => format!("open passive ext={extended}"),
+                    Action::OpenPassive { extended, .. } => {
+                        format!("open passive ext={extended}")
+                    }
+                    Action::RenameFrom(p) => format!("rename from {p}"),
                     Action::Store {
                         path,
                         append,
@@ -763,7 +776,7 @@ mod tests {
             &["RNTO b", "RNFR asa/a", "RNTO asa/b"],
             &[
                 "503 RNFR first",
-                "350 ready for RNTO",
+                "rename from /asa/a",
                 "rename /asa/a /asa/b",
             ],
         );
