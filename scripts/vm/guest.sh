@@ -28,9 +28,31 @@ say() {
     echo "e2e: $*"
 }
 
+# Steps passed and failed so far; a step is failed by fail, problem or the FTP checks.
+PASSED=0
+FAILED=0
+IN_STEP=false
+STEP_OK=true
+
+end_step() {
+    if $IN_STEP; then
+        if $STEP_OK; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+    fi
+    IN_STEP=false
+}
+
 step() {
+    end_step
+    IN_STEP=true
+    STEP_OK=true
     echo
     echo "e2e: === $* ==="
+}
+
+# The last line, read by e2e.sh.
+result() {
+    end_step
+    echo "e2e: result $PASSED $FAILED"
 }
 
 metric() {
@@ -47,12 +69,15 @@ diagnose() {
 fail() {
     echo "e2e: FAILED: $*"
     diagnose
+    STEP_OK=false
+    result
     exit 1
 }
 
 # A failed check after which the run goes on.
 problem() {
     PROBLEMS+=("$*")
+    STEP_OK=false
     echo "e2e: FAILED (going on): $*"
 }
 
@@ -116,6 +141,7 @@ report_rss() {
 
 ftp_pending() {
     FTP_PENDING="$FTP_PENDING${FTP_PENDING:+; }$*"
+    STEP_OK=false
     echo "e2e: FTP NOT SERVED YET: $*"
 }
 
@@ -327,15 +353,19 @@ units=$(systemctl list-units --all --plain --no-legend 'lc@*' 'lc.target' | awk 
 pgrep -x lc >/dev/null && fail "lc processes still run after uninstall --purge: $(pgrep -ax lc)"
 listening_tcp 514 && fail "something still listens on TCP 514 after uninstall"
 
+end_step
 echo
 if [[ ${#PROBLEMS[@]} -gt 0 ]]; then
     say "FAILED checks:"
     printf 'e2e:   - %s\n' "${PROBLEMS[@]}"
     [[ -z $FTP_PENDING ]] || say "and FTP is not served yet: $FTP_PENDING"
+    result
     exit 1
 fi
 if [[ -n $FTP_PENDING ]]; then
     say "every step passed except FTP, which this lc does not serve yet: $FTP_PENDING"
+    result
     exit 3
 fi
 say "every step passed"
+result
