@@ -298,6 +298,7 @@ def scenario_plain(c):
     c.cmd("SIZE /squid/b.log", detail=lambda r: r[4:].strip())
     c.cmd("RNTO /squid/c.log", label="RNTO /squid/c.log (no RNFR)")
     c.cmd("RNFR /squid/none.log")
+    c.cmd("RNTO /squid/none2.log", label="RNTO /squid/none2.log (after a failed RNFR)")
     c.cmd("RNFR /squid/b.log")
     c.cmd("RNTO /secure/b.log")
     c.cmd("RNFR /squid/b.log")
