@@ -207,9 +207,11 @@ lc passwd --list | grep -qw -- "$FTP_USER" || fail "lc passwd --list does not li
 
 # -----------------------------------------------------------------------------------------
 step "4. start lc@514 and lc@21"
-timeout 120 systemctl start lc@514 lc@21 || fail "systemctl start lc@514 lc@21"
+# As README says: enabled too, so uninstall has enabled units to remove.
+timeout 120 systemctl enable --now lc@514 lc@21 || fail "systemctl enable --now lc@514 lc@21"
 for unit in lc@514 lc@21; do
-    systemctl is-active --quiet "$unit" || fail "$unit is not active after systemctl start"
+    systemctl is-active --quiet "$unit" || fail "$unit is not active after systemctl enable --now"
+    systemctl is-enabled --quiet "$unit" || fail "$unit is not enabled after systemctl enable --now"
 done
 report_start lc@514 first
 listening_tcp 514 || fail "lc@514 is active but nothing listens on TCP 514"
