@@ -135,6 +135,19 @@ class Client:
             self.listener.close()
             self.listener = None
 
+    def active_to_nobody(self, line):
+        """PORT to a port of ours where nothing listens, then `line`."""
+        probe = socket.create_server((self.ftp.sock.getsockname()[0], 0))
+        host, port = probe.getsockname()[:2]
+        probe.close()
+        parts = host.split(".") + [str(port >> 8), str(port & 0xFF)]
+        self.cmd("PORT " + ",".join(parts), label="PORT (own address, nothing listening)")
+        first = self.raw(line)
+        codes = [first[:3]]
+        if first.startswith("1"):
+            codes.append(self.ftp.getmultiline()[:3])
+        self.show(line, codes)
+
     def transfer(self, line, upload=None, names=False, abort_after=None, no_close_notify=False):
         """A data command on the connection PASV/EPSV/PORT/EPRT prepared. Uploads `upload`,
         or reads what comes (shown as names for `names`). With `abort_after`, sends that many
@@ -358,6 +371,7 @@ def scenario_plain(c):
     c.transfer("STOR /squid/active.log", upload=lines_of(10, "c"))
     c.active()
     c.transfer("NLST /squid", names=True)
+    c.active_to_nobody("LIST /squid")
     # Commands this server does not have, and malformed lines.
     c.cmd("RETR /squid/b.log")
     c.cmd("SITE CHMOD 777 /squid/b.log")

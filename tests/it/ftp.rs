@@ -354,11 +354,13 @@ impl Session {
         SocketAddr::new(ip.into(), n[4] << 8 | n[5])
     }
 
-    /// PASV, STOR `path` with `data` from 127.0.0.1; the 150 and the final reply.
+    /// PASV, STOR `path` with `data` from this session's address; the 150 and the final
+    /// reply.
     #[track_caller]
     fn store(&mut self, path: &str, data: &[u8]) -> (String, String) {
         let addr = self.pasv();
-        let mut conn = TcpStream::connect(addr).unwrap();
+        let local = self.stream().local_addr().unwrap().ip();
+        let mut conn = connect_from(local, addr).unwrap();
         let first = self.cmd(&format!("STOR {path}"));
         if code(&first) != 150 {
             return (first, String::new());
@@ -602,6 +604,53 @@ fn curl_lists_the_folders_and_the_uploads_not_yet_delivered() {
     );
 }
 
+#[test]
+fn a_dozen_concurrent_uploads_all_arrive_intact() {
+    let ftp = Ftp::start(
+        "ftp-concurrent",
+        "max_connections_per_ip = 40",
+        Delivery::Outbox,
+    );
+    let work = ftp.dir().join("client");
+    fs::create_dir_all(&work).unwrap();
+    // Logins wait for one another (argon2 on one job thread, slow in a debug build): a dozen.
+    let sent: Vec<Vec<u8>> = (0..12)
+        .map(|i| log_lines(&format!("parallel{i}"), 5000 + i * 100))
+        .collect();
+    let ca = ftp.ca();
+    std::thread::scope(|scope| {
+        for (i, bytes) in sent.iter().enumerate() {
+            let path = work.join(format!("p{i}.log"));
+            fs::write(&path, bytes).unwrap();
+            let (ftp, ca) = (&ftp, &ca);
+            scope.spawn(move || {
+                // Half over FTPS into the ftps folder, half in the clear.
+                let (folder, tls): (&str, &[&str]) = if i % 2 == 0 {
+                    ("squid", &[])
+                } else {
+                    ("secure", &["--ssl-reqd", "--cacert", ca.to_str().unwrap()])
+                };
+                let mut args = tls.to_vec();
+                let url = ftp.url(&format!("/{folder}/"));
+                args.extend(["-T", path.to_str().unwrap(), &url]);
+                curl_ok(&args);
+            });
+        }
+    });
+    ftp.wait_status("12 files delivered", |_| {
+        ftp.lc.delivered("squid") + ftp.lc.delivered("secure") == 12
+    });
+    let mut got = delivered_contents(&ftp.lc, "squid");
+    got.extend(delivered_contents(&ftp.lc, "secure"));
+    got.sort();
+    let mut want = sent.clone();
+    want.sort();
+    assert!(got == want, "the delivered files are not the sent ones");
+    ftp.wait_ftp("12 uploads counted", |f| {
+        f["files"] == 12 && f["aborted"] == 0 && f["sessions"] == 0
+    });
+}
+
 // lftp
 
 #[test]
@@ -796,6 +845,8 @@ fn ftplib_table_in_the_clear() {
         "STOR /squid/active.log -> 150 226",
         "PORT (own address) -> 200",
         "NLST /squid -> 150 226 | active.log appended.log b.log exact.log rest0.log",
+        "PORT (own address, nothing listening) -> 200",
+        "LIST /squid -> 150 425",
         // Unknown, unimplemented and malformed commands.
         "RETR /squid/b.log -> 502",
         "SITE CHMOD 777 /squid/b.log -> 502",
@@ -1336,6 +1387,44 @@ fn an_idle_session_is_closed_with_421() {
     assert_eq!(code(&r), 421, "idle session: {r}");
     assert!(s.closed(), "closed after the 421");
     ftp.wait_ftp("no session left", |f| f["sessions"] == 0);
+}
+
+#[test]
+fn allow_lists_refuse_addresses_per_folder_and_at_connect() {
+    let sources = "[source squid]\nformat = SQUID\nreceiver = ftp\nallow = 127.0.0.2\n\
+                   [source fw]\nformat = SQUID\nreceiver = ftp\nallow = 127.0.0.1, 127.0.0.2\n";
+    let ftp = Ftp::start_with("ftp-allow", "", sources, Delivery::Never);
+    let from = |last: u8| -> Session {
+        let ip = IpAddr::from(Ipv4Addr::new(127, 0, 0, last));
+        let mut s = Session::new(connect_from(ip, ftp.addr()).unwrap());
+        let r = s.reply();
+        if code(&r) == 220 {
+            s.login_ok(USER, PASSWORD);
+        } else {
+            assert_eq!(code(&r), 421, "from 127.0.0.{last}: {r}");
+            assert!(s.closed());
+        }
+        s
+    };
+    // In no source's allow list: refused at connect.
+    from(3);
+    ftp.wait_ftp("the refusal counted", |f| f["refused"]["not_allowed"] == 1);
+    // 127.0.0.1 may use fw, not squid.
+    let mut one = from(1);
+    let bytes = log_lines("allow", 10);
+    let (first, _) = one.store("/squid/no.log", &bytes);
+    assert_eq!(code(&first), 550, "squid from 127.0.0.1: {first}");
+    let (first, last) = one.store("/fw/yes.log", &bytes);
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    let r = one.cmd("SIZE /squid/no.log");
+    assert_eq!(code(&r), 550, "{r}");
+    // 127.0.0.2 may use both.
+    let mut two = from(2);
+    let (first, last) = two.store("/squid/yes.log", &bytes);
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    ftp.wait_ftp("two uploads", |f| f["files"] == 2);
+    assert_eq!(ftp.lc.source_status("squid")["files"], 1);
+    assert_eq!(ftp.lc.source_status("fw")["files"], 1);
 }
 
 // Data connections
