@@ -325,6 +325,10 @@ if $ftp_served; then
     curl_ftp --ssl-reqd --cacert /root/newcerts/ca.pem -T squid-ftp.log \
         "ftp://$FTP_USER:$PASSWORD@127.0.0.1/squid/after-reload.log" ||
         fail "FTPS with the new CA after lc certs reload"
+    if curl_ftp --ssl-reqd --cacert /etc/lc/certs.prev/ca.pem "ftp://$FTP_USER:$PASSWORD@127.0.0.1/" \
+        >/dev/null 2>&1; then
+        fail "FTPS still verifies with the previous CA after lc certs reload: the old certificate is served"
+    fi
 fi
 
 # -----------------------------------------------------------------------------------------
