@@ -96,9 +96,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             };
             // Whatever folder is checked, it is checked for what the configured receivers need.
-            let (need_tls, need_ftps) = tls::cmd::needs(&config);
+            let (need_tls, ftps) = tls::cmd::needs(&config);
             let dir = dir.unwrap_or(config.collector.certs_dir);
-            let report = tls::cmd::check(&dir, need_tls, need_ftps);
+            let report = tls::cmd::check(&dir, need_tls, ftps);
             for l in &report.lines {
                 println!("{l}");
             }

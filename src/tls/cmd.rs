@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock;
-use crate::config::{Config, Receiver};
+use crate::config::{Config, Receiver, TlsMode};
 
 use super::{
     load_identity, load_syslog, read_certs, CertInfo, CLIENT_CA, EXPIRY_WARNING_SECS, FTP_PEM,
@@ -32,13 +32,36 @@ fn now() -> i64 {
     clock::unix_secs(SystemTime::now()) as i64
 }
 
-/// Which files the configured receivers need: (syslog-tls, ftps).
-pub fn needs(config: &Config) -> (bool, bool) {
+/// How much the FTP server depends on `pure-ftpd.pem`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FtpsNeed {
+    /// No FTP source, or `[ftp] tls = off`: the file is not read.
+    Unused,
+    /// `tls = optional`: FTPS is offered when the file exists, so if it exists it must work.
+    IfPresent,
+    /// `tls = required` or an `ftps` source: the file must exist and work.
+    Required,
+}
+
+/// What the configured receivers need: syslog-tls certificates, and pure-ftpd.pem.
+pub fn needs(config: &Config) -> (bool, FtpsNeed) {
     let tls = config
         .sources
         .iter()
         .any(|s| s.receiver == Receiver::SyslogTls);
-    let ftps = config.sources.iter().any(|s| s.receiver == Receiver::Ftps);
+    let ftp = config
+        .sources
+        .iter()
+        .any(|s| matches!(s.receiver, Receiver::Ftp | Receiver::Ftps));
+    let ftps = if !ftp || config.ftp.tls == TlsMode::Off {
+        FtpsNeed::Unused
+    } else if config.ftp.tls == TlsMode::Required
+        || config.sources.iter().any(|s| s.receiver == Receiver::Ftps)
+    {
+        FtpsNeed::Required
+    } else {
+        FtpsNeed::IfPresent
+    };
     (tls, ftps)
 }
 
@@ -63,8 +86,9 @@ fn describe(info: &CertInfo, now: i64) -> Vec<String> {
     ]
 }
 
-/// Checks the set in `dir`. `need_tls`/`need_ftps` make the corresponding files mandatory.
-pub fn check(dir: &Path, need_tls: bool, need_ftps: bool) -> Report {
+/// Checks the set in `dir`. `need_tls` makes the syslog-tls files mandatory; `ftps` says
+/// whether a problem with pure-ftpd.pem is one (or only a warning, when nothing reads it).
+pub fn check(dir: &Path, need_tls: bool, ftps: FtpsNeed) -> Report {
     let now = now();
     let mut r = Report {
         lines: Vec::new(),
@@ -150,7 +174,7 @@ pub fn check(dir: &Path, need_tls: bool, need_ftps: bool) -> Report {
         ));
     }
     let ftp_path = dir.join(FTP_PEM);
-    if ftp_path.exists() || need_ftps {
+    if ftp_path.exists() || ftps == FtpsNeed::Required {
         r.lines
             .push(format!("{}: FTPS key and certificate", ftp_path.display()));
         match load_identity(&ftp_path, &ftp_path, now) {
@@ -160,10 +184,10 @@ pub fn check(dir: &Path, need_tls: bool, need_ftps: bool) -> Report {
                 expiry(&id.info, &ftp_path, &mut r);
             }
             Err(p) => {
-                let target = if need_ftps {
-                    &mut r.problems
-                } else {
+                let target = if ftps == FtpsNeed::Unused {
                     &mut r.warnings
+                } else {
+                    &mut r.problems
                 };
                 target.extend(p);
             }
@@ -279,8 +303,8 @@ fn install(
             },
         );
     }
-    let (need_tls, need_ftps) = needs(config);
-    let report = check(&staging, need_tls, need_ftps);
+    let (need_tls, ftps) = needs(config);
+    let report = check(&staging, need_tls, ftps);
     if !report.problems.is_empty() {
         let _ = fs::remove_dir_all(&staging);
         let mut p: Vec<String> = report

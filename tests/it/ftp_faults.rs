@@ -221,3 +221,86 @@ fn kill_9_during_an_upload_keeps_the_stored_files_and_drops_the_partial_one() {
     assert_eq!(lines.len(), 1000, "only done.log ({stored} file stored)");
     assert!(lines.iter().all(|l| l.starts_with("done.log line")));
 }
+
+#[test]
+fn certs_reload_refuses_a_pure_ftpd_pem_whose_key_does_not_match_and_changes_nothing() {
+    let dir = TempDir::new("ftp-badpem");
+    let config = ftp_config(&dir.0, "min_free_bytes = 0");
+    // FTPS offered (tls = optional) from a certificate set made by lc.
+    let text = fs::read_to_string(&config)
+        .unwrap()
+        .replace("tls = off", "tls = optional")
+        .replace(
+            "[spool]",
+            &format!("certs_dir = {}/certs\n[spool]", dir.0.display()),
+        );
+    fs::write(&config, text).unwrap();
+    let certs_init = Command::new(LC)
+        .args(["certs", "init", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(certs_init.status.success(), "{certs_init:?}");
+    let pem = dir.0.join("certs/pure-ftpd.pem");
+    let before = fs::read(&pem).unwrap();
+    let lc = Lc::attach(dir, config.clone());
+
+    // A key and a certificate that do not belong together.
+    let tmp = lc.dir.0.join("mismatch");
+    fs::create_dir_all(&tmp).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&tmp)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "k1.pem",
+        "-out",
+        "c1.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=one",
+    ]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "k2.pem",
+    ]);
+    let mut bad = fs::read(tmp.join("k2.pem")).unwrap();
+    bad.extend(fs::read(tmp.join("c1.pem")).unwrap());
+    let update = lc.state().join("ftp/ssl_update");
+    fs::write(update.join("pure-ftpd.pem"), bad).unwrap();
+
+    let out = Command::new(LC)
+        .args(["certs", "reload", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bad set must be refused: {stderr}");
+    assert!(
+        stderr.contains("does not belong") && stderr.contains("nothing changed"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&pem).unwrap(), before, "pure-ftpd.pem unchanged");
+    assert!(
+        update.join("pure-ftpd.pem").exists(),
+        "the bad file stays for the operator"
+    );
+}
