@@ -14,3 +14,9 @@ cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 # Integration tests start lc processes and real peers; two at a time suits 2 cores.
 cargo test --quiet -- --test-threads="${LC_TEST_THREADS:-2}"
+# The appliance end to end: the release tarball, install.sh and the units in a throwaway
+# Debian 12 VM with systemd as PID 1 (scripts/vm/e2e.sh builds the tarball with
+# scripts/release.sh unless dist/ has it for this commit, and caches the VM image).
+if [[ -z ${LC_SKIP_VM:-} ]]; then
+    bash scripts/vm/e2e.sh
+fi
