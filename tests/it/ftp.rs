@@ -266,6 +266,22 @@ fn curl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// An `ls -l` line of LIST as (type letter and size, name); the name may hold spaces.
+fn ls_entry(line: &str) -> (String, String) {
+    let mut rest = line;
+    let mut fields = Vec::new();
+    for _ in 0..8 {
+        rest = rest.trim_start();
+        let end = rest.find(' ').unwrap_or(rest.len());
+        fields.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    (
+        format!("{}{}", &fields[0][..1], fields[4]),
+        rest.trim_start().to_string(),
+    )
+}
+
 /// A control connection spoken by hand, line by line.
 struct Session {
     reader: BufReader<TcpStream>,
@@ -473,6 +489,12 @@ fn curl_uploads_over_epsv_pasv_active_and_ftps_arrive_byte_identical() {
             vec!["--ssl-reqd", "--cacert", ca, "--disable-epsv"],
             "secure",
         ),
+        (
+            "ftps-tls12.log",
+            log_lines("ftps-tls12", 500),
+            vec!["--ssl-reqd", "--cacert", ca, "--tls-max", "1.2"],
+            "secure",
+        ),
         // No FTPS in active mode: Debian 12's curl 7.88.1 sends the data of an active FTPS
         // transfer in the clear despite its PROT P (curl issue 10666, fixed in 8.0), which lc
         // rightly refuses (426). ftplib covers active mode under PROT P.
@@ -486,7 +508,7 @@ fn curl_uploads_over_epsv_pasv_active_and_ftps_arrive_byte_identical() {
         curl_ok(&args);
     }
     ftp.wait_status("every upload delivered", |_| {
-        ftp.lc.delivered("squid") == 5 && ftp.lc.delivered("secure") == 2
+        ftp.lc.delivered("squid") == 5 && ftp.lc.delivered("secure") == 3
     });
     // Uploads are delivered in the order they came, one file each.
     for (folder, delivered) in [
@@ -516,8 +538,8 @@ fn curl_uploads_over_epsv_pasv_active_and_ftps_arrive_byte_identical() {
         }
     }
     let total: u64 = cases.iter().map(|c| c.1.len() as u64).sum();
-    ftp.wait_ftp("the counters of 7 uploads", |f| {
-        f["files"] == 7 && f["bytes"] == total && f["logins"] == 7 && f["aborted"] == 0
+    ftp.wait_ftp("the counters of 8 uploads", |f| {
+        f["files"] == 8 && f["bytes"] == total && f["logins"] == 8 && f["aborted"] == 0
     });
     let squid = ftp.lc.source_status("squid");
     assert_eq!(squid["files"], 5, "{squid}");
@@ -543,6 +565,9 @@ fn curl_lists_the_folders_and_the_uploads_not_yet_delivered() {
     let squid = ftp.url("/squid/");
     curl_ok(&["-T", a.to_str().unwrap(), &squid]);
     curl_ok(&["-T", a.to_str().unwrap(), &format!("{squid}b.log")]);
+    // A UTF-8 name with a space: "журнал x.log".
+    let utf8 = "%D0%B6%D1%83%D1%80%D0%BD%D0%B0%D0%BB%20x.log";
+    curl_ok(&["-T", a.to_str().unwrap(), &format!("{squid}{utf8}")]);
 
     // `/`: one folder per FTP source, and ssl_update.
     let root = curl_ok(&[&ftp.url("/")]);
@@ -561,22 +586,21 @@ fn curl_lists_the_folders_and_the_uploads_not_yet_delivered() {
     );
     // The uploads stay listed, with their sizes, until delivered (never, here).
     let listing = curl_ok(&[&squid]);
-    let files: Vec<(String, String)> = listing
-        .lines()
-        .map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (w[0][..1].to_string() + w[4], w[8].to_string())
-        })
-        .collect();
+    let files: Vec<(String, String)> = listing.lines().map(ls_entry).collect();
     assert_eq!(
         files,
         [
             (format!("-{size}"), "a.log".to_string()),
-            (format!("-{size}"), "b.log".to_string())
+            (format!("-{size}"), "b.log".to_string()),
+            (format!("-{size}"), "журнал x.log".to_string())
         ],
         "{listing}"
     );
-    assert_eq!(curl_ok(&["--list-only", &squid]), "a.log\nb.log\n", "NLST");
+    assert_eq!(
+        curl_ok(&["--list-only", &squid]),
+        "a.log\nb.log\nжурнал x.log\n",
+        "NLST"
+    );
     let ca = ftp.ca();
     assert_eq!(
         curl_ok(&[
@@ -586,7 +610,7 @@ fn curl_lists_the_folders_and_the_uploads_not_yet_delivered() {
             ca.to_str().unwrap(),
             &squid
         ]),
-        "a.log\nb.log\n",
+        "a.log\nb.log\nжурнал x.log\n",
         "NLST over FTPS"
     );
     // SIZE and MDTM, as curl -I shows them.
@@ -599,7 +623,7 @@ fn curl_lists_the_folders_and_the_uploads_not_yet_delivered() {
     let spooled = names_in(&ftp.lc.state().join("spool/squid"));
     assert_eq!(
         spooled.iter().filter(|n| n.ends_with(".name")).count(),
-        2,
+        3,
         "{spooled:?}"
     );
 }
@@ -670,17 +694,23 @@ fn lftp_put_and_mirror_deliver_every_file_exactly_once() {
     let secure_bytes = log_lines("put-secure", 300);
     let secure_file = ftp.dir().join("client/secure.log");
     fs::write(&secure_file, &secure_bytes).unwrap();
+    // Active mode under PROT P (which Debian 12's curl cannot do).
+    let active_bytes = log_lines("put-active", 300);
+    let active_file = ftp.dir().join("client/active.log");
+    fs::write(&active_file, &active_bytes).unwrap();
     let script = format!(
         "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {ca}; \
          set net:max-retries 1; set net:timeout 20; \
          put {single} -o /squid/single.log; \
          put {secure} -o /secure/secure.log; \
          mirror -R --no-perms {local} /squid; \
+         set ftp:passive-mode off; put {active} -o /secure/active.log; \
          bye",
         ca = ftp.ca().display(),
         single = single.display(),
         secure = secure_file.display(),
         local = local.display(),
+        active = active_file.display(),
     );
     let out = Command::new("timeout")
         .args(["120", "lftp", "-u", &format!("{USER},{PASSWORD}"), "-p"])
@@ -689,8 +719,8 @@ fn lftp_put_and_mirror_deliver_every_file_exactly_once() {
         .output()
         .unwrap();
     assert!(out.status.success(), "lftp: {}", text(&out));
-    ftp.wait_status("8 files delivered", |_| {
-        ftp.lc.delivered("squid") == 7 && ftp.lc.delivered("secure") == 1
+    ftp.wait_status("9 files delivered", |_| {
+        ftp.lc.delivered("squid") == 7 && ftp.lc.delivered("secure") == 2
     });
     // Each file exactly once: the delivered files are the sent ones, in some order.
     let mut want: Vec<Vec<u8>> = sent.clone();
@@ -699,8 +729,11 @@ fn lftp_put_and_mirror_deliver_every_file_exactly_once() {
     let mut got = delivered_contents(&ftp.lc, "squid");
     got.sort();
     assert!(got == want, "the delivered files are not the sent ones");
-    assert_eq!(delivered_contents(&ftp.lc, "secure"), [secure_bytes]);
-    ftp.wait_ftp("8 files counted", |f| f["files"] == 8 && f["aborted"] == 0);
+    assert_eq!(
+        delivered_contents(&ftp.lc, "secure"),
+        [secure_bytes, active_bytes]
+    );
+    ftp.wait_ftp("9 files counted", |f| f["files"] == 9 && f["aborted"] == 0);
     // ssl-force: every session used AUTH TLS, so none logged in in the clear.
     assert!(!ftp.lc.log().contains("TLS: "), "{}", ftp.lc.log());
 }
@@ -1379,9 +1412,22 @@ fn a_third_connection_from_one_address_is_refused_with_421() {
 }
 
 #[test]
-fn an_idle_session_is_closed_with_421() {
+fn an_idle_session_is_closed_with_421_but_not_a_slow_upload() {
     let ftp = Ftp::start("ftp-idle", "idle_timeout_secs = 1", Delivery::Never);
     let mut s = ftp.logged_in();
+    // An upload that takes 3 idle timeouts: the session is busy, not idle. (The sleeps pace
+    // a slow client; they synchronise nothing.)
+    let addr = s.pasv();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    assert_eq!(code(&s.cmd("STOR /squid/slow.log")), 150);
+    let bytes = log_lines("slow", 60);
+    for chunk in bytes.chunks(bytes.len() / 6 + 1) {
+        conn.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(conn);
+    let r = s.reply();
+    assert_eq!(code(&r), 226, "slow upload: {r}");
     // Say nothing: within the read timeout lc says 421 and closes.
     let r = s.reply();
     assert_eq!(code(&r), 421, "idle session: {r}");
