@@ -387,6 +387,27 @@ impl Session {
     }
 }
 
+impl Session {
+    /// PASV and NLST `path`: the names listed, or the refusal.
+    #[track_caller]
+    fn nlst(&mut self, path: &str) -> Result<Vec<String>, String> {
+        let addr = self.pasv();
+        let local = self.stream().local_addr().unwrap().ip();
+        let mut conn = connect_from(local, addr).unwrap();
+        let first = self.cmd(&format!("NLST {path}"));
+        if code(&first) != 150 {
+            return Err(first);
+        }
+        let mut names = String::new();
+        conn.read_to_string(&mut names).unwrap();
+        let last = self.reply();
+        if code(&last) != 226 {
+            return Err(last);
+        }
+        Ok(names.lines().map(str::to_string).collect())
+    }
+}
+
 /// A TCP connection to `to` from the local address `from` (127.0.0.2 is as local as
 /// 127.0.0.1 on Linux, and another address to lc).
 fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
@@ -619,7 +640,31 @@ fn curl_lists_the_folders_and_the_uploads_not_yet_delivered() {
         head.contains(&format!("Content-Length: {size}\r\n")) && head.contains("Last-Modified: "),
         "{head}"
     );
-    // Never delivered: both are still in the spool.
+    // MDTM is the upload's time, in UTC (RFC 3659 section 2.3).
+    let r = ftp.logged_in().cmd("MDTM /squid/a.log");
+    let t = r
+        .strip_prefix("213 ")
+        .unwrap_or_else(|| panic!("MDTM: {r}"));
+    assert_eq!(t.len(), 14, "{r}");
+    let utc = format!(
+        "{}-{}-{} {}:{}:{} UTC",
+        &t[..4],
+        &t[4..6],
+        &t[6..8],
+        &t[8..10],
+        &t[10..12],
+        &t[12..]
+    );
+    let at: u64 = run(Command::new("date").args(["-d", &utc, "+%s"]))
+        .trim()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(at) < 120, "MDTM {t} is {at}, now is {now}");
+    // Never delivered: all three are still in the spool.
     let spooled = names_in(&ftp.lc.state().join("spool/squid"));
     assert_eq!(
         spooled.iter().filter(|n| n.ends_with(".name")).count(),
@@ -1473,6 +1518,50 @@ fn allow_lists_refuse_addresses_per_folder_and_at_connect() {
     assert_eq!(ftp.lc.source_status("fw")["files"], 1);
 }
 
+#[test]
+fn a_reload_applies_to_new_sessions_and_keeps_open_ones() {
+    let ftp = Ftp::start("ftp-reload-config", "", Delivery::Never);
+    let mut open = ftp.logged_in();
+    // A new FTP source and a smaller max_file_bytes, then SIGHUP.
+    let config = fs::read_to_string(&ftp.lc.config).unwrap();
+    let passwd_line = format!("passwd_file = {}/ftp.passwd\n", ftp.dir().display());
+    assert!(config.contains(&passwd_line), "{config}");
+    let config = config.replace(
+        &passwd_line,
+        &format!("{passwd_line}max_file_bytes = 1000\n"),
+    ) + "[source fw]\nformat = SQUID\nreceiver = ftp\n";
+    fs::write(&ftp.lc.config, config).unwrap();
+    ftp.lc.signal(nix::sys::signal::Signal::SIGHUP);
+    ftp.wait_status("the reload applied", |s| {
+        s["reloaded_at"].as_u64().unwrap_or(0) > 0 && s["reload_error"].is_null()
+    });
+    // A new session sees the new folder and the new limit.
+    let mut new = ftp.logged_in();
+    assert_eq!(
+        new.nlst("/").unwrap(),
+        ["squid", "secure", "fw", "ssl_update"]
+    );
+    let small = log_lines("small", 5);
+    let big = log_lines("big", 50);
+    assert!(small.len() < 1000 && big.len() > 1000);
+    let (first, last) = new.store("/fw/small.log", &small);
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    let (first, last) = new.store("/squid/big.log", &big);
+    assert_eq!((code(&first), code(&last)), (150, 552), "{first} / {last}");
+    // The open session goes on, with the old folders and the new limit.
+    assert_eq!(code(&open.cmd("NOOP")), 200);
+    let (first, last) = open.store("/squid/small.log", &small);
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    ftp.wait_status("fw counted", |s| {
+        s["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "fw" && x["files"] == 1)
+    });
+    assert_eq!(ftp.lc.status()["pid"], ftp.lc.pid(), "the same instance");
+}
+
 // Data connections
 
 #[test]
@@ -1737,14 +1826,38 @@ fn an_ftps_certificate_uploaded_to_ssl_update_is_served_after_lc_certs_reload() 
     assert_ne!(old, new);
     // A session open across the reload.
     let mut open = ftp.logged_in();
-    curl_ok(&[
-        "--ssl-reqd",
-        "--cacert",
-        old_ca.to_str().unwrap(),
-        "-T",
-        new_pem.to_str().unwrap(),
-        &ftp.url("/ssl_update/pure-ftpd.pem"),
-    ]);
+    // First a file that is no certificate: `lc certs reload` refuses it, nothing changes.
+    let junk = ftp.dir().join("junk.pem");
+    fs::write(
+        &junk,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let ftps = |file: &Path| {
+        curl_ok(&[
+            "--ssl-reqd",
+            "--cacert",
+            old_ca.to_str().unwrap(),
+            "-T",
+            file.to_str().unwrap(),
+            &ftp.url("/ssl_update/pure-ftpd.pem"),
+        ])
+    };
+    ftps(&junk);
+    let out = Command::new(LC)
+        .args(["certs", "reload", "--config"])
+        .arg(&ftp.lc.config)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a junk pure-ftpd.pem installed: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains("pure-ftpd.pem"), "{}", text(&out));
+    assert_eq!(serial_of(&s_client(&ftp, &old_ca, "").stdout), old);
+    // Then the new certificate, over the junk.
+    ftps(&new_pem);
     assert_eq!(
         fs::read(ftp.ssl_update().join("pure-ftpd.pem")).unwrap(),
         fs::read(&new_pem).unwrap()
