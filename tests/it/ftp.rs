@@ -720,6 +720,41 @@ fn a_dozen_concurrent_uploads_all_arrive_intact() {
     });
 }
 
+#[test]
+#[ignore = "BUG (tests/ftp/BUGS.md 5): an empty upload's sidecar stays, so it is listed until a restart"]
+fn an_empty_upload_is_stored_and_then_not_listed() {
+    let ftp = Ftp::start("ftp-empty", "", Delivery::Outbox);
+    let work = ftp.dir().join("client");
+    fs::create_dir_all(&work).unwrap();
+    let (empty, after) = (work.join("empty.log"), work.join("after.log"));
+    fs::write(&empty, "").unwrap();
+    fs::write(&after, log_lines("after", 10)).unwrap();
+    let squid = ftp.url("/squid/");
+    curl_ok(&["-T", empty.to_str().unwrap(), &squid]);
+    curl_ok(&["-T", after.to_str().unwrap(), &squid]);
+    // Uploads are sealed and delivered in order: once the second is out, the first is done
+    // with too. Nothing is left to deliver, so nothing is listed.
+    ftp.wait_status("the second upload delivered", |_| {
+        ftp.lc.delivered("squid") >= 1
+    });
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(SOON);
+    while Instant::now() < deadline {
+        last = curl_ok(&["--list-only", &squid]);
+        if last.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        last,
+        "",
+        "still listed after the uploads were done with; spool: {:?}",
+        names_in(&ftp.lc.state().join("spool/squid"))
+    );
+    ftp.wait_ftp("both uploads counted", |f| f["files"] == 2);
+}
+
 // lftp
 
 #[test]
