@@ -182,14 +182,19 @@ class Client:
         detail = None
         if abort_after is not None:
             sock.sendall(upload[:abort_after])
-            # ftplib's abort(): ABOR as urgent data; it reads the first reply (426), the
-            # second (226) is read here.
-            try:
-                self.ftp.abort()
-                codes.append("426")
-            except ftplib.error_proto as e:
-                codes.append(str(e)[:3])
-            codes.append(self.ftp.getmultiline()[:3])
+            if isinstance(self.ftp.sock, ssl.SSLSocket):
+                # ftplib's abort() sends urgent data, which an SSL socket cannot: a plain
+                # ABOR line, as FTPS clients send it.
+                first = self.raw("ABOR")
+            else:
+                # ftplib's abort(): ABOR as urgent data; it reads the first reply only.
+                try:
+                    first = self.ftp.abort()
+                except ftplib.error_proto as e:
+                    first = str(e)
+            codes.append(first[:3])
+            if first.startswith("426"):
+                codes.append(self.ftp.getmultiline()[:3])
             sock.close()
             self.show(f"{line} + ABOR after {abort_after} bytes", codes)
             return
@@ -437,6 +442,12 @@ def scenario_tls(c):
     c.transfer("STOR /secure/clear-again.log", upload=lines_of(10, "c"))
     c.epsv()
     c.transfer("NLST /secure", names=True)
+    c.prot("P")
+    c.pasv()
+    c.transfer(
+        "STOR /secure/aborted.log", upload=lines_of(20000, "abort"), abort_after=65536
+    )
+    c.cmd("SIZE /secure/aborted.log")
     c.cmd("CCC")
     c.cmd("STAT")
     c.quit()

@@ -70,10 +70,19 @@ impl Ftp {
             }
         };
         let collector = format!("certs_dir = {}/certs", d.display());
+        // Defaults for what `ftp` does not set itself.
+        let defaults: String = [
+            ("port", "0".to_string()),
+            ("passive_ports", "0".to_string()),
+            ("passwd_file", format!("{}/ftp.passwd", d.display())),
+        ]
+        .iter()
+        .filter(|(k, _)| !ftp.lines().any(|l| l.starts_with(&format!("{k} "))))
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect();
         let text = format!(
-            "{}[ftp]\nport = 0\npassive_ports = 0\npasswd_file = {}/ftp.passwd\n{ftp}\n{sources}",
+            "{}[ftp]\n{defaults}{ftp}\n{sources}",
             config_with(&d, "", &collector, &delivery),
-            d.display()
         );
         let config = d.join("lc.ini");
         fs::write(&config, text).unwrap();
@@ -1060,11 +1069,18 @@ fn ftplib_tls_table() {
         "STOR /secure/clear-again.log -> 521",
         "EPSV -> 229",
         "NLST /secure -> 150 226 | private.log",
+        // ABOR during an upload under TLS (a plain line: urgent data cannot be sent over TLS).
+        "PROT P -> 200",
+        "PASV -> 227",
+        "STOR /secure/aborted.log + ABOR after 65536 bytes -> 150 426 226",
+        "SIZE /secure/aborted.log -> 550",
         "CCC -> 502",
         "STAT -> 211",
         "QUIT -> 221",
     ]);
-    ftp.wait_ftp("3 uploads", |f| f["files"] == 3 && f["aborted"] == 0);
+    ftp.wait_ftp("3 uploads, 1 aborted", |f| {
+        f["files"] == 3 && f["aborted"] == 1
+    });
 }
 
 #[test]
@@ -1457,6 +1473,29 @@ fn a_password_change_keeps_open_sessions_and_applies_at_the_next_login() {
     });
 }
 
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let ftp = Ftp::start("ftp-pipeline", "", Delivery::Never);
+    let mut s = ftp.session();
+    // One write; the wrong password's reply comes a second late, and nothing overtakes it.
+    let lines = [
+        "USER discovery",
+        "PASS wrong",
+        "PWD",
+        "USER discovery",
+        &format!("PASS {PASSWORD}"),
+        "PWD",
+        "SIZE /squid/none.log",
+        "NOOP",
+        "QUIT",
+    ];
+    let batch: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+    s.stream().write_all(batch.as_bytes()).unwrap();
+    let codes: Vec<u16> = lines.iter().map(|_| code(&s.reply())).collect();
+    assert_eq!(codes, [331, 530, 530, 331, 230, 257, 550, 200, 221]);
+    assert!(s.closed(), "closed after QUIT");
+}
+
 // Limits
 
 #[test]
@@ -1489,6 +1528,34 @@ fn a_third_connection_from_one_address_is_refused_with_421() {
     drop(first);
     ftp.wait_ftp("the closed session gone", |f| f["sessions"] == 2);
     ftp.logged_in();
+}
+
+#[test]
+fn a_one_port_passive_range_serves_one_session_at_a_time() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ftp = Ftp::start(
+        "ftp-passive-range",
+        &format!("passive_ports = {port}-{port}"),
+        Delivery::Never,
+    );
+    let mut a = ftp.logged_in();
+    let mut b = ftp.logged_in();
+    let data = a.pasv();
+    assert_eq!(data.port(), port, "the one port of the range");
+    let r = b.cmd("PASV");
+    assert_eq!(code(&r), 425, "PASV with the range taken: {r}");
+    // A's transfer frees the port for B.
+    let mut conn = TcpStream::connect(data).unwrap();
+    assert_eq!(code(&a.cmd("STOR /squid/a.log")), 150);
+    conn.write_all(&log_lines("a", 10)).unwrap();
+    drop(conn);
+    assert_eq!(code(&a.reply()), 226);
+    let (first, last) = b.store("/squid/b.log", &log_lines("b", 10));
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
 }
 
 #[test]
