@@ -355,13 +355,7 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
                 last,
                 err,
             ));
-            let detail: Vec<String> = src["drops"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let detail = nonzero(&src["drops"]);
             if !detail.is_empty() || src["truncated"].as_u64().unwrap_or(0) > 0 {
                 out.push_str(&format!(
                     "      drops: {} truncated={}\n",
@@ -372,6 +366,17 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
         }
     }
     out
+}
+
+/// `key=n` for each non-zero counter of an object.
+fn nonzero(counters: &Value) -> Vec<String> {
+    counters
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 /// The FTP server's lines: where it listens, TLS, sessions, logins and refusals.
@@ -394,13 +399,7 @@ fn ftp_line(ftp: &Map<String, Value>) -> String {
         ),
         None => "no FTPS certificate".to_string(),
     };
-    let refused: Vec<String> = ftp["refused"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let refused = nonzero(&ftp["refused"]);
     format!(
         "  ftp: listening {} ({tls}); {} sessions, {} logins, {} failed, {} lockouts, {} uploads aborted{}\n",
         listening.join(", "),

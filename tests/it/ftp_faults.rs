@@ -7,32 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::harness::{wait_for, Lc, TempDir, LC};
+use crate::harness::{wait_for, Lc, TempDir, Tmpfs, LC};
 
 const USER: &str = "uploader";
 const PASSWORD: &str = "s3cret-pw";
-
-/// A tmpfs mounted for one test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        fs::create_dir_all(path).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status()
-            .unwrap();
-        assert!(st.success(), "this test mounts a tmpfs and needs root");
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Writes a config with one FTP source `logs` on a kernel-chosen port (`spool`: more keys
 /// for `[spool]`), adds the user, and returns the config path.

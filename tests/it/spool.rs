@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::harness::{read_segment, source, wait_for, Lc};
+use crate::harness::{read_segment, source, wait_for, Lc, Tmpfs};
 
 fn segments_in(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
@@ -189,31 +189,6 @@ fn a_full_spool_evicts_the_oldest_sealed_segments_and_counts_them() {
     );
     assert!(st["failing_since"].as_u64().unwrap() > 0);
     assert!(lc.log().contains("evicted undelivered segment"));
-}
-
-/// A tmpfs mounted for one test (needs root, as CI has), unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).unwrap();
-        let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status()
-            .unwrap();
-        assert!(st.success(), "this test mounts a tmpfs and needs root");
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 /// Fills the filesystem of `dir` until ENOSPC; returns the filler file.
