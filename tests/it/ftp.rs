@@ -91,12 +91,15 @@ impl Ftp {
             .arg(&config));
         set_password(&config, USER, PASSWORD);
         let lc = Lc::attach(dir, config);
-        let s = lc.status();
-        let listening = s["ftp"]["listening"][0]
-            .as_str()
-            .unwrap_or_else(|| panic!("no FTP listener in the status: {s}"));
-        let port = listening.parse::<SocketAddr>().unwrap().port();
+        let port = ftp_port(&lc);
         Ftp { lc, port }
+    }
+
+    /// SIGTERM, then `lc run` again on the same config; the port may change.
+    fn restart(&mut self) {
+        assert!(self.lc.stop().success(), "lc stopped with an error");
+        self.lc.spawn();
+        self.port = ftp_port(&self.lc);
     }
 
     fn dir(&self) -> &Path {
@@ -173,6 +176,16 @@ impl Ftp {
         s.login_ok(USER, PASSWORD);
         s
     }
+}
+
+/// The FTP server's port, from the status snapshot.
+#[track_caller]
+fn ftp_port(lc: &Lc) -> u16 {
+    let s = lc.status();
+    let listening = s["ftp"]["listening"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no FTP listener in the status: {s}"));
+    listening.parse::<SocketAddr>().unwrap().port()
 }
 
 /// `echo PW | lc passwd --stdin --config CONFIG USER`.
@@ -762,6 +775,38 @@ fn an_empty_upload_is_stored_and_then_not_listed() {
         names_in(&ftp.lc.state().join("spool/squid"))
     );
     ftp.wait_ftp("both uploads counted", |f| f["files"] == 2);
+}
+
+#[test]
+fn a_pending_upload_stays_listed_across_a_restart_and_is_delivered_after() {
+    let mut ftp = Ftp::start("ftp-restart", "", Delivery::Never);
+    let bytes = log_lines("restart", 1000);
+    let (first, last) = ftp.logged_in().store("/squid/kept.log", &bytes);
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    ftp.restart();
+    let mut s = ftp.logged_in();
+    assert_eq!(s.nlst("/squid").unwrap(), ["kept.log"]);
+    assert_eq!(
+        s.cmd("SIZE /squid/kept.log"),
+        format!("213 {}", bytes.len())
+    );
+    drop(s);
+    // Started again, now with a delivery target that works.
+    let config = fs::read_to_string(&ftp.lc.config).unwrap();
+    let url = config
+        .lines()
+        .find(|l| l.starts_with("url = "))
+        .unwrap()
+        .to_string();
+    let outbox = format!("url = dir:{}", ftp.lc.outbox().display());
+    fs::write(&ftp.lc.config, config.replace(&url, &outbox)).unwrap();
+    ftp.restart();
+    ftp.wait_status("the kept upload delivered", |_| {
+        ftp.lc.delivered("squid") == 1
+    });
+    assert!(delivered_contents(&ftp.lc, "squid") == [bytes.clone()]);
+    let listing = ftp.logged_in().nlst("/squid").unwrap();
+    assert!(listing.is_empty(), "still listed: {listing:?}");
 }
 
 // lftp
@@ -1409,21 +1454,7 @@ fn failed_logins_lock_the_address_out_until_lockout_secs_pass() {
     );
     // A session opened before the lockout, to try the right password while locked out.
     let mut early = ftp.session();
-    let guesses: Vec<Session> = (0..3).map(|_| ftp.session()).collect();
-    let answers: Vec<(String, Duration)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = guesses
-            .into_iter()
-            .map(|mut s| {
-                scope.spawn(move || {
-                    let asked = Instant::now();
-                    let r = s.login(USER, "wrong");
-                    (r, asked.elapsed())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (r, took) in &answers {
+    for (r, took) in &guess_at_once(&ftp, 3) {
         assert_eq!(code(r), 530, "wrong password: {r}");
         // A failed login is answered slowly, to slow guessing down.
         assert!(
@@ -1445,13 +1476,46 @@ fn failed_logins_lock_the_address_out_until_lockout_secs_pass() {
             && f["refused"]["locked_out"] == 1
             && f["locked_out_now"] == 1
     });
+    // Another address is not locked out.
+    let other = IpAddr::from(Ipv4Addr::new(127, 0, 0, 2));
+    let mut s = Session::new(connect_from(other, ftp.addr()).unwrap());
+    assert_eq!(
+        code(&s.reply()),
+        220,
+        "127.0.0.2 while 127.0.0.1 is locked out"
+    );
+    s.login_ok(USER, PASSWORD);
     // After lockout_secs the right password works again.
     ftp.wait_ftp("the lockout over", |f| f["locked_out_now"] == 0);
     let mut s = ftp.session();
     s.login_ok(USER, PASSWORD);
-    ftp.wait_ftp("the login counted", |f| {
-        f["logins"] == 1 && f["failed_logins"] == 4 && f["lockouts"] == 1
+    // A login in between starts the count afresh: 2 failures, a login, 2 failures lock
+    // nothing out.
+    guess_at_once(&ftp, 2);
+    ftp.logged_in();
+    guess_at_once(&ftp, 2);
+    ftp.logged_in();
+    ftp.wait_ftp("the logins counted", |f| {
+        f["logins"] == 4 && f["failed_logins"] == 8 && f["lockouts"] == 1
     });
+}
+
+/// `n` wrong passwords at once, each in its own session: the replies and how long each took.
+fn guess_at_once(ftp: &Ftp, n: usize) -> Vec<(String, Duration)> {
+    let guesses: Vec<Session> = (0..n).map(|_| ftp.session()).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = guesses
+            .into_iter()
+            .map(|mut s| {
+                scope.spawn(move || {
+                    let asked = Instant::now();
+                    let r = s.login(USER, "wrong");
+                    (r, asked.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
 
 #[test]
