@@ -272,19 +272,21 @@ fi
 cat <<EOF
 
 Next steps:
-  sudo lc passwd USER                 # an FTP user for appliances that upload files
-  sudoedit $etc/lc.ini                # sources, proxy; then: sudo lc config check
+  sudo lc passwd USER                        # an FTP user for appliances that upload files
+  sudoedit /etc/lc/lc.ini                    # sources, proxy; then: sudo lc config check
   sudo lc connect --token-file token.txt TENANT.REGION.portal.cloudappsecurity.com
 EOF
 if $systemd; then
     cat <<EOF
-  sudo systemctl enable --now lc@514 lc@21   # one instance per port in lc.ini
+  sudo systemctl enable --now lc@514 lc@21   # one instance per port used in lc.ini
   sudo lc status
 EOF
 else
     cat <<EOF
-  systemd is not running here: start an instance per port with
-  sudo -u lc $bin run PORT
+  systemd is not running here, so lc@.service cannot start instances. Run one per port as
+  the lc user with the one capability the unit grants:
+  sudo setpriv --reuid=lc --regid=lc --init-groups --inh-caps=+net_bind_service \
+      --ambient-caps=+net_bind_service $bin run PORT
 EOF
 fi
 echo "Uninstall: sudo $prefix/lib/lc/uninstall.sh [--purge]"

@@ -114,6 +114,9 @@ else
     fi
 fi
 
+# lc.target.wants/ holds nothing but lc@ links.
+rmdir "$root$units/lc.target.wants" 2>/dev/null || true
+
 # --- files ----------------------------------------------------------------------------------
 for f in "$prefix/bin/lc" "$units/lc@.service" "$units/lc.target"; do
     if [ -e "$root$f" ]; then

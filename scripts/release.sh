@@ -102,6 +102,10 @@ case $LDD in
     *) die "ldd $BINARY: $LDD" ;;
 esac
 "$BINARY" version >/dev/null || die "$BINARY does not run"
+FILE_TYPE=
+if command -v file >/dev/null; then
+    FILE_TYPE=$(file -b "$BINARY" | sed 's/, BuildID\[[^]]*\]=[0-9a-f]*//')
+fi
 BINARY_BYTES=$(stat -c %s "$BINARY")
 if ((BINARY_BYTES > MAX_BINARY_BYTES)); then
     note "WARNING: the binary is $BINARY_BYTES bytes, over the $MAX_BINARY_BYTES-byte target"
@@ -128,6 +132,6 @@ rm -rf "$STAGE"
 # --- summary --------------------------------------------------------------------------------
 echo "$DIST/$ARCHIVE"
 echo "$DIST/$ARCHIVE.sha256"
-note "binary: $BINARY_BYTES bytes; $(command -v file >/dev/null && file -b "$BINARY" | cut -d, -f1-2 || echo static)"
+note "binary: $BINARY_BYTES bytes${FILE_TYPE:+; $FILE_TYPE}"
 note "ldd: $(echo "$LDD" | tr -s '\t ' ' ' | sed 's/^ //')"
 note "tarball: $(stat -c %s "$DIST/$ARCHIVE") bytes, sha256 $(cut -d' ' -f1 "$DIST/$ARCHIVE.sha256")"

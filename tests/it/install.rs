@@ -321,9 +321,12 @@ fn custom_prefix_goes_into_the_units() {
 fn uninstall_keeps_config_data_and_user() {
     let s = Setup::new("install-remove");
     s.install("rel", &[]);
-    let wants = s.root().join("etc/systemd/system/multi-user.target.wants");
-    fs::create_dir_all(&wants).unwrap();
-    std::os::unix::fs::symlink("../lc@.service", wants.join("lc@514.service")).unwrap();
+    // What `systemctl enable lc@514` makes, given WantedBy=multi-user.target lc.target.
+    for wants in ["multi-user.target.wants", "lc.target.wants"] {
+        let wants = s.root().join("etc/systemd/system").join(wants);
+        fs::create_dir_all(&wants).unwrap();
+        std::os::unix::fs::symlink("../lc@.service", wants.join("lc@514.service")).unwrap();
+    }
     fs::write(s.root().join("var/lib/lc/kept"), "data").unwrap();
     let out = s.uninstall(&[]);
     assert!(out.contains("removed the links of lc@514.service"), "{out}");
@@ -334,6 +337,7 @@ fn uninstall_keeps_config_data_and_user() {
         ("etc/systemd/system/lc@.service", "missing"),
         ("etc/systemd/system/lc.target", "missing"),
         ("etc/systemd/system/multi-user.target.wants", "missing"),
+        ("etc/systemd/system/lc.target.wants", "missing"),
         ("etc/lc/lc.ini", "f 640 root:lc"),
         ("var/lib/lc/ftp", "d 750 lc:lc"),
     ]);
