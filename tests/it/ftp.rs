@@ -1762,6 +1762,29 @@ fn a_data_connection_from_another_address_is_refused_and_the_client_still_gets_i
     assert_eq!(r, format!("213 {}", bytes.len()));
 }
 
+#[test]
+#[ignore = "BUG (tests/ftp/BUGS.md 6): an unused data connection gets an unsolicited 426 after 30 s, shifting every later reply"]
+fn an_unused_data_connection_never_answers_out_of_turn() {
+    let ftp = Ftp::start("ftp-unused-data", "idle_timeout_secs = 5", Delivery::Never);
+    let mut s = ftp.logged_in();
+    let data = s.pasv();
+    let _conn = TcpStream::connect(data).unwrap();
+    // The session stays busy with NOOPs past the 30 s a data connection may wait for its
+    // transfer; each NOOP must get its own 200, in turn. (The sleeps pace the client.)
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(34) {
+        std::thread::sleep(Duration::from_secs(2));
+        let r = s.cmd("NOOP");
+        assert_eq!(
+            code(&r),
+            200,
+            "NOOP after {:?} with a data connection open and no transfer: {r}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(code(&s.cmd("PWD")), 257);
+}
+
 /// `STOR`s `n` bytes of `data` over a fresh passive connection, then lets `end` finish the
 /// data connection; returns the final reply.
 fn store_cut(s: &mut Session, path: &str, data: &[u8], end: impl FnOnce(TcpStream)) -> String {
