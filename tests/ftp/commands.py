@@ -123,10 +123,14 @@ class Client:
 
     def active(self, extended=False):
         """PORT (or EPRT) with a listening socket of our own on the control connection's address."""
-        self.listener = socket.create_server((self.ftp.sock.getsockname()[0], 0))
+        own = self.ftp.sock.getsockname()[0]
+        family = socket.AF_INET6 if ":" in own else socket.AF_INET
+        self.listener = socket.create_server((own, 0), family=family)
         self.listener.settimeout(TIMEOUT)
         host, port = self.listener.getsockname()[:2]
-        if extended:
+        if family == socket.AF_INET6:
+            line = f"EPRT |2|{host}|{port}|"
+        elif extended:
             line = f"EPRT |1|{host}|{port}|"
         else:
             line = "PORT " + ",".join(host.split(".") + [str(port >> 8), str(port & 0xFF)])
@@ -518,6 +522,23 @@ def scenario_public(c):
     c.quit()
 
 
+def scenario_ipv6(c):
+    """Over IPv6: EPSV and EPRT, no PASV."""
+    c.connect()
+    c.login()
+    c.cmd("PASV")
+    c.epsv()
+    c.transfer("NLST /", names=True)
+    c.epsv()
+    c.transfer("STOR /squid/v6.log", upload=lines_of(10, "v6"))
+    c.cmd("PORT 127,0,0,1,39,16", label="PORT (IPv4)")
+    c.cmd("EPRT |1|127.0.0.1|10000|", label="EPRT (IPv4)")
+    c.cmd("EPRT |2|::2|10000|", label="EPRT (another IPv6 address)")
+    c.active(extended=True)
+    c.transfer("NLST /squid", names=True)
+    c.quit()
+
+
 def scenario_active_off(c):
     """active = off, tls = off."""
     c.connect()
@@ -616,6 +637,7 @@ SCENARIOS = {
     "required-plain": (scenario_required_plain, False),
     "active-off": (scenario_active_off, False),
     "public": (scenario_public, False),
+    "ipv6": (scenario_ipv6, False),
     "traversal": (scenario_traversal, False),
 }
 

@@ -53,6 +53,11 @@ impl Ftp {
     }
 
     fn start_with(tag: &str, ftp: &str, sources: &str, delivery: Delivery) -> Ftp {
+        Ftp::launch(tag, ftp, sources, delivery, "127.0.0.1")
+    }
+
+    /// `start_with` with the collector's `listen` addresses.
+    fn launch(tag: &str, ftp: &str, sources: &str, delivery: Delivery, listen: &str) -> Ftp {
         let dir = TempDir::new(tag);
         let d = dir.0.clone();
         let delivery = match delivery {
@@ -80,10 +85,9 @@ impl Ftp {
         .filter(|(k, _)| !ftp.lines().any(|l| l.starts_with(&format!("{k} "))))
         .map(|(k, v)| format!("{k} = {v}\n"))
         .collect();
-        let text = format!(
-            "{}[ftp]\n{defaults}{ftp}\n{sources}",
-            config_with(&d, "", &collector, &delivery),
-        );
+        let base = config_with(&d, "", &collector, &delivery);
+        let base = base.replacen("listen = 127.0.0.1\n", &format!("listen = {listen}\n"), 1);
+        let text = format!("{base}[ftp]\n{defaults}{ftp}\n{sources}");
         let config = d.join("lc.ini");
         fs::write(&config, text).unwrap();
         run(Command::new(LC)
@@ -459,9 +463,21 @@ fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
 /// lines with `expected`; on a difference, shows both tables side by side.
 #[track_caller]
 fn check_table(ftp: &Ftp, scenario: &str, expected: &[&str]) {
+    check_table_at(ftp, ftp.addr(), scenario, expected);
+}
+
+/// `check_table` against the FTP server's listener at `addr`.
+#[track_caller]
+fn check_table_at(ftp: &Ftp, addr: SocketAddr, scenario: &str, expected: &[&str]) {
     let out = Command::new(PYTHON)
         .arg(script("commands.py"))
-        .args([scenario, "127.0.0.1", &ftp.port.to_string(), USER, PASSWORD])
+        .args([
+            scenario,
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            USER,
+            PASSWORD,
+        ])
         .arg(ftp.ca())
         .output()
         .unwrap();
@@ -1242,6 +1258,37 @@ fn pasv_during_an_upload_does_not_leave_the_upload_unanswered() {
     assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
     let r = s.reply();
     assert_eq!(code(&r), 421, "idle session: {r}");
+}
+
+#[test]
+fn ftplib_table_over_ipv6() {
+    let ftp = Ftp::launch("ftp-ipv6", "", SOURCES, Delivery::Never, "127.0.0.1, ::1");
+    let s = ftp.lc.status();
+    let v6: SocketAddr = s["ftp"]["listening"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .find(SocketAddr::is_ipv6)
+        .unwrap_or_else(|| panic!("no IPv6 FTP listener: {s}"));
+    #[rustfmt::skip]
+    check_table_at(&ftp, v6, "ipv6", &[
+        "connect -> 220",
+        "USER discovery -> 331",
+        "PASS *** -> 230",
+        // PASV cannot name an IPv6 address (RFC 2428 section 1).
+        "PASV -> 522",
+        "EPSV -> 229",
+        "NLST / -> 150 226 | squid secure ssl_update",
+        "EPSV -> 229",
+        "STOR /squid/v6.log -> 150 226",
+        "PORT (IPv4) -> 501",
+        "EPRT (IPv4) -> 501",
+        "EPRT (another IPv6 address) -> 501",
+        "EPRT (own address) -> 200",
+        "NLST /squid -> 150 226 | v6.log",
+        "QUIT -> 221",
+    ]);
 }
 
 // openssl s_client
