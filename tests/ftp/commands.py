@@ -310,6 +310,8 @@ def scenario_plain(c):
     c.epsv()
     c.transfer("MLSD /squid")
     c.epsv()
+    c.transfer("NLST -la /squid", names=True)
+    c.epsv()
     c.transfer("NLST /squid/none.log")
     # DELE in a source folder: uploads are delivered, not deleted.
     c.cmd("DELE /squid/a.log")

@@ -956,6 +956,9 @@ fn ftplib_table_in_the_clear() {
         "LIST /squid -> 150 226",
         "EPSV -> 229",
         "MLSD /squid -> 150 226",
+        // ls options, as clients send them, are ignored.
+        "EPSV -> 229",
+        "NLST -la /squid -> 150 226 | a.log",
         "EPSV -> 229",
         "NLST /squid/none.log -> 550",
         // Uploads are delivered, not deleted; renaming changes the listed name.
