@@ -887,6 +887,36 @@ fn lftp_put_and_mirror_deliver_every_file_exactly_once() {
     // The uploads into `secure` (ftps) show that lftp's data connections were under PROT P.
 }
 
+#[test]
+#[ignore = "BUG (tests/ftp/BUGS.md 7): MKD of an existing folder answers 502; lftp mirror -R then reconnects after 15 s"]
+fn lftp_mirror_into_a_source_folder_logs_in_once() {
+    let ftp = Ftp::start("ftp-lftp-once", "", Delivery::Outbox);
+    let local = ftp.dir().join("client/logs");
+    fs::create_dir_all(&local).unwrap();
+    fs::write(local.join("access.log"), log_lines("once", 100)).unwrap();
+    // The command: mirror -R into the source's folder, which exists.
+    let script = format!(
+        "set ftp:ssl-force true; set ssl:ca-file {}; mirror -R --no-perms {} /squid; bye",
+        ftp.ca().display(),
+        local.display()
+    );
+    let out = Command::new("timeout")
+        .args(["120", "lftp", "-u", &format!("{USER},{PASSWORD}"), "-p"])
+        .arg(ftp.port.to_string())
+        .args(["-e", &script, "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "lftp: {}", text(&out));
+    ftp.wait_ftp("the upload counted", |f| f["files"] == 1);
+    // lftp sends `MKD squid` first; a reply it does not expect (502) makes it drop the
+    // connection and come back after its reconnect delay (15 s), logging in again.
+    let f = ftp.lc.status()["ftp"].clone();
+    assert_eq!(
+        f["logins"], 1,
+        "lftp logged in more than once for one mirror: {f}"
+    );
+}
+
 // Python's ftplib
 
 #[test]
