@@ -38,7 +38,9 @@ note() {
 }
 
 # --- tools ----------------------------------------------------------------------------------
-command -v cargo >/dev/null || die "cargo: not found; install Rust with rustup (scripts/deps.sh does)"
+for tool in cargo rustup git; do
+    command -v "$tool" >/dev/null || die "$tool: not found; the build needs git and a rustup toolchain"
+done
 if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
     note "adding the Rust target $TARGET"
     rustup target add "$TARGET"
