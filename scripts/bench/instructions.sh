@@ -47,7 +47,8 @@ wait_lines() {
     exit 1
 }
 
-# Prints the instruction count of one run of the binary $1.
+# Sets COUNTED to the instruction count of one run of the binary $1. It runs in this shell,
+# not in a $(...) subshell, so that the exit trap stops lc when a measurement fails.
 measure() {
     local lc=$1 tcp tls
     dir=$ROOT/run-$RANDOM
@@ -91,10 +92,11 @@ EOF
     kill -TERM "$LC_PID"
     wait "$LC_PID" || true
     LC_PID=
-    awk '/^(summary|totals):/ { print $2; exit }' "$dir/callgrind.out"
+    COUNTED=$(awk '/^(summary|totals):/ { print $2; exit }' "$dir/callgrind.out")
 }
 
 printf '%-70s %16s\n' binary instructions
 for b in "${BINARIES[@]}"; do
-    printf '%-70s %16s\n' "$b" "$(measure "$b")"
+    measure "$b"
+    printf '%-70s %16s\n' "$b" "$COUNTED"
 done
