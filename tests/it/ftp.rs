@@ -1,9 +1,10 @@
 //! The FTP server with real clients: curl (plain, FTPS, EPSV, PASV and active), lftp (put,
 //! mirror -R, ssl-force), Python's ftplib (`tests/ftp/commands.py`: tables of command -> reply
-//! codes, refusals included) and `openssl s_client -starttls ftp`; then what clients cannot do
-//! on cue, spoken by hand: traversal attempts, brute force and lockout, connection caps, idle
-//! sessions, port stealing, interrupted uploads, a password change during a session, a
-//! certificate reload, and a large upload split into parts.
+//! codes, refusals included, also over IPv6) and `openssl s_client -starttls ftp`; then what
+//! clients cannot do on cue, spoken by hand: traversal attempts, brute force and lockout,
+//! connection caps, allow lists, idle sessions, port stealing, pipelining, interrupted and
+//! truncated uploads, a password change during a session, SIGHUP and restarts, a certificate
+//! reload, and large uploads split into parts.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
