@@ -51,6 +51,10 @@ pub enum Command {
     Rnto(String),
     Abor,
     Allo,
+    /// MKD/XMKD: folders cannot be made, but clients (lftp's mirror) ask.
+    Mkd(String),
+    /// RMD/XRMD.
+    Rmd(String),
     Auth(String),
     Pbsz(u64),
     Prot(char),
@@ -216,6 +220,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
         "RNFR" => Command::Rnfr(need("a file name")?),
         "RNTO" => Command::Rnto(need("a file name")?),
         "ABOR" => Command::Abor,
+        "MKD" | "XMKD" => Command::Mkd(need("a folder")?),
+        "RMD" | "XRMD" => Command::Rmd(need("a folder")?),
         "ALLO" => Command::Allo,
         "AUTH" => Command::Auth(need("a mechanism")?.to_ascii_uppercase()),
         "PBSZ" => Command::Pbsz(
@@ -299,6 +305,8 @@ mod tests {
         check("TYPE E", "504 TYPE E not implemented; use one of AIL");
         check("MODE B", "504 MODE B not implemented; use one of S");
         check("PASV", "Pasv");
+        check("MKD squid", "Mkd(\"squid\")");
+        check("XRMD /a", "Rmd(\"/a\")");
         assert_eq!(parse(b"\xff\xf4\xff\xf2ABOR"), Ok(Command::Abor));
         assert_eq!(parse(b"\xf2ABOR"), Ok(Command::Abor));
         check("EPSV", "Epsv { all: false, net: None }");

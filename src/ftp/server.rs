@@ -101,6 +101,7 @@ enum Expired {
     Idle,
     NoDataConnection,
     Stalled(ConnRef),
+    Unused,
 }
 
 enum Entry {
@@ -133,6 +134,8 @@ struct Control {
     waiting_since: Option<Instant>,
     /// A transfer is running or waiting (ABOR has something to abort).
     transferring: bool,
+    /// RNFR's existence check is out.
+    rnfr_pending: bool,
 }
 
 enum Task {
@@ -400,7 +403,12 @@ impl FtpServer {
                 Some(Entry::Data(d))
                     if now.duration_since(d.last_active) >= idle.max(DATA_CONNECT_TIMEOUT) =>
                 {
-                    Some(Expired::Stalled(d.owner))
+                    if d.task.is_some() {
+                        Some(Expired::Stalled(d.owner))
+                    } else {
+                        // Connected but never used: no command waits for a reply about it.
+                        Some(Expired::Unused)
+                    }
                 }
                 _ => None,
             };
@@ -421,6 +429,7 @@ impl FtpServer {
                         "no data connection came; use PASV or EPSV again",
                     )),
                 ),
+                Some(Expired::Unused) => self.close(registry, slot),
                 Some(Expired::Stalled(owner)) => match self.control_slot(owner) {
                     Some(c) => self.end_transfer(
                         registry,
@@ -767,6 +776,7 @@ impl FtpServer {
             task: None,
             waiting_since: None,
             transferring: false,
+            rnfr_pending: false,
         })));
         if self.register(registry, slot, Interest::READABLE | Interest::WRITABLE) {
             self.sessions += 1;
@@ -939,7 +949,10 @@ impl FtpServer {
                     _ => self.open_passive(registry, slot, extended),
                 }
             }
-            Action::RenameFrom(path) => self.stat(slot, path, Stat::Exists),
+            Action::RenameFrom(path) => {
+                c.rnfr_pending = true;
+                self.stat(slot, path, Stat::Exists);
+            }
             Action::Store {
                 path,
                 append: _,
@@ -1756,7 +1769,15 @@ impl FtpServer {
                     Err(reply) => self.end_transfer(registry, slot, Some(reply)),
                 }
             }
-            Outcome::Reply { conn, reply } => self.reply_to(conn, reply),
+            Outcome::Reply { conn, reply } => {
+                if let Some(slot) = self.control_slot(conn) {
+                    let c = self.control(slot);
+                    if std::mem::take(&mut c.rnfr_pending) && reply.code != 350 {
+                        c.session.rename_refused();
+                    }
+                }
+                self.reply_to(conn, reply);
+            }
         }
     }
 }

@@ -182,6 +182,11 @@ impl Session {
         &self.settings.folders
     }
 
+    /// The file RNFR named does not exist: RNTO has nothing to rename.
+    pub fn rename_refused(&mut self) {
+        self.rename_from = None;
+    }
+
     /// The user named by USER (logged in or not), for the log.
     pub fn pending_user(&self) -> String {
         match &self.login {
@@ -267,7 +272,7 @@ impl Session {
                             .into(),
                         "PASV EPSV PORT EPRT LIST NLST MLSD MLST SIZE MDTM STOR APPE REST DELE"
                             .into(),
-                        "RNFR RNTO ABOR ALLO AUTH PBSZ PROT".into(),
+                        "RNFR RNTO ABOR ALLO MKD RMD AUTH PBSZ PROT".into(),
                         "help ok".into(),
                     ],
                 })]
@@ -388,6 +393,13 @@ impl Session {
                 self.transfer_finished();
                 vec![Action::Abort]
             }
+            // The folders are the sources: they exist already and no others can be made. 550
+            // (not 502) lets lftp's `mirror -R` go on to upload into an existing one.
+            C::Mkd(arg) => match self.resolve(&arg) {
+                Ok(p @ (VPath::Root | VPath::Folder(_))) => reply(550, format!("{p}: exists")),
+                _ => reply(550, format!("{arg}: folders cannot be created here")),
+            },
+            C::Rmd(arg) => reply(550, format!("{arg}: folders cannot be removed")),
             // Handled above.
             C::Quit
             | C::Noop

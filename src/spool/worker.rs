@@ -287,6 +287,10 @@ pub fn seal(raw: &Path, seq: u64, max_part: u64) -> io::Result<Vec<Sealed>> {
         parts.reverse();
         sync_dir(raw.parent().unwrap_or(Path::new(".")))?;
         fs::remove_file(raw).map_err(|e| annotate(raw, e))?;
+        if parts.is_empty() {
+            // An empty FTP upload: nothing to deliver, so nothing may stay listed either.
+            let _ = fs::remove_file(super::sidecar_path(raw));
+        }
         Ok(parts)
     })();
     if result.is_err() {
