@@ -87,6 +87,8 @@ REMAP+=" --remap-path-prefix=$REPO_ROOT=/lc --remap-path-prefix=$TARGET_DIR=/tar
 export RUSTFLAGS="$REMAP"
 export CC_x86_64_unknown_linux_musl=musl-gcc
 export CFLAGS_x86_64_unknown_linux_musl="-ffile-prefix-map=$CARGO_HOME_DIR=/cargo -ffile-prefix-map=$TARGET_DIR=/target"
+# `lc version` and the status snapshots say the release's version (src/main.rs).
+export LC_VERSION=$VERSION
 note "building $NAME ($TARGET, profile $PROFILE)"
 CARGO_TARGET_DIR=$TARGET_DIR cargo build --locked --quiet --profile "$PROFILE" --target "$TARGET" --bin lc
 BINARY=$TARGET_DIR/$TARGET/$PROFILE/lc

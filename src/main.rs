@@ -28,6 +28,13 @@ use std::time::SystemTime;
 
 use cli::Command;
 
+/// The version: Cargo.toml's, or the release's (`0.1.0+g1234abcd`) when scripts/release.sh
+/// builds it (LC_VERSION at build time).
+pub const VERSION: &str = match option_env!("LC_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
@@ -49,7 +56,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("lc {}", env!("CARGO_PKG_VERSION"));
+            println!("lc {VERSION}");
             ExitCode::SUCCESS
         }
         Command::ConfigCheck => match config::load(&config_path) {

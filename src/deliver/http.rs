@@ -72,7 +72,7 @@ impl Http {
                 .timeout_recv_response(Some(cfg.timeout))
                 .timeout_per_read(Some(cfg.timeout))
                 .timeout_per_write(Some(cfg.timeout))
-                .user_agent(concat!("lc/", env!("CARGO_PKG_VERSION")))
+                .user_agent(format!("lc/{}", crate::VERSION))
                 .build()
                 .into()
         };

@@ -1584,7 +1584,7 @@ impl Server {
         let value = json!({
             "instance": self.instance,
             "pid": std::process::id(),
-            "version": env!("CARGO_PKG_VERSION"),
+            "version": crate::VERSION,
             "config": self.config.path.display().to_string(),
             "running": running,
             "started": clock::rfc3339(self.started),
@@ -1937,10 +1937,12 @@ fn disk_space(dir: &Path) -> Option<(u64, u64)> {
     ))
 }
 
-/// Socket inode -> drops, from /proc/net/udp and /proc/net/udp6 (the last column).
+/// Socket inode -> drops, from the kernel's UDP tables (their last column).
 fn udp_drop_table() -> HashMap<u64, u64> {
     let mut out = HashMap::new();
-    for file in ["/proc/net/udp", "/proc/net/udp6"] {
+    // /proc/self/net: the same tables (this process's network namespace), and still there
+    // when the unit mounts /proc with ProcSubset=pid.
+    for file in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
