@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token, Waker};
 use serde_json::{json, Value};
 
 use super::command::{parse, LineReader};
-use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat};
+use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat, Writeback};
 use super::path::{VPath, SSL_UPDATE};
 use super::session::{Action, Reply, Session, Settings};
 use super::stream::{Got, Stream};
@@ -37,13 +37,16 @@ use crate::tls::FtpTls;
 /// FTP tokens are `TOKEN_BASE + slot`, above every other token of the loop.
 pub const TOKEN_BASE: usize = 1 << 40;
 /// Bytes read from one data connection before others get a turn.
-const READ_BUDGET: usize = 1 << 20;
+const READ_BUDGET: usize = 4 << 20;
+/// An upload's writeback is started every this many bytes (`jobs::Writeback`).
+const WRITEBACK_WINDOW: u64 = 8 << 20;
 const ACCEPT_BUDGET: usize = 64;
 /// A client must connect to its passive port (or accept our active connect) within this.
 const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A failed login is answered after this, to slow guessing down.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
-const SCRATCH_BYTES: usize = 256 * 1024;
+/// One read from a data connection (and one write to the upload's file) at most.
+const SCRATCH_BYTES: usize = 1 << 20;
 const LOG_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 /// What the instance must do for the FTP server.
@@ -147,7 +150,7 @@ struct Upload {
     folder: String,
     name: String,
     temp: PathBuf,
-    file: File,
+    file: Arc<File>,
     bytes: u64,
 }
 
@@ -180,6 +183,7 @@ pub struct FtpServer {
     sessions: usize,
     failures: HashMap<IpAddr, LoginFailures>,
     jobs: Jobs,
+    writeback: Writeback,
     next_id: u64,
     next_upload: u64,
     next_passive: u16,
@@ -235,6 +239,8 @@ impl FtpServer {
             sessions: 0,
             failures: HashMap::new(),
             jobs,
+            writeback: Writeback::spawn()
+                .map_err(|e| format!("ftp: cannot start its thread: {e}"))?,
             next_id: 1,
             next_upload: 1,
             next_passive: 0,
@@ -488,6 +494,7 @@ impl FtpServer {
             self.close(registry, slot);
         }
         self.jobs.join();
+        self.writeback.join();
         // Commits that finished while stopping still belong to the spool.
         while let Ok(outcome) = self.jobs.rx.try_recv() {
             if let Outcome::Committed {
@@ -1246,7 +1253,7 @@ impl FtpServer {
             folder,
             name,
             temp,
-            file,
+            file: Arc::new(file),
             bytes: 0,
         };
         self.start_transfer(registry, slot, Task::Upload(upload), "ready for the file");
@@ -1565,7 +1572,14 @@ impl FtpServer {
                             format!("the file is larger than max_file_bytes ({max}); discarded"),
                         )));
                     }
-                    if let Err(e) = u.file.write_all(&self.scratch[..n]) {
+                    let written = (&*u.file).write_all(&self.scratch[..n]);
+                    let window = |b: u64| b / WRITEBACK_WINDOW;
+                    if written.is_ok() && window(u.bytes - n as u64) != window(u.bytes) {
+                        let end = window(u.bytes) * WRITEBACK_WINDOW;
+                        self.writeback
+                            .start(&u.file, end - WRITEBACK_WINDOW, WRITEBACK_WINDOW);
+                    }
+                    if let Err(e) = written {
                         let full = matches!(
                             e.raw_os_error(),
                             Some(nix::libc::ENOSPC) | Some(nix::libc::EDQUOT)

@@ -24,6 +24,8 @@ pub struct Stream {
     /// `read_tls`: reading the socket in larger chunks saves most of the syscalls).
     raw: Vec<u8>,
     raw_pos: usize,
+    /// What ended the last read after it had data: returned by the next one.
+    deferred: Option<io::Result<Got>>,
 }
 
 /// How much is read from a TLS socket at a time.
@@ -47,6 +49,7 @@ impl Stream {
             notify: false,
             raw: Vec::new(),
             raw_pos: 0,
+            deferred: None,
         }
     }
 
@@ -72,7 +75,7 @@ impl Stream {
 
     /// Reads plaintext into `buf`. `Err(WouldBlock)` when nothing more is there for now.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Got> {
-        let Some(tls) = &mut self.tls else {
+        if self.tls.is_none() {
             return loop {
                 match self.sock.read(buf) {
                     Ok(0) => break Ok(Got::Eof),
@@ -81,7 +84,40 @@ impl Stream {
                     Err(e) => break Err(e),
                 }
             };
-        };
+        }
+        // Fill `buf` from as many records as are there (one is 16 KiB at most), so an upload
+        // is written to its file in large pieces. What ends the filling (the end, an error)
+        // waits for the next call when data came before it.
+        let mut total = 0;
+        while total < buf.len() {
+            let got = match self.deferred.take() {
+                Some(d) => d,
+                None => self.read_record(&mut buf[total..]),
+            };
+            match got {
+                Ok(Got::Data(n)) => total += n,
+                other if total == 0 => return other,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                other => {
+                    self.deferred = Some(other);
+                    break;
+                }
+            }
+        }
+        Ok(Got::Data(total))
+    }
+
+    /// The plaintext of what rustls holds, else of the next records it can decrypt.
+    fn read_record(&mut self, buf: &mut [u8]) -> io::Result<Got> {
+        let Stream {
+            sock,
+            tls,
+            raw,
+            raw_pos,
+            eof,
+            ..
+        } = self;
+        let tls = tls.as_mut().expect("a TLS stream");
         loop {
             match tls.reader().read(buf) {
                 Ok(0) => return Ok(Got::Eof),
@@ -90,38 +126,38 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Got::Truncated),
                 Err(e) => return Err(e),
             }
-            if self.raw_pos == self.raw.len() {
-                if self.eof {
+            if *raw_pos == raw.len() {
+                if *eof {
                     return Ok(Got::Truncated);
                 }
-                self.raw.resize(RAW_BYTES, 0);
-                self.raw_pos = 0;
-                match self.sock.read(&mut self.raw) {
-                    Ok(n) => self.raw.truncate(n),
+                raw.resize(RAW_BYTES, 0);
+                *raw_pos = 0;
+                match sock.read(raw) {
+                    Ok(n) => raw.truncate(n),
                     Err(e) => {
-                        self.raw.clear();
+                        raw.clear();
                         if e.kind() == io::ErrorKind::Interrupted {
                             continue;
                         }
                         return Err(e);
                     }
                 }
-                if self.raw.is_empty() {
+                if raw.is_empty() {
                     // End of stream: rustls learns it from an empty read.
-                    self.eof = true;
+                    *eof = true;
                     tls.read_tls(&mut io::empty())?;
                 }
             }
-            let mut rest = &self.raw[self.raw_pos..];
-            self.raw_pos += tls.read_tls(&mut rest)?;
+            let mut rest = &raw[*raw_pos..];
+            *raw_pos += tls.read_tls(&mut rest)?;
             if let Err(e) = tls.process_new_packets() {
                 // Tell the peer why (the alert is queued), then give up on the connection.
-                let _ = tls.write_tls(&mut self.sock);
+                let _ = tls.write_tls(sock);
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
             if tls.wants_write() {
                 // Handshake records: send what the socket takes; the rest goes on WRITABLE.
-                match tls.write_tls(&mut self.sock) {
+                match tls.write_tls(sock) {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
