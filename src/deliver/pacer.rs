@@ -118,6 +118,7 @@ impl Pacer {
             .truncate(false)
             .open(&self.path)
             .map_err(annotate)?;
+        share_with_folder_owner(&file, &self.path);
         let mut lock =
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| annotate(e.into()))?;
         let now = now_ms();
@@ -140,6 +141,30 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The bucket is shared by every instance, which run as the service user: when root makes it
+/// (`lc connect` checking a token), it goes to the run folder's owner, or the service could no
+/// longer take a token from it.
+fn share_with_folder_owner(file: &File, path: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let (Some(dir), Ok(meta)) = (path.parent(), file.metadata()) else {
+        return;
+    };
+    let Ok(dir_meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    if (meta.uid(), meta.gid()) != (dir_meta.uid(), dir_meta.gid()) {
+        use std::os::fd::AsRawFd;
+        let _ = nix::unistd::fchown(
+            file.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(dir_meta.uid())),
+            Some(nix::unistd::Gid::from_raw(dir_meta.gid())),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +207,26 @@ mod tests {
         assert_eq!(Bucket::parse(&b.render()), Some(b));
         assert_eq!(Bucket::parse("junk"), None);
         assert_eq!(b.take(5000, 20.0, 5.0), Ok(()));
+    }
+
+    #[test]
+    fn a_bucket_made_by_root_belongs_to_the_run_folders_owner() {
+        use std::os::unix::fs::MetadataExt;
+        // CI runs as root, which is the case this is about; others cannot chown.
+        assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+        let dir = std::env::temp_dir().join(format!("lc-pacer-own-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let nobody = (65534, 65534);
+        nix::unistd::chown(
+            &dir,
+            Some(nix::unistd::Uid::from_raw(nobody.0)),
+            Some(nix::unistd::Gid::from_raw(nobody.1)),
+        )
+        .unwrap();
+        Pacer::new(&dir, 20).acquire().unwrap();
+        let meta = std::fs::metadata(dir.join("api-bucket")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), nobody);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

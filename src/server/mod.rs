@@ -915,13 +915,18 @@ impl Server {
                 }
             }
             Err(WriteError::Other(e)) => {
+                // Not writing is handled as a full disk: the lines stay buffered, stream
+                // receivers pause (their senders queue) and UDP drops are counted, until the
+                // next disk check finds writes working again. Never a silent loss.
                 let name = src.cfg.name.clone();
-                self.limit_log
-                    .hit(i, "write", || format!("source {name}: write failed: {e}"));
+                self.limit_log.hit(i, "write", || {
+                    format!("source {name}: write failed: {e}; pausing stream receivers, counting UDP drops")
+                });
                 src.counters.last_error = Some((
                     clock::unix_secs(SystemTime::now()),
                     format!("spool write: {e}"),
                 ));
+                self.disk_full = true;
             }
         }
         for (seq, raw, _) in self.sources[i].spool.take_sealed() {

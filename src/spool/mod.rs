@@ -90,6 +90,16 @@ impl SourceSpool {
         let backup_dir = state_dir.join("backup").join(name);
         fs::create_dir_all(&dir).map_err(|e| annotate(&dir, e))?;
         fs::create_dir_all(&backup_dir).map_err(|e| annotate(&backup_dir, e))?;
+        // Existing folders on a read-only mount (a state_dir systemd's ProtectSystem does not
+        // let the service write) must stop the start, not lose every line later.
+        for d in [&dir, &backup_dir] {
+            let probe = d.join(".lc-write-test");
+            fs::write(&probe, b"")
+                .and_then(|()| fs::remove_file(&probe))
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("{}: cannot write here: {e}", d.display()))
+                })?;
+        }
         let mut recovery = Recovery::default();
         let mut max_seq = 0u64;
         let mut sealed = Vec::new();

@@ -260,3 +260,54 @@ fn a_full_disk_pauses_tcp_counts_udp_and_resumes_without_loss() {
     wait_for(10, "resumed", || lc.status()["disk"]["full"] == false);
     assert!(lc.log().contains("receivers resumed"));
 }
+
+/// A read-only bind mount, undone on drop.
+struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    fn mount(path: &std::path::Path) -> ReadOnly {
+        let sh = |args: &[&str]| {
+            let st = std::process::Command::new("mount")
+                .args(args)
+                .arg(path)
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount {args:?} (needs root)");
+        };
+        sh(&["--bind"]);
+        let guard = ReadOnly(path.to_path_buf());
+        sh(&["-o", "remount,bind,ro"]);
+        guard
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_state_dir_that_cannot_be_written_stops_the_start_with_the_folder_named() {
+    // As under systemd's ProtectSystem=strict when state_dir moved without ReadWritePaths:
+    // the folders exist, writing fails. lc must refuse to start, not take lines it cannot keep.
+    let mut lc = Lc::start("readonly", "", "", &source("t", "syslog-tcp", ""));
+    lc.stop();
+    let state = lc.state();
+    let _ro = ReadOnly::mount(&state);
+    let out = std::process::Command::new(crate::harness::LC)
+        .args(["run", "--config"])
+        .arg(&lc.config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: cannot write here",
+            state.join("spool/t").display()
+        )) && stderr.contains("Read-only file system"),
+        "{stderr}"
+    );
+}
