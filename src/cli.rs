@@ -117,9 +117,9 @@ usage: lc connect --token-file FILE TENANT [NAME] [--config PATH]
 
 Checks the API token in FILE against TENANT (e.g. tenant.us2.portal.cloudappsecurity.com,
 through [delivery] proxy if set) and lists its data sources. If the token works: stores it in
-[delivery] token_file (mode 0600), sets [delivery] url = https://TENANT (and [collector]
-name = NAME) in the config, prints configured sources the tenant lacks, and tells running
-instances to reload. Exit 0 if every source exists there, 1 otherwise or if the token fails.
+[delivery] token_file (0600; as root, 0640 with the folder's group), sets [delivery] url =
+https://TENANT (and [collector] name = NAME) in the config, prints configured sources the
+tenant lacks, and tells running instances to reload. Exit 0 if every source exists there, 1 otherwise or if the token fails.
 ";
 
 const CERTS_USAGE: &str = "\
@@ -150,7 +150,8 @@ user if new. Asks twice on the terminal, without echo; with --stdin reads one li
 input instead, for scripts: echo \"$PW\" | lc passwd --stdin discovery
 --delete removes USER; --list prints the user names, one a line.
 
-The file holds one USER:HASH line per user (argon2id), mode 0600, and is replaced atomically;
+The file holds one USER:HASH line per user (argon2id), mode 0600 (0640 with the folder's
+group when root writes it, so the service can read it), and is replaced atomically;
 comments and the other users' lines stay as they are. User names: 1 to 64 bytes, no ':', '/',
 spaces or control characters. Passwords: 1 to 1024 bytes. Exit 2 for a bad name or password.
 ";

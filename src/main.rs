@@ -46,6 +46,18 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if !matches!(args.command, Command::Run { .. }) {
+        // A command's output piped into `head` ends quietly when the pipe closes, as other
+        // Unix tools do, instead of panicking in println!. (`lc run` ignores SIGPIPE: a peer
+        // that goes away must not kill it.)
+        // SAFETY: setting a signal's disposition to the default before any thread exists.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     let config_path = args
         .config
         .or_else(|| std::env::var_os("LC_CONFIG").map(PathBuf::from))

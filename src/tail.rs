@@ -48,11 +48,9 @@ fn read_lines(path: &Path, keep: usize, out: &mut VecDeque<Vec<u8>>) -> io::Resu
             lines.pop_front();
         }
     }
-    // Older lines go in front of what newer segments gave.
+    // Older lines go in front of what newer segments gave; `lines` holds at most `keep`,
+    // the number still wanted.
     while let Some(l) = lines.pop_back() {
-        if out.len() >= keep {
-            break;
-        }
         out.push_front(l);
     }
     Ok(())
@@ -134,5 +132,26 @@ fn follow_source(
             }
             None => std::thread::sleep(FOLLOW_POLL),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_lines_span_segments_in_order() {
+        let dir = std::env::temp_dir().join(format!("lc-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (old, new) = (dir.join("old.log"), dir.join("new.log"));
+        std::fs::write(&old, "a\nb\nc\nd\n").unwrap();
+        std::fs::write(&new, "e\nf\ng\n").unwrap();
+        let mut out = VecDeque::new();
+        // As `run` does: the newest file first, then what is still wanted from the older.
+        read_lines(&new, 5, &mut out).unwrap();
+        read_lines(&old, 5 - out.len(), &mut out).unwrap();
+        let got: Vec<&[u8]> = out.iter().map(Vec::as_slice).collect();
+        assert_eq!(got, [&b"c"[..], b"d", b"e", b"f", b"g"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
