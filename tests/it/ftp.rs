@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{config_with, run, wait_for, Lc, TempDir, LC};
+use crate::harness::{config_with, run, set_password, wait_for, Lc, TempDir, LC};
 
 const USER: &str = "discovery";
 const PASSWORD: &str = "s3cret-Pw";
@@ -191,28 +191,6 @@ fn ftp_port(lc: &Lc) -> u16 {
         .as_str()
         .unwrap_or_else(|| panic!("no FTP listener in the status: {s}"));
     listening.parse::<SocketAddr>().unwrap().port()
-}
-
-/// `echo PW | lc passwd --stdin --config CONFIG USER`.
-#[track_caller]
-fn set_password(config: &Path, user: &str, password: &str) {
-    let mut child = Command::new(LC)
-        .args(["passwd", "--stdin", "--config"])
-        .arg(config)
-        .arg(user)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "lc passwd: {}", text(&out));
 }
 
 /// Sorted names of the entries of `dir` (none if it does not exist).

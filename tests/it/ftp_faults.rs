@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::harness::{wait_for, Lc, TempDir, Tmpfs, LC};
+use crate::harness::{set_password, wait_for, Lc, TempDir, Tmpfs, LC};
 
 const USER: &str = "uploader";
 const PASSWORD: &str = "s3cret-pw";
@@ -28,16 +28,7 @@ fn ftp_config(dir: &Path, spool: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    let mut child = Command::new(LC)
-        .args(["passwd", "--stdin", "--config"])
-        .arg(&config)
-        .arg(USER)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(child.wait().unwrap().success());
+    set_password(&config, USER, PASSWORD);
     config
 }
 

@@ -369,3 +369,31 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// `echo PW | lc passwd --stdin --config CONFIG USER`.
+#[track_caller]
+pub fn set_password(config: &Path, user: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(LC)
+        .args(["passwd", "--stdin", "--config"])
+        .arg(config)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "lc passwd: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
