@@ -173,6 +173,20 @@ pub fn check(dir: &Path, need_tls: bool, ftps: FtpsNeed) -> Report {
             ca_path.display()
         ));
     }
+    // `lc certs init`'s CA key, for signing client certificates, must still be ca.pem's: an
+    // operator who installs a CA of their own leaves it behind.
+    let ca_key = dir.join(super::init::CA_KEY);
+    if ca_path.exists() && ca_key.exists() {
+        if let (Ok(chain), Ok(key)) = (read_certs(&ca_path), super::read_key(&ca_key)) {
+            if super::key_matches(&chain, &key, &ca_path, &ca_key).is_err() {
+                r.warnings.push(format!(
+                    "{}: not the key of {}; client certificates signed with it will be refused (sign with your CA's key, and remove this one)",
+                    ca_key.display(),
+                    ca_path.display()
+                ));
+            }
+        }
+    }
     let ftp_path = dir.join(FTP_PEM);
     if ftp_path.exists() || ftps == FtpsNeed::Required {
         r.lines

@@ -141,19 +141,31 @@ pub fn load_identity(cert_path: &Path, key_path: &Path, now: i64) -> Result<Iden
     if let Some(p) = info.validity_problem(now) {
         problems.push(format!("{}: {p}", cert_path.display()));
     }
-    match rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider()) {
-        Ok(_) => {}
-        Err(rustls::Error::InconsistentKeys(_)) => problems.push(format!(
-            "{}: the private key does not belong to the certificate in {}",
-            key_path.display(),
-            cert_path.display()
-        )),
-        Err(e) => problems.push(format!("{}: unusable private key: {e}", key_path.display())),
+    if let Err(p) = key_matches(&chain, &key, cert_path, key_path) {
+        problems.push(p);
     }
     if problems.is_empty() {
         Ok(Identity { chain, key, info })
     } else {
         Err(problems)
+    }
+}
+
+/// Whether `key` is the private key of `chain`'s first certificate; else says so, naming both.
+pub fn key_matches(
+    chain: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(), String> {
+    match rustls::sign::CertifiedKey::from_der(chain.to_vec(), key.clone_key(), &provider()) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(format!(
+            "{}: the private key does not belong to the certificate in {}",
+            key_path.display(),
+            cert_path.display()
+        )),
+        Err(e) => Err(format!("{}: unusable private key: {e}", key_path.display())),
     }
 }
 

@@ -1424,3 +1424,37 @@ fn a_tls_sender_that_never_reads_loses_nothing_when_it_closes() {
         format!("<13>never reads {:06}", n - 1)
     );
 }
+
+#[test]
+fn certs_check_warns_when_the_local_ca_key_is_not_the_installed_cas() {
+    let (dir, config) = initialised("certs-ca-key", "", &source("s", "syslog-tls", ""));
+    let certs = certs(&dir.0);
+    let check = lc_certs(&config, "check");
+    assert!(!text(&check).contains("ca-key.pem"), "{}", text(&check));
+    // The operator installs a CA of their own; lc's CA key stays behind.
+    let other_key = dir.0.join("other-ca-key.pem");
+    new_key(&other_key);
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=corp CA",
+            "-key",
+        ])
+        .arg(&other_key)
+        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-out"])
+        .arg(certs.join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let check = lc_certs(&config, "check");
+    let t = text(&check);
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("warning:") && l.contains("private/ca-key.pem: not the key of")),
+        "{t}"
+    );
+}
