@@ -855,7 +855,10 @@ impl Server {
                 src.counters.drop(Drop::TlsHandshake, 1);
                 let (name, peer) = (src.cfg.name.clone(), conn.peer);
                 self.limit_log.hit(conn.source, "tls", || {
-                    format!("source {name}: {peer}: TLS handshake failed: {e}")
+                    format!(
+                        "source {name}: {peer}: TLS handshake failed: {}",
+                        crate::tls::explain(&e)
+                    )
                 });
                 self.close_conn(slot);
                 false

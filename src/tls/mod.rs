@@ -169,6 +169,32 @@ pub fn key_matches(
     }
 }
 
+/// A handshake failure as an operator reads it: the usual client mistakes in words, the rest
+/// as rustls says it.
+pub fn explain(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(C::Other(o))
+            if format!("{o:?}").contains("UnsupportedCertVersion") =>
+        {
+            "the client certificate is X.509 v1; only v3 is accepted (sign it with extensions)"
+                .into()
+        }
+        E::InvalidCertificate(C::UnknownIssuer) => {
+            "the client certificate is not signed by ca.pem".into()
+        }
+        E::InvalidCertificate(C::Expired) => "the client certificate has expired".into(),
+        E::InvalidCertificate(C::NotValidYet) => "the client certificate is not valid yet".into(),
+        E::NoCertificatesPresented => {
+            "the client sent no certificate (ca.pem makes one required)".into()
+        }
+        E::PeerIncompatible(_) => {
+            format!("{e} (lc speaks TLS 1.2 and 1.3 with current ciphers)")
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// What the syslog-tls receiver serves with.
 pub struct SyslogTls {
     pub config: Arc<ServerConfig>,
@@ -301,6 +327,24 @@ pub fn name_allowed(names: &[String], allow: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn handshake_failures_in_words() {
+        use rustls::{CertificateError as C, Error as E};
+        assert_eq!(
+            explain(&E::NoCertificatesPresented),
+            "the client sent no certificate (ca.pem makes one required)"
+        );
+        assert_eq!(
+            explain(&E::InvalidCertificate(C::UnknownIssuer)),
+            "the client certificate is not signed by ca.pem"
+        );
+        assert_eq!(
+            explain(&E::InvalidCertificate(C::Expired)),
+            "the client certificate has expired"
+        );
+    }
+
     use super::*;
 
     #[test]
