@@ -102,7 +102,15 @@ pub fn set_key(text: &str, section: &str, key: &str, value: &str) -> String {
         }
         if let Some((k, _)) = t.split_once('=') {
             if k.trim() == key {
-                lines[i] = format!("{key} = {value}");
+                // The line's comment stays, at its column if the new value leaves room.
+                let code_len = strip_comment(&lines[i]).len();
+                let comment = lines[i][code_len..].to_string();
+                let mut line = format!("{key} = {value}");
+                if !comment.is_empty() {
+                    let width = code_len.max(line.len() + 1);
+                    line = format!("{line:<width$}{comment}");
+                }
+                lines[i] = line;
                 return join(lines);
             }
             insert_at = Some(i + 1);
@@ -175,7 +183,14 @@ mod tests {
             "delivery",
             "url",
             "https://t",
-            "[delivery]\nurl = https://t\n",
+            "[delivery]\nurl = https://t ; old\n",
+        );
+        check_set(
+            "[collector]\nname = LogCollector1     ; the name in the portal\n",
+            "collector",
+            "name",
+            "HQ",
+            "[collector]\nname = HQ                ; the name in the portal\n",
         );
         check_set(
             "[delivery]\n; comment\ntoken_file = /t\n\n[spool]\n",
