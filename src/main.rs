@@ -93,10 +93,14 @@ fn main() -> ExitCode {
             names,
             force,
         } => {
-            let Some(config) = load_or_report(&config_path) else {
-                return ExitCode::from(EXIT_USAGE);
+            // With a folder named the config is not needed (a PKI workstation has none).
+            let dir = match dir {
+                Some(d) => d,
+                None => match load_or_report(&config_path) {
+                    Some(config) => config.collector.certs_dir,
+                    None => return ExitCode::from(EXIT_USAGE),
+                },
             };
-            let dir = dir.unwrap_or(config.collector.certs_dir);
             match tls::init::init(&dir, &tls::init::Options { days, names, force }) {
                 Ok(written) => {
                     for p in written {

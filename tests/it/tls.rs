@@ -1458,3 +1458,24 @@ fn certs_check_warns_when_the_local_ca_key_is_not_the_installed_cas() {
         "{t}"
     );
 }
+
+#[test]
+fn certs_init_into_a_named_folder_needs_no_config() {
+    let dir = TempDir::new("certs-noconfig");
+    let target = dir.0.join("pki");
+    let out = Command::new(LC)
+        .args(["certs", "init", "--config"])
+        .arg(dir.0.join("no-such.ini"))
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for f in [
+        "ca.pem",
+        "server-cert.pem",
+        "server-key.pem",
+        "pure-ftpd.pem",
+    ] {
+        assert!(target.join(f).exists(), "{f} missing: {}", text(&out));
+    }
+}
