@@ -250,14 +250,28 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
         return out;
     }
     for s in snapshots {
-        let running = if s["alive"].as_bool() == Some(true) {
-            format!("running, pid {}", s["pid"])
-        } else {
-            format!(
-                "not running (last snapshot {} ago)",
-                clock::human_age(now.saturating_sub(s["updated"].as_u64().unwrap_or(0)))
-            )
-        };
+        if s["alive"].as_bool() != Some(true) {
+            // A stopped instance in one line: its sources may be served by another now (a
+            // port moved), and its table would list them twice.
+            let sources: Vec<String> = s["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|src| str_of(&src["name"]))
+                .collect();
+            out.push_str(&format!(
+                "instance {}: not running (last snapshot {} ago; sources then: {})\n",
+                str_of(&s["instance"]),
+                clock::human_age(now.saturating_sub(s["updated"].as_u64().unwrap_or(0))),
+                if sources.is_empty() {
+                    "none".to_string()
+                } else {
+                    sources.join(", ")
+                }
+            ));
+            continue;
+        }
+        let running = format!("running, pid {}", s["pid"]);
         out.push_str(&format!(
             "instance {}: {running}, up since {}\n",
             str_of(&s["instance"]),
@@ -454,6 +468,19 @@ pub fn bytes(n: Option<u64>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stopped_instance_is_one_line() {
+        let snap = json!({
+            "instance": "21", "alive": false, "updated": 1000,
+            "sources": [{ "name": "squid" }, { "name": "bluecoat" }],
+        });
+        assert_eq!(
+            render(&[snap], 1000 + 300),
+            "instance 21: not running (last snapshot 5m0s ago; sources then: squid, bluecoat)\n"
+        );
+    }
+
     use super::*;
 
     #[track_caller]
