@@ -2,8 +2,41 @@
 //! set, stderr connected to the journal) each line starts with a `<N>` syslog priority and has
 //! no timestamp, so journald keeps the level and adds its own time.
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::collections::HashMap;
 use std::io::Write;
+use std::time::{Duration, Instant};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// A limit hit again within this interval is counted but not logged again.
+const LOG_AGAIN_AFTER: Duration = Duration::from_secs(60);
+
+/// Logs the first time a limit is hit, then at most once per `LOG_AGAIN_AFTER` with a count,
+/// per (source index, what): a flood of refused peers must not flood the journal.
+#[derive(Default)]
+pub struct LimitLog {
+    last: HashMap<(usize, &'static str), (Instant, u64)>,
+}
+
+impl LimitLog {
+    pub fn hit(&mut self, source: usize, what: &'static str, message: impl FnOnce() -> String) {
+        let now = Instant::now();
+        let entry = self
+            .last
+            .entry((source, what))
+            .or_insert((now - LOG_AGAIN_AFTER * 2, 0));
+        entry.1 += 1;
+        if now.duration_since(entry.0) >= LOG_AGAIN_AFTER {
+            let n = entry.1;
+            *entry = (now, 0);
+            if n > 1 {
+                log::warn!("{} ({n} times since last said)", message());
+            } else {
+                log::warn!("{}", message());
+            }
+        }
+    }
+}
 
 /// rustls logs what peers do wrong (an IP address as SNI, an alert) as warnings without
 /// saying which peer; lc logs the outcome of each handshake itself, with the peer, so only

@@ -336,9 +336,7 @@ fn commit_plain(temp: &Path, path: &Path) -> io::Result<u64> {
     file.sync_all()?;
     let size = file.metadata()?.len();
     fs::rename(temp, path).map_err(|e| spool::annotate(path, e))?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
+    spool::worker::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
     Ok(size)
 }
 

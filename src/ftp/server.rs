@@ -32,6 +32,7 @@ use super::session::{Action, Reply, Session, Settings};
 use super::stream::{Got, Stream};
 use crate::allow::{canonical, AllowList};
 use crate::config::{self, Receiver as Kind};
+use crate::logging::LimitLog;
 use crate::tls::FtpTls;
 
 /// FTP tokens are `TOKEN_BASE + slot`, above every other token of the loop.
@@ -47,7 +48,6 @@ const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 /// One read from a data connection (and one write to the upload's file) at most.
 const SCRATCH_BYTES: usize = 1 << 20;
-const LOG_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 /// What the instance must do for the FTP server.
 pub enum Event {
@@ -194,7 +194,7 @@ pub struct FtpServer {
     no_space: bool,
     /// The disk is full: uploads in progress pause.
     paused: bool,
-    limit_log: HashMap<&'static str, Instant>,
+    limit_log: LimitLog,
 }
 
 impl FtpServer {
@@ -249,7 +249,7 @@ impl FtpServer {
             scratch: vec![0; SCRATCH_BYTES],
             no_space: false,
             paused: false,
-            limit_log: HashMap::new(),
+            limit_log: LimitLog::default(),
         };
         for (sock, addr) in bound {
             log::info!("ftp: listening on TCP {addr}");
@@ -388,7 +388,7 @@ impl FtpServer {
                     if c.delayed.as_ref().is_some_and(|(at, _)| *at <= now) {
                         let (_, reply) = c.delayed.take().expect("checked");
                         c.busy = false;
-                        c.stream.queue(reply.render().as_bytes());
+                        c.reply(reply);
                         self.ready_flags[slot] = false;
                         self.wake(slot);
                         None
@@ -423,7 +423,7 @@ impl FtpServer {
                 Some(Expired::Idle) => {
                     let c = self.control(slot);
                     log::info!("ftp: {}: idle for {}s; closed", c.peer, idle.as_secs());
-                    c_queue(c, Reply::new(421, "idle too long; closing"));
+                    c.reply(Reply::new(421, "idle too long; closing"));
                     let _ = c.stream.flush();
                     self.close(registry, slot);
                 }
@@ -644,21 +644,14 @@ impl FtpServer {
         if let Some(slot) = self.control_slot(conn) {
             let c = self.control(slot);
             c.busy = false;
-            c.stream.queue(reply.render().as_bytes());
+            c.reply(reply);
             self.wake(slot);
         }
     }
 
+    /// The FTP server's limits are the instance's, not a source's.
     fn warn_limited(&mut self, what: &'static str, message: impl FnOnce() -> String) {
-        let now = Instant::now();
-        let last = self
-            .limit_log
-            .entry(what)
-            .or_insert(now - LOG_AGAIN_AFTER * 2);
-        if now.duration_since(*last) >= LOG_AGAIN_AFTER {
-            *last = now;
-            log::warn!("{}", message());
-        }
+        self.limit_log.hit(usize::MAX, what, message);
     }
 }
 
@@ -857,8 +850,7 @@ impl FtpServer {
                 }
                 Ok(None) => {}
                 Err(r) => {
-                    c.stream
-                        .queue(Reply::new(r.code, r.text).render().as_bytes());
+                    c.reply(Reply::new(r.code, r.text));
                     continue;
                 }
             }
@@ -910,13 +902,13 @@ impl FtpServer {
         let c = self.control(slot);
         let conn = ConnRef { slot, id: c.id };
         match action {
-            Action::Reply(r) => c.stream.queue(r.render().as_bytes()),
+            Action::Reply(r) => c.reply(r),
             Action::StartTls(r) => {
-                c.stream.queue(r.render().as_bytes());
+                c.reply(r);
                 c.tls_after_flush = true;
             }
             Action::Close(r) => {
-                c.stream.queue(r.render().as_bytes());
+                c.reply(r);
                 c.close_after_flush = true;
                 self.end_transfer(registry, slot, None);
             }
@@ -948,10 +940,10 @@ impl FtpServer {
                 let local_v4 = canonical(c.local.ip()).is_ipv4();
                 match net {
                     Some(1) if !local_v4 => {
-                        c_queue(c, Reply::new(522, "this connection is IPv6; use (2)"))
+                        c.reply(Reply::new(522, "this connection is IPv6; use (2)"))
                     }
                     Some(2) if local_v4 => {
-                        c_queue(c, Reply::new(522, "this connection is IPv4; use (1)"))
+                        c.reply(Reply::new(522, "this connection is IPv4; use (1)"))
                     }
                     _ => self.open_passive(registry, slot, extended),
                 }
@@ -972,7 +964,7 @@ impl FtpServer {
                 private,
             } => {
                 if c.transferring {
-                    c_queue(c, Reply::new(450, "a transfer is in progress"));
+                    c.reply(Reply::new(450, "a transfer is in progress"));
                     return;
                 }
                 let Some((folder, name)) = self.locate(slot, &path, private, false) else {
@@ -981,7 +973,7 @@ impl FtpServer {
                 let c = self.control(slot);
                 c.busy = true;
                 c.transferring = true;
-                let folders = c.session_folders();
+                let folders = c.session.folders().to_vec();
                 self.jobs.send(Job::List {
                     conn,
                     folder,
@@ -1002,7 +994,7 @@ impl FtpServer {
                         code: 250,
                         lines: vec!["listing".into(), facts, "end".into()],
                     };
-                    c.stream.queue(r.render().as_bytes());
+                    c.reply(r);
                     return;
                 }
                 self.stat(slot, path, Stat::Mlst);
@@ -1027,19 +1019,11 @@ impl FtpServer {
                     },
                 ) = (from, to)
                 else {
-                    c.stream.queue(
-                        Reply::new(553, "only files can be renamed")
-                            .render()
-                            .as_bytes(),
-                    );
+                    c.reply(Reply::new(553, "only files can be renamed"));
                     return;
                 };
                 if f1 != f2 {
-                    c.stream.queue(
-                        Reply::new(553, "files cannot move between folders")
-                            .render()
-                            .as_bytes(),
-                    );
+                    c.reply(Reply::new(553, "files cannot move between folders"));
                     return;
                 }
                 if let Some((Some(folder), _)) = self.locate(slot, &VPath::Folder(f1), true, false)
@@ -1057,12 +1041,11 @@ impl FtpServer {
                 let had = c.transferring;
                 if had {
                     self.end_transfer(registry, slot, Some(Reply::new(426, "transfer aborted")));
-                    self.control(slot)
-                        .stream
-                        .queue(Reply::new(226, "ABOR done").render().as_bytes());
+                    self.control(slot).reply(Reply::new(226, "ABOR done"));
                 } else {
                     self.close_data(registry, slot);
-                    c_queue(self.control(slot), Reply::new(225, "no transfer to abort"));
+                    self.control(slot)
+                        .reply(Reply::new(225, "no transfer to abort"));
                 }
             }
         }
@@ -1115,7 +1098,7 @@ impl FtpServer {
         };
         let c = self.control(slot);
         if let Some(r) = refusal {
-            c.stream.queue(r.render().as_bytes());
+            c.reply(r);
         }
         None
     }
@@ -1123,10 +1106,8 @@ impl FtpServer {
     fn open_passive(&mut self, registry: &Registry, slot: usize, extended: bool) {
         if self.control(slot).transferring {
             // The running transfer keeps its data connection.
-            c_queue(
-                self.control(slot),
-                Reply::new(450, "a transfer is in progress; ABOR it first"),
-            );
+            self.control(slot)
+                .reply(Reply::new(450, "a transfer is in progress; ABOR it first"));
             return;
         }
         self.close_data(registry, slot);
@@ -1163,10 +1144,8 @@ impl FtpServer {
                     last_err.map_or_else(String::new, |e| e.to_string())
                 )
             });
-            c_queue(
-                self.control(slot),
-                Reply::new(425, "no passive port free; try again"),
-            );
+            self.control(slot)
+                .reply(Reply::new(425, "no passive port free; try again"));
             return;
         };
         let port = match sock.local_addr() {
@@ -1176,16 +1155,14 @@ impl FtpServer {
         let advertised = SocketAddr::new(self.cfg.public_address.unwrap_or(ip), port);
         let data = self.insert(Entry::Passive { sock, owner });
         if !self.register(registry, data, Interest::READABLE) {
-            c_queue(
-                self.control(slot),
-                Reply::new(425, "cannot open a passive port"),
-            );
+            self.control(slot)
+                .reply(Reply::new(425, "cannot open a passive port"));
             return;
         }
         let c = self.control(slot);
         c.data = Some(data);
         let reply = c.session.passive_ready(advertised, extended);
-        c.stream.queue(reply.render().as_bytes());
+        c.reply(reply);
     }
 
     /// Drops the data connection or passive listener of `slot`'s session.
@@ -1197,13 +1174,10 @@ impl FtpServer {
 
     fn store(&mut self, registry: &Registry, slot: usize, path: VPath, offset: u64, private: bool) {
         if offset > 0 {
-            c_queue(
-                self.control(slot),
-                Reply::new(
-                    554,
-                    "cannot resume: an interrupted upload is discarded; send the whole file again",
-                ),
-            );
+            self.control(slot).reply(Reply::new(
+                554,
+                "cannot resume: an interrupted upload is discarded; send the whole file again",
+            ));
             return;
         }
         let Some((_, Some(name))) = self.locate(slot, &path, private, true) else {
@@ -1214,20 +1188,15 @@ impl FtpServer {
             _ => return,
         };
         if self.no_space {
-            c_queue(
-                self.control(slot),
-                Reply::new(
-                    452,
-                    "not enough free space on the collector; try again later",
-                ),
-            );
+            self.control(slot).reply(Reply::new(
+                452,
+                "not enough free space on the collector; try again later",
+            ));
             return;
         }
         if self.control(slot).transferring {
-            c_queue(
-                self.control(slot),
-                Reply::new(450, "a transfer is in progress"),
-            );
+            self.control(slot)
+                .reply(Reply::new(450, "a transfer is in progress"));
             return;
         }
         let temp = self.incoming.join(format!("{}.part", self.next_upload));
@@ -1242,10 +1211,8 @@ impl FtpServer {
             Ok(f) => f,
             Err(e) => {
                 self.warn_limited("incoming", || format!("ftp: {}: {e}", temp.display()));
-                c_queue(
-                    self.control(slot),
-                    Reply::new(451, "cannot store the file now; try again"),
-                );
+                self.control(slot)
+                    .reply(Reply::new(451, "cannot store the file now; try again"));
                 return;
             }
         };
@@ -1264,7 +1231,7 @@ impl FtpServer {
         let c = self.control(slot);
         let owner = ConnRef { slot, id: c.id };
         c.transferring = true;
-        c.stream.queue(Reply::new(150, what).render().as_bytes());
+        c.reply(Reply::new(150, what));
         let active = c.session.active_target();
         self.wake(slot);
         if let Some(target) = active {
@@ -1379,7 +1346,7 @@ impl FtpServer {
             slot: cslot,
             id: c.id,
         };
-        let private = c.session_private();
+        let private = c.session.prot_private();
         let task = c.task.take();
         c.waiting_since = None;
         let data = self.insert(Entry::Data(Box::new(DataConn {
@@ -1443,7 +1410,7 @@ impl FtpServer {
                         return false;
                     };
                     let c = self.control(cslot);
-                    let private = c.session_private();
+                    let private = c.session.prot_private();
                     let task = c.task.take();
                     c.waiting_since = None;
                     if private && !self.data_tls(slot) {
@@ -1685,7 +1652,7 @@ impl FtpServer {
         c.transferring = false;
         c.session.transfer_finished();
         if let Some(r) = reply {
-            c.stream.queue(r.render().as_bytes());
+            c.reply(r);
         }
         self.wake(slot);
         if let Some(t) = task {
@@ -1710,7 +1677,7 @@ impl FtpServer {
                 let reply = c.session.login_result(ok);
                 if ok {
                     c.busy = false;
-                    c.stream.queue(reply.render().as_bytes());
+                    c.reply(reply);
                     self.wake(slot);
                     self.counters.logins += 1;
                     self.failures.remove(&ip);
@@ -1796,16 +1763,9 @@ impl FtpServer {
     }
 }
 
-fn c_queue(c: &mut Control, reply: Reply) {
-    c.stream.queue(reply.render().as_bytes());
-}
-
 impl Control {
-    fn session_private(&self) -> bool {
-        self.session.prot_private()
-    }
-
-    fn session_folders(&self) -> Vec<String> {
-        self.session.folders().to_vec()
+    /// Queues a reply; the next service of the connection sends it.
+    fn reply(&mut self, reply: Reply) {
+        self.stream.queue(reply.render().as_bytes());
     }
 }

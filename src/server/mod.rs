@@ -36,10 +36,12 @@ use crate::deliver::api::Failure;
 use crate::deliver::{self, DeliverJob};
 use crate::ftp::jobs::Dest;
 use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
+use crate::logging::LimitLog;
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Counters, Drop};
 use crate::syslog::frame::{self, Decoded, Decoder};
+use crate::tls::cmd::FtpsNeed;
 
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -65,8 +67,6 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 const RETRY_PERMANENT: Duration = Duration::from_secs(300);
 /// How long a stop waits for sealing to finish before leaving it to the next start.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-/// A limit hit again within this interval is counted but not logged again.
-const LOG_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct RunError(pub String);
@@ -146,32 +146,6 @@ struct TlsState {
     handshake_since: Option<Instant>,
 }
 
-/// Logs the first time a limit is hit, then at most once per `LOG_AGAIN_AFTER` with a count.
-#[derive(Default)]
-struct LimitLog {
-    last: HashMap<(usize, &'static str), (Instant, u64)>,
-}
-
-impl LimitLog {
-    fn hit(&mut self, source: usize, what: &'static str, message: impl FnOnce() -> String) {
-        let now = Instant::now();
-        let entry = self
-            .last
-            .entry((source, what))
-            .or_insert((now - LOG_AGAIN_AFTER * 2, 0));
-        entry.1 += 1;
-        if now.duration_since(entry.0) >= LOG_AGAIN_AFTER {
-            let n = entry.1;
-            *entry = (now, 0);
-            if n > 1 {
-                log::warn!("{} ({n} times since last said)", message());
-            } else {
-                log::warn!("{}", message());
-            }
-        }
-    }
-}
-
 pub struct Server {
     poll: Poll,
     instance: String,
@@ -236,25 +210,18 @@ pub fn prepare(config: &Config, port: Option<u16>) -> Result<Prepared, String> {
     } else {
         None
     };
-    let ftp_sources: Vec<Source> = config
-        .sources_for(port)
-        .into_iter()
-        .filter(|s| !s.receiver.is_syslog())
-        .collect();
-    let ftp_tls = if ftp_sources.is_empty() || config.ftp.tls == config::TlsMode::Off {
-        None
-    } else {
-        let now = clock::unix_secs(SystemTime::now()) as i64;
-        let pem = config.collector.certs_dir.join(crate::tls::FTP_PEM);
-        let must = config.ftp.tls == config::TlsMode::Required
-            || ftp_sources.iter().any(|s| s.receiver == Kind::Ftps);
-        if !must && !pem.exists() {
+    let pem = config.collector.certs_dir.join(crate::tls::FTP_PEM);
+    let ftp_tls = match crate::tls::cmd::ftps_need(&config.sources_for(port), config.ftp.tls) {
+        FtpsNeed::Unused => None,
+        FtpsNeed::IfPresent if !pem.exists() => {
             log::warn!(
                 "ftp: {} is missing: FTPS (AUTH TLS) is not offered; `lc certs init` makes one",
                 pem.display()
             );
             None
-        } else {
+        }
+        FtpsNeed::IfPresent | FtpsNeed::Required => {
+            let now = clock::unix_secs(SystemTime::now()) as i64;
             Some(crate::tls::load_ftp(&config.collector.certs_dir, now).map_err(|p| p.join("\n"))?)
         }
     };

@@ -395,10 +395,7 @@ pub fn commit_upload(upload: &Path, raw: &Path, name: &str) -> io::Result<u64> {
     let sidecar = sidecar_path(raw);
     fs::write(&sidecar, format!("{name}\n{size}\n")).map_err(|e| annotate(&sidecar, e))?;
     fs::rename(upload, raw).map_err(|e| annotate(raw, e))?;
-    let dir = raw.parent().unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| annotate(dir, e))?;
+    worker::sync_dir(raw.parent().unwrap_or(Path::new(".")))?;
     Ok(bytes)
 }
 

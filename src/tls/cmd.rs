@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock;
-use crate::config::{Config, Receiver, TlsMode};
+use crate::config::{Config, Receiver, Source, TlsMode};
 
 use super::{
     load_identity, load_syslog, read_certs, CertInfo, CLIENT_CA, EXPIRY_WARNING_SECS, FTP_PEM,
@@ -49,20 +49,21 @@ pub fn needs(config: &Config) -> (bool, FtpsNeed) {
         .sources
         .iter()
         .any(|s| s.receiver == Receiver::SyslogTls);
-    let ftp = config
-        .sources
+    (tls, ftps_need(&config.sources, config.ftp.tls))
+}
+
+/// How much an FTP server serving `sources` with `[ftp] tls = mode` depends on pure-ftpd.pem.
+pub fn ftps_need(sources: &[Source], mode: TlsMode) -> FtpsNeed {
+    let ftp = sources
         .iter()
         .any(|s| matches!(s.receiver, Receiver::Ftp | Receiver::Ftps));
-    let ftps = if !ftp || config.ftp.tls == TlsMode::Off {
+    if !ftp || mode == TlsMode::Off {
         FtpsNeed::Unused
-    } else if config.ftp.tls == TlsMode::Required
-        || config.sources.iter().any(|s| s.receiver == Receiver::Ftps)
-    {
+    } else if mode == TlsMode::Required || sources.iter().any(|s| s.receiver == Receiver::Ftps) {
         FtpsNeed::Required
     } else {
         FtpsNeed::IfPresent
-    };
-    (tls, ftps)
+    }
 }
 
 fn describe(info: &CertInfo, now: i64) -> Vec<String> {

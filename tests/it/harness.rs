@@ -370,26 +370,31 @@ impl Drop for Tmpfs {
     }
 }
 
-/// `echo PW | lc passwd --stdin --config CONFIG USER`.
-#[track_caller]
-pub fn set_password(config: &Path, user: &str, password: &str) {
+/// Runs `cmd` with `input` on its stdin; returns its output.
+pub fn output_with_input(cmd: &mut Command, input: &str) -> std::process::Output {
     use std::io::Write;
-    let mut child = Command::new(LC)
-        .args(["passwd", "--stdin", "--config"])
-        .arg(config)
-        .arg(user)
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    // The program may exit before reading (a refused client, a bad argument): a broken pipe
+    // here is not the test's verdict; the output is.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// `echo PW | lc passwd --stdin --config CONFIG USER`.
+#[track_caller]
+pub fn set_password(config: &Path, user: &str, password: &str) {
+    let out = output_with_input(
+        Command::new(LC)
+            .args(["passwd", "--stdin", "--config"])
+            .arg(config)
+            .arg(user),
+        &format!("{password}\n"),
+    );
     assert!(
         out.status.success(),
         "lc passwd: {}{}",

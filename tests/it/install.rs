@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::harness::{TempDir, LC};
+use crate::harness::{output_with_input, TempDir, LC};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const SYSTEMD_ANALYZE: &str = "/usr/bin/systemd-analyze";
@@ -511,23 +511,10 @@ fn files_root_commands_write_are_readable_by_the_service_only() {
     )
     .unwrap();
     let run = |args: &[&str], input: &str| {
-        use std::io::Write;
-        let mut child = Command::new(&lc)
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        ok(child.wait_with_output().unwrap())
+        ok(output_with_input(
+            Command::new(&lc).args(args).arg("--config").arg(&config),
+            input,
+        ))
     };
     run(&["certs", "init"], "");
     run(&["passwd", "--stdin", "discovery"], "secret\n");

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::harness::{wait_for, TempDir, LC};
+use crate::harness::{output_with_input, wait_for, TempDir, LC};
 
 /// A temp dir with a config whose `[ftp] passwd_file` is `etc/ftp.passwd`, relative to it.
 struct Setup {
@@ -32,18 +32,13 @@ impl Setup {
 
     /// Runs `lc passwd ARGS` with `input` on standard input.
     fn run(&self, args: &[&str], input: &str) -> Output {
-        let mut child = Command::new(LC)
-            .arg("passwd")
-            .args(args)
-            .env("LC_CONFIG", &self.config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // lc may exit before reading (a bad name): a broken pipe here is fine.
-        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-        child.wait_with_output().unwrap()
+        output_with_input(
+            Command::new(LC)
+                .arg("passwd")
+                .args(args)
+                .env("LC_CONFIG", &self.config),
+            input,
+        )
     }
 
     fn text(&self) -> String {
@@ -272,7 +267,7 @@ fn concurrent_changes_all_land_and_the_file_is_never_half_written() {
         let text = s.text();
         assert!(well_formed(&text), "half-written file:\n{text}");
         reads += 1;
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        std::thread::yield_now();
     }
     for c in children {
         let out = c.wait_with_output().unwrap();

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::harness::{base_config, peer, run, source, wait_for, Lc, TempDir, LC};
+use crate::harness::{
+    base_config, output_with_input, peer, run, source, wait_for, Lc, TempDir, LC,
+};
 
 /// Validity of the expired certificates, in `openssl ca`'s notation.
 const LONG_AGO: (&str, &str) = ("20200101000000Z", "20200201000000Z");
@@ -292,25 +294,20 @@ fn drops(lc: &Lc, src: &str, why: &str) -> u64 {
 /// end. Its exit status is no verdict: with TLS 1.3 a client has finished its handshake before
 /// the server judges its certificate, so refusals are read from lc's counters.
 fn s_client(addr: SocketAddr, args: &str, input: &str) -> Output {
-    let mut child = Command::new("timeout")
-        .args([
-            "20",
-            "openssl",
-            "s_client",
-            "-quiet",
-            "-no_ign_eof",
-            "-connect",
-        ])
-        .arg(addr.to_string())
-        .args(args.split_whitespace())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A refused client may be gone before it reads its input.
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    child.wait_with_output().unwrap()
+    output_with_input(
+        Command::new("timeout")
+            .args([
+                "20",
+                "openssl",
+                "s_client",
+                "-quiet",
+                "-no_ign_eof",
+                "-connect",
+            ])
+            .arg(addr.to_string())
+            .args(args.split_whitespace()),
+        input,
+    )
 }
 
 /// What lc is to do with a client's connection.
