@@ -10,7 +10,8 @@ pub fn unix_secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+/// Year, month, day, hour, minute, second of `secs` since the epoch, UTC.
+pub fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     let z = days + 719_468;

@@ -33,10 +33,12 @@ pub enum Drop {
     TlsHandshake,
     /// TLS connections whose client certificate names are not in `allow_cn`.
     NotAllowedCn,
+    /// Messages with nothing to store (`render = vendor` drops them, as rsyslog does).
+    Empty,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 8] = [
+    pub const ALL: [Drop; 9] = [
         Drop::NotAllowed,
         Drop::MaxConnections,
         Drop::MaxConnectionsPerIp,
@@ -45,6 +47,7 @@ impl Drop {
         Drop::EvictedSegments,
         Drop::TlsHandshake,
         Drop::NotAllowedCn,
+        Drop::Empty,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Drop {
             Drop::EvictedSegments => "evicted_segments",
             Drop::TlsHandshake => "tls_handshake",
             Drop::NotAllowedCn => "not_allowed_cn",
+            Drop::Empty => "empty",
         }
     }
 }

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::allow::{AllowList, Cidr};
+pub use crate::syslog::frame::FramingMode;
+pub use crate::syslog::render::Render;
 
 pub const DEFAULT_PATH: &str = "/etc/lc/lc.ini";
 
@@ -89,6 +91,10 @@ pub struct Source {
     pub allow_cn: Vec<String>,
     /// The source's own `listen`, or after validation the collector's.
     pub listen: Option<Listen>,
+    /// How a syslog message becomes a spool line (FTP sources keep the file's own lines).
+    pub render: Render,
+    /// How TCP and TLS streams are cut into messages.
+    pub framing: FramingMode,
     pub line: usize,
 }
 
@@ -733,6 +739,13 @@ impl Validator {
                 .collect(),
         };
         let listen = self.listen(k.get("listen"));
+        let render = self.syslog_choice(receiver, k.get("render"), Render::parse, Render::Vendor);
+        let framing = self.syslog_choice(
+            receiver,
+            k.get("framing"),
+            FramingMode::parse,
+            FramingMode::Auto,
+        );
         k.finish(self);
         Some(Source {
             name: name.to_string(),
@@ -742,8 +755,44 @@ impl Validator {
             allow,
             allow_cn,
             listen,
+            render,
+            framing,
             line: s.line,
         })
+    }
+
+    /// A syslog-only key (`render`, `framing`) whose value is one of a few words: the parsed
+    /// value, the default when absent, and a problem when it is unknown or on an FTP source
+    /// (an uploaded file is delivered as its own lines).
+    fn syslog_choice<T: Copy>(
+        &mut self,
+        receiver: Option<Receiver>,
+        e: Option<&ini::Entry>,
+        parse: fn(&str) -> Result<T, &'static str>,
+        default: T,
+    ) -> T {
+        let Some(e) = e else { return default };
+        if let Some(r) = receiver.filter(|r| !r.is_syslog()) {
+            self.problem(
+                e.line,
+                format!(
+                    "`{}` is for syslog receivers; {} sources deliver the uploaded file's own lines",
+                    e.key,
+                    r.as_str()
+                ),
+            );
+            return default;
+        }
+        match parse(&e.value) {
+            Ok(v) => v,
+            Err(expected) => {
+                self.problem(
+                    e.line,
+                    format!("{} {:?} is not one of {expected}", e.key, e.value),
+                );
+                default
+            }
+        }
     }
 
     fn cross_checks(&mut self, sources: &[Source], _spool: &Spool, ftp_port: u16) {

@@ -40,7 +40,8 @@ use crate::logging::LimitLog;
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Counters, Drop};
-use crate::syslog::frame::{self, Decoded, Decoder};
+use crate::syslog::frame::{self, Decoded, Decoder, FramingMode};
+use crate::syslog::render::Origin;
 use crate::tls::cmd::FtpsNeed;
 
 const WAKER: Token = Token(0);
@@ -98,15 +99,21 @@ struct SourceState {
     /// Segments whose sealing failed, to be sent to the sealer again (not those still queued
     /// or in progress there).
     seal_failed: Vec<u64>,
+    /// The sender and receive time of the datagram being stored (UDP sources).
+    udp_origin: Origin,
 }
 
 impl SourceState {
-    /// Stores one received message as a spool line and counts it.
+    /// Stores one received message as a spool line, rendered as the source says, and counts
+    /// it (or counts it dropped, when the rendering keeps nothing of it).
     #[inline]
-    fn store(&mut self, msg: &[u8]) {
-        self.spool.append(msg);
-        self.counters.messages += 1;
-        self.counters.bytes += msg.len() as u64;
+    fn store(&mut self, msg: &[u8], origin: &Origin) {
+        if self.spool.append_message(self.cfg.render, msg, origin) {
+            self.counters.messages += 1;
+            self.counters.bytes += msg.len() as u64;
+        } else {
+            self.counters.drop(Drop::Empty, 1);
+        }
     }
 }
 
@@ -136,6 +143,8 @@ struct Conn {
 /// RFC 6587 decoding state of one stream.
 struct Framing {
     decoder: Decoder,
+    /// The sender and the time of the current read, for the rendering.
+    origin: Origin,
     /// Bytes of an incomplete frame, kept between reads.
     pending: Vec<u8>,
 }
@@ -443,6 +452,7 @@ impl Server {
             retry_delay: RETRY_MIN,
             retired: false,
             seal_failed: Vec::new(),
+            udp_origin: Origin::new(),
         });
         Ok(())
     }
@@ -620,6 +630,8 @@ impl Server {
         let max = config.collector.max_message_bytes;
         let mut received = 0;
         let mut more = true;
+        let mut origin = std::mem::take(&mut src.udp_origin);
+        origin.set_time(clock::unix_secs(SystemTime::now()));
         for _ in 0..UDP_BUDGET {
             let (n, peer) = match sock.recv_from(scratch) {
                 Ok(x) => x,
@@ -651,9 +663,11 @@ impl Server {
                 msg = &msg[..max];
                 src.counters.truncated += 1;
             }
-            src.store(msg);
+            origin.set_peer(peer.ip());
+            src.store(msg, &origin);
             received += 1;
         }
+        src.udp_origin = origin;
         if received > 0 {
             src.counters.last_received = clock::unix_secs(SystemTime::now());
         }
@@ -768,7 +782,7 @@ impl Server {
             stream,
             peer,
             source,
-            framing: Framing::new(limits.max_message_bytes),
+            framing: Framing::new(limits.max_message_bytes, src.cfg.framing, peer.ip()),
             last_active: Instant::now(),
             ready: true,
             tls,
@@ -1216,23 +1230,27 @@ fn read_tls(conn: &mut Conn, src: &mut SourceState, scratch: &mut [u8]) -> (Read
 
 /// Decodes `data` read from `conn` into the source's spool, keeping any incomplete frame.
 impl Framing {
-    fn new(max: usize) -> Framing {
+    fn new(max: usize, mode: FramingMode, peer: IpAddr) -> Framing {
+        let mut origin = Origin::new();
+        origin.set_peer(peer);
         Framing {
-            decoder: Decoder::new(max),
+            decoder: Decoder::new(max, mode),
+            origin,
             pending: Vec::new(),
         }
     }
 
     /// Decodes `data` into the source's spool, keeping any incomplete frame.
     fn feed(&mut self, src: &mut SourceState, data: &[u8]) {
+        self.origin.set_time(clock::unix_secs(SystemTime::now()));
         // Common case: no partial frame waiting, decode straight from the read buffer.
         if self.pending.is_empty() {
-            let used = decode_all(&mut self.decoder, src, data);
+            let used = decode_all(&mut self.decoder, src, data, &self.origin);
             self.pending.extend_from_slice(&data[used..]);
         } else {
             self.pending.extend_from_slice(data);
             let pending = std::mem::take(&mut self.pending);
-            let used = decode_all(&mut self.decoder, src, &pending);
+            let used = decode_all(&mut self.decoder, src, &pending, &self.origin);
             self.pending = pending;
             self.pending.drain(..used);
         }
@@ -1246,17 +1264,18 @@ impl Framing {
     fn finish(&mut self, src: &mut SourceState) {
         let pending = std::mem::take(&mut self.pending);
         if let Some(msg) = self.decoder.finish(&pending) {
-            src.store(msg);
+            self.origin.set_time(clock::unix_secs(SystemTime::now()));
+            src.store(msg, &self.origin);
         }
     }
 }
 
-fn decode_all(decoder: &mut Decoder, src: &mut SourceState, buf: &[u8]) -> usize {
+fn decode_all(decoder: &mut Decoder, src: &mut SourceState, buf: &[u8], origin: &Origin) -> usize {
     let mut at = 0;
     while let Some((what, used)) = decoder.decode(&buf[at..]) {
         at += used;
         if let Decoded::Message { msg, truncated } = what {
-            src.store(msg);
+            src.store(msg, origin);
             src.counters.truncated += u64::from(truncated);
         }
     }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::clock;
+use crate::syslog::render::{Origin, Render};
 
 /// The buffer is written out when it reaches this size, even mid-iteration.
 pub const FLUSH_BYTES: usize = 256 * 1024;
@@ -184,14 +185,21 @@ impl SourceSpool {
         Ok((spool, recovery))
     }
 
-    /// Appends one message as an escaped line.
-    #[inline]
+    /// Appends one message as received (escaped), for tests.
+    #[cfg(test)]
     pub fn append(&mut self, msg: &[u8]) {
-        crate::syslog::escape::push_line(&mut self.buf, msg);
+        self.append_message(Render::Raw, msg, &Origin::new());
+    }
+
+    /// Appends one received message as `render` makes it a line; false when the rendering
+    /// drops it (nothing to store).
+    pub fn append_message(&mut self, render: Render, msg: &[u8], origin: &Origin) -> bool {
+        let kept = crate::syslog::render::push(&mut self.buf, render, msg, origin);
         if self.buf.len() >= FLUSH_BYTES {
             // Errors leave the bytes buffered; the loop's flush after this iteration reports them.
             let _ = self.flush();
         }
+        kept
     }
 
     /// Writes the buffer to the open segment, opening one if needed. A segment that reaches

@@ -1,8 +1,12 @@
 //! RFC 6587 framing for syslog over TCP and TLS: bytes in, messages out, no I/O.
 //!
-//! Both framings are detected per message, as rsyslog does: a frame that starts with a nonzero
-//! digit, then digits, then a space is octet-counted (RFC 6587 section 3.4.1, `MSG-LEN SP
-//! SYSLOG-MSG`); anything else is non-transparent (section 3.4.2), ended by LF, NUL or CRLF.
+//! Both framings are detected per message, as rsyslog does, under one of three modes
+//! ([`FramingMode`]). A frame that starts with a nonzero digit, then digits, then a space may be
+//! octet-counted (RFC 6587 section 3.4.1, `MSG-LEN SP SYSLOG-MSG`); anything else is
+//! non-transparent (section 3.4.2), ended by LF, NUL or CRLF. Devices send header-less lines
+//! that start with digits (`2018 Apr 09 ...`, `1 2019-...`), and the vendor's collector turned
+//! octet counting off in 2021 for that reason, so the default (`auto`) takes a count only when
+//! the frame cannot be such a line: the count, one space, then a `<PRI>`.
 //! Frames longer than the configured maximum are cut there: the first `max` bytes are a message
 //! flagged `truncated`, the rest of that frame is discarded. The caller owns the buffer; `decode`
 //! says how much of it one step consumed, and `None` means "need more bytes".
@@ -11,6 +15,29 @@ use memchr::memchr2;
 
 /// The most digits a length may have; 10 digits would already exceed any sane max.
 const MAX_LEN_DIGITS: usize = 9;
+
+/// How a stream is cut into messages (`framing =` of a source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramingMode {
+    /// Octet counting only where unambiguous: `N SP <PRI>`; every other frame ends at LF.
+    Auto,
+    /// LF (or NUL, CRLF) terminated only, as the vendor's collector since 2021.
+    Lf,
+    /// Any `N SP` at the start of a frame is a count (senders that always count); frames that
+    /// do not start with digits still end at LF.
+    OctetCounted,
+}
+
+impl FramingMode {
+    pub fn parse(s: &str) -> Result<FramingMode, &'static str> {
+        match s {
+            "auto" => Ok(FramingMode::Auto),
+            "lf" => Ok(FramingMode::Lf),
+            "octet-counted" => Ok(FramingMode::OctetCounted),
+            _ => Err("auto, lf, octet-counted"),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
@@ -33,17 +60,19 @@ pub enum Decoded<'a> {
     Discarded,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Decoder {
     state: State,
     max: usize,
+    mode: FramingMode,
 }
 
 impl Decoder {
-    pub fn new(max: usize) -> Decoder {
+    pub fn new(max: usize, mode: FramingMode) -> Decoder {
         Decoder {
             state: State::Start,
             max,
+            mode,
         }
     }
 
@@ -70,7 +99,7 @@ impl Decoder {
                 }
                 None => Some((Decoded::Discarded, buf.len())),
             },
-            State::Start => match octet_count(buf) {
+            State::Start => match octet_count(buf, self.mode) {
                 Count::Length { len, header } => self.counted(buf, len, header),
                 Count::NeedMore => None,
                 Count::NotCounted => self.terminated(buf),
@@ -146,7 +175,7 @@ impl Decoder {
         if state != State::Start || rest.is_empty() {
             return None;
         }
-        let msg = match octet_count(rest) {
+        let msg = match octet_count(rest, self.mode) {
             Count::Length { header, .. } => &rest[header..],
             _ => rest,
         };
@@ -161,16 +190,28 @@ enum Count {
     NotCounted,
 }
 
-/// Reads `MSG-LEN SP` at the front of `buf`. RFC 6587 says `NONZERO-DIGIT *DIGIT`.
-fn octet_count(buf: &[u8]) -> Count {
-    if !matches!(buf[0], b'1'..=b'9') {
+/// Reads `MSG-LEN SP` at the front of `buf` as `mode` allows. RFC 6587 says `NONZERO-DIGIT
+/// *DIGIT`; under `auto` a `<PRI>` (RFC 5424 section 6.2.1: 1 to 3 digits in angle brackets)
+/// must follow the space.
+fn octet_count(buf: &[u8], mode: FramingMode) -> Count {
+    if mode == FramingMode::Lf || !matches!(buf[0], b'1'..=b'9') {
         return Count::NotCounted;
     }
     let mut len = 0usize;
     for (i, &b) in buf.iter().enumerate().take(MAX_LEN_DIGITS + 1) {
         match b {
             b'0'..=b'9' if i < MAX_LEN_DIGITS => len = len * 10 + usize::from(b - b'0'),
-            b' ' => return Count::Length { len, header: i + 1 },
+            b' ' => {
+                let header = i + 1;
+                if mode == FramingMode::Auto {
+                    match starts_with_pri(&buf[header..]) {
+                        Some(true) => {}
+                        Some(false) => return Count::NotCounted,
+                        None => return Count::NeedMore,
+                    }
+                }
+                return Count::Length { len, header };
+            }
             _ => return Count::NotCounted,
         }
     }
@@ -178,6 +219,27 @@ fn octet_count(buf: &[u8]) -> Count {
         Count::NeedMore
     } else {
         Count::NotCounted
+    }
+}
+
+/// Whether `buf` starts with `<` 1-3 digits `>`; `None` when it is too short to tell.
+fn starts_with_pri(buf: &[u8]) -> Option<bool> {
+    match buf.first() {
+        None => return None,
+        Some(b'<') => {}
+        Some(_) => return Some(false),
+    }
+    for (i, &b) in buf.iter().enumerate().skip(1).take(4) {
+        match b {
+            b'0'..=b'9' if i <= 3 => {}
+            b'>' => return Some(i > 1),
+            _ => return Some(false),
+        }
+    }
+    if buf.len() < 5 {
+        None
+    } else {
+        Some(false)
     }
 }
 
@@ -196,8 +258,8 @@ mod tests {
     /// renders every step: `m"..."` a message, `t"..."` a truncated one, `d` discarded bytes,
     /// `eof"..."` what `finish` kept.
     #[track_caller]
-    fn check_chunked(max: usize, input: &[u8], chunk: usize, expected: &str) {
-        let mut d = Decoder::new(max);
+    fn check_chunked(mode: FramingMode, max: usize, input: &[u8], chunk: usize, expected: &str) {
+        let mut d = Decoder::new(max, mode);
         let mut pending: Vec<u8> = Vec::new();
         let mut out = Vec::new();
         let chunk = if chunk == 0 {
@@ -229,15 +291,22 @@ mod tests {
         if let Some(rest) = d.finish(&pending) {
             out.push(format!("eof{:?}", String::from_utf8_lossy(rest)));
         }
-        assert_eq!(out.join(" "), expected, "chunk size {chunk}");
+        assert_eq!(out.join(" "), expected, "{mode:?}, chunk size {chunk}");
     }
 
     /// Every case must decode the same whether it arrives at once or byte by byte.
     #[track_caller]
+    fn check_mode(mode: FramingMode, max: usize, input: &[u8], expected: &str) {
+        for chunk in [0, 1, 7] {
+            check_chunked(mode, max, input, chunk, expected);
+        }
+    }
+
+    /// Cases where `auto` and `octet-counted` agree.
+    #[track_caller]
     fn check(max: usize, input: &[u8], expected: &str) {
-        check_chunked(max, input, 0, expected);
-        check_chunked(max, input, 1, expected);
-        check_chunked(max, input, 7, expected);
+        check_mode(FramingMode::Auto, max, input, expected);
+        check_mode(FramingMode::OctetCounted, max, input, expected);
     }
 
     #[test]
@@ -255,11 +324,6 @@ mod tests {
         check(100, b"10 <13>hello\n", r#"m"<13>hello""#);
         check(100, b"5 <13>hello\n", r#"m"<13>h" m"ello""#);
         check(100, b"10 <13>a\nb\0c\n", r#"m"<13>a\nb\0c""#);
-        check(
-            100,
-            b"9 <13>hello<13>lf\n3 abc",
-            r#"m"<13>hello" m"<13>lf" m"abc""#,
-        );
         check(100, b"0 x\n", r#"m"0 x""#);
         check(100, b"12x\n", r#"m"12x""#);
         check(100, b"1234567890 x\n", r#"m"1234567890 x""#);
@@ -268,8 +332,42 @@ mod tests {
         check(5, b"abcde\nok\n", r#"m"abcde" m"ok""#);
         check(5, b"abcde\r\nok\n", r#"m"abcde" m"ok""#);
         check(5, b"abcdef\r\nok\n", r#"t"abcde" d m"ok""#);
-        check(5, b"8 abcdefghok\n", r#"t"abcde" d m"ok""#);
-        check(5, b"99999 abcdef", r#"t"abcde" d"#);
+        check(5, b"8 <1>defghok\n", r#"t"<1>de" d m"ok""#);
+        check(5, b"99999 <1>abcdef", r#"t"<1>ab" d"#);
+    }
+
+    /// Header-less device lines that start with digits stay whole under `auto` and `lf`; only
+    /// `octet-counted` takes their first word as a length.
+    #[test]
+    fn digits_at_the_start_of_a_line() {
+        use FramingMode::*;
+        let forti = b"2018 Apr 09 16:03:37 date=2018-04-09 devname=FG\n";
+        let expect = r#"m"2018 Apr 09 16:03:37 date=2018-04-09 devname=FG""#;
+        check_mode(Auto, 100, forti, expect);
+        check_mode(Lf, 100, forti, expect);
+        let cp = b"1 2019-01-01T00:00:00Z fw CheckPoint 1 - - x\n";
+        let expect = r#"m"1 2019-01-01T00:00:00Z fw CheckPoint 1 - - x""#;
+        check_mode(Auto, 100, cp, expect);
+        check_mode(Lf, 100, cp, expect);
+        check_mode(
+            OctetCounted,
+            100,
+            cp,
+            r#"m"2" m"019-01-01T00:00:00Z fw CheckPoint 1 - - x""#,
+        );
+        // `N SP <` that is not a PRI: a line, under auto.
+        check_mode(Auto, 100, b"3 <a> x\n", r#"m"3 <a> x""#);
+        check_mode(Auto, 100, b"3 <1234> x\n", r#"m"3 <1234> x""#);
+        check_mode(Auto, 100, b"3 <> x\n", r#"m"3 <> x""#);
+        // Counted frames back to back, as rsyslog's and syslog-ng's forwarders send them.
+        check_mode(
+            Auto,
+            100,
+            b"9 <13>hello<13>lf\n7 <13>abc",
+            r#"m"<13>hello" m"<13>lf" m"<13>abc""#,
+        );
+        check_mode(Lf, 100, b"9 <13>hello\n", r#"m"9 <13>hello""#);
+        check_mode(OctetCounted, 100, b"3 abc5 <1>x\n", r#"m"abc" m"<1>x""#);
     }
 
     #[test]
@@ -280,6 +378,7 @@ mod tests {
             r#"m"<13>a" eof"<13>no newline""#,
         );
         check(100, b"50 <13>promised more", r#"eof"<13>promised more""#);
+        check_mode(FramingMode::Auto, 100, b"50 <1", r#"eof"50 <1""#);
         check(100, b"<13>a\r", r#"eof"<13>a""#);
         check(100, b"12", r#"eof"12""#);
     }
