@@ -48,6 +48,10 @@ pub fn run(
         .unwrap_or_default();
     let streams = console.streams().map_err(|f| match f {
         Failure::Permanent { reason } => format!("{host}: {reason}; nothing was changed"),
+        // The host-wide bucket in run_dir was refused (`pacer.rs`): the tenant was not asked.
+        Failure::Transient { reason, .. } if reason.starts_with(crate::deliver::PACING) => {
+            format!("{reason}; {host} was not asked and nothing was changed")
+        }
         Failure::Transient { reason, .. } => {
             format!("cannot reach {host}{via}: {reason}; nothing was changed")
         }

@@ -3,6 +3,7 @@
 //! of its own. See ARCHITECTURE.md for the map of the rest.
 
 mod allow;
+mod careful;
 mod cli;
 mod clock;
 mod config;

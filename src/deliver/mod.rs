@@ -25,6 +25,8 @@ use crate::secret::Secret;
 use crate::spool::annotate;
 use api::{Failure, Provider, UploadTarget};
 
+/// What a failure to take a token from the host's bucket starts with.
+pub const PACING: &str = "API pacing";
 /// An upload URL is reused for a retry while younger than this (SAS URLs live longer).
 const SAS_REUSE: Duration = Duration::from_secs(10 * 60);
 /// API answers are small JSON; anything larger is an error, not a reason to buffer more.
@@ -338,7 +340,7 @@ impl Console {
         send: impl FnOnce() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<String, Failure> {
         self.pacer.acquire().map_err(|e| Failure::Transient {
-            reason: format!("API pacing: {e}"),
+            reason: format!("{PACING}: {e}"),
             after: None,
         })?;
         let host = http::host_of(&self.base);

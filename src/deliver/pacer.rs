@@ -6,12 +6,17 @@
 //! rate. A 429's Retry-After blocks the bucket for everyone. The arithmetic (`Bucket`) is pure;
 //! `Pacer` adds the file and the waiting, and runs only on the delivery thread.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
+
+use crate::careful;
+
+/// The bucket is one short line; anything longer is not a bucket.
+const MAX_BUCKET_BYTES: u64 = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {
@@ -111,28 +116,44 @@ impl Pacer {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(annotate)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)
-            .map_err(annotate)?;
-        share_with_folder_owner(&file, &self.path);
+        let file = self.open()?;
         let mut lock =
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| annotate(e.into()))?;
         let now = now_ms();
-        let mut text = String::new();
-        lock.read_to_string(&mut text).map_err(annotate)?;
-        let mut bucket =
-            Bucket::parse(&text).unwrap_or_else(|| Bucket::full(capacity(self.per_min), now));
-        let out = f(&mut bucket, now);
         let file: &mut File = &mut lock;
+        let text = careful::read_limited(&self.path, file, MAX_BUCKET_BYTES)?;
+        let mut bucket = Bucket::parse(&String::from_utf8_lossy(&text))
+            .unwrap_or_else(|| Bucket::full(capacity(self.per_min), now));
+        let out = f(&mut bucket, now);
         file.seek(SeekFrom::Start(0)).map_err(annotate)?;
         file.set_len(0).map_err(annotate)?;
         file.write_all(bucket.render().as_bytes())
             .map_err(annotate)?;
         Ok(out)
+    }
+
+    /// Opens the bucket file. run_dir is the service's folder, so whatever is there may have
+    /// been planted for a root `lc connect` to trip on: only a regular file with one link, owned
+    /// by root or the folder's owner, is used (`careful`); anything else is refused and left
+    /// as it is. A missing bucket is created, and only that new file is given away.
+    fn open(&self) -> io::Result<File> {
+        let owners = careful::Owners::of_parent(&self.path)?;
+        match careful::open_rw(&self.path, owners, MAX_BUCKET_BYTES) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match careful::create_new(&self.path, 0o644) {
+                    Ok(file) => {
+                        share_with_folder_owner(&file, &self.path);
+                        Ok(file)
+                    }
+                    // Another instance made it first.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        careful::open_rw(&self.path, owners, MAX_BUCKET_BYTES)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -145,7 +166,7 @@ fn now_ms() -> u64 {
 
 /// The bucket is shared by every instance, which run as the service user: when root makes it
 /// (`lc connect` checking a token), it goes to the run folder's owner, or the service could no
-/// longer take a token from it.
+/// longer take a token from it. `file` is always one this process just created.
 fn share_with_folder_owner(file: &File, path: &std::path::Path) {
     use std::os::unix::fs::MetadataExt;
     if !nix::unistd::geteuid().is_root() {

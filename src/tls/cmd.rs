@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::careful;
 use crate::clock;
 use crate::config::{Config, Receiver, Source, TlsMode};
 
@@ -17,6 +18,9 @@ use super::{
     load_identity, load_syslog, read_certs, CertInfo, CLIENT_CA, EXPIRY_WARNING_SECS, FTP_PEM,
     SERVER_CERT, SERVER_KEY,
 };
+
+/// A certificate, key or chain file is a few KiB; anything over this is not one.
+const MAX_CERT_FILE_BYTES: u64 = 1 << 20;
 
 /// How long `lc certs reload` waits for running instances to report.
 const RELOAD_WAIT: Duration = Duration::from_secs(10);
@@ -227,13 +231,7 @@ pub fn reload(config: &Config) -> Result<Vec<String>, Vec<String>> {
     let mut out = Vec::new();
     let certs = &config.collector.certs_dir;
     let update = update_dir(config);
-    let new_files: Vec<PathBuf> = fs::read_dir(&update)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
+    let new_files = take_update(&update)?;
     if !new_files.is_empty() {
         install(certs, &update, &new_files, config)?;
         out.push(format!(
@@ -241,8 +239,7 @@ pub fn reload(config: &Config) -> Result<Vec<String>, Vec<String>> {
             certs.display(),
             new_files
                 .iter()
-                .filter_map(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
+                .map(|f| f.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
             update.display(),
@@ -268,6 +265,53 @@ pub fn reload(config: &Config) -> Result<Vec<String>, Vec<String>> {
     }
 }
 
+/// One file taken from `ssl_update/`: its name, path, and the bytes read from the handle
+/// that was checked.
+struct NewFile {
+    name: String,
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+/// Reads every file of `ssl_update/`. The folder is the service's (and FTP users'), so root
+/// takes only regular files with one link, owned by root or the folder's owner, of at most
+/// `MAX_CERT_FILE_BYTES`, read from the handle it checked (`careful`): a link to a root-only
+/// key, a FIFO or a hard link refuses the whole set, naming the file.
+fn take_update(update: &Path) -> Result<Vec<NewFile>, Vec<String>> {
+    let entries = match fs::read_dir(update) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(vec![format!("{}: {e}", update.display())]),
+    };
+    let owners = careful::Owners::of_folder(update)
+        .map_err(|e| vec![e.to_string(), "nothing changed".into()])?;
+    let mut files = Vec::new();
+    let mut refused = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        // A real folder is not part of a set (FTP users cannot make one); a link to one is
+        // refused below like any other link.
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        match careful::read(&path, owners, MAX_CERT_FILE_BYTES) {
+            Ok(bytes) => files.push(NewFile {
+                name: e.file_name().to_string_lossy().into_owned(),
+                path,
+                bytes,
+            }),
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    if !refused.is_empty() {
+        refused.sort();
+        refused.push("nothing changed".into());
+        return Err(refused);
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
 fn prev_dir(certs: &Path) -> PathBuf {
     let mut s = certs.as_os_str().to_owned();
     s.push(".prev");
@@ -279,7 +323,7 @@ fn prev_dir(certs: &Path) -> PathBuf {
 fn install(
     certs: &Path,
     update: &Path,
-    new_files: &[PathBuf],
+    new_files: &[NewFile],
     config: &Config,
 ) -> Result<(), Vec<String>> {
     let err = |p: &Path, e: std::io::Error| vec![format!("{}: {e}", p.display())];
@@ -290,33 +334,36 @@ fn install(
     copy_tree(certs, &staging).map_err(|e| err(certs, e))?;
     let known = [SERVER_CERT, SERVER_KEY, CLIENT_CA, FTP_PEM];
     for f in new_files {
-        let name = f
-            .file_name()
-            .expect("files have names")
-            .to_string_lossy()
-            .into_owned();
+        let name = &f.name;
         if !known.contains(&name.as_str()) {
             let _ = fs::remove_dir_all(&staging);
             return Err(vec![format!(
                 "{}: unknown file; expected {} (nothing changed)",
-                f.display(),
+                f.path.display(),
                 known.join(", ")
             )]);
         }
         // A file that replaces one keeps its owner and group; a new one takes the folder's
-        // (`owner.rs`), so the service's group can still read the keys.
-        let dest = staging.join(&name);
+        // (`owner.rs`), so the service's group can still read the keys. The bytes are the ones
+        // read from the checked handle, written into root's own staging folder.
+        let dest = staging.join(name);
         let owner = crate::owner::for_path(&dest);
-        fs::copy(f, &dest).map_err(|e| err(f, e))?;
-        owner.apply_path(&dest).map_err(|e| err(&dest, e))?;
-        set_mode(
-            &dest,
-            if name.contains("key") || name == FTP_PEM {
-                owner.secret_mode()
-            } else {
-                0o644
-            },
-        );
+        let mode = if name.contains("key") || name == FTP_PEM {
+            owner.secret_mode()
+        } else {
+            0o644
+        };
+        let _ = fs::remove_file(&dest);
+        let written = careful::create_new(&dest, mode).and_then(|mut out| {
+            use std::io::Write;
+            out.write_all(&f.bytes)?;
+            owner.apply(&out)?;
+            out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(err(&dest, e));
+        }
     }
     let (need_tls, ftps) = needs(config);
     let report = check(&staging, need_tls, ftps);
@@ -342,7 +389,7 @@ fn install(
     }
     fs::rename(&staging, certs).map_err(|e| err(certs, e))?;
     for f in new_files {
-        let _ = fs::remove_file(f);
+        let _ = fs::remove_file(&f.path);
     }
     Ok(())
 }

@@ -12,5 +12,6 @@ mod install;
 mod passwd;
 mod peers;
 mod receive;
+mod security;
 mod spool;
 mod tls;

@@ -1,0 +1,232 @@
+//! Root against the service user: attacks an `lc` account could plant for a root command
+//! (`lc connect`, `lc certs reload`, `lc status`, `lc tail`, install.sh) to trip on, and the
+//! secrets (proxy passwords, SAS signatures) that must never reach an output.
+//!
+//! These tests run as root, as CI does. The service user is played by uid 65534 (`nobody`):
+//! the folders it owns are chowned to it, and the planted files are its or hard links to root's.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{base_config, TempDir, LC};
+
+/// The service user in these tests.
+const SERVICE: u32 = 65534;
+/// A user that is neither root nor the service.
+const STRANGER: u32 = 12345;
+/// A file over every limit of careful reads, sparse so it costs no disk.
+const HUGE: u64 = 64 << 20;
+
+/// What the attacker leaves where root will look.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Plant {
+    /// A symbolic link to a root-only file.
+    Symlink,
+    /// A FIFO: a reader that opens it blocking waits forever.
+    Fifo,
+    /// A hard link to a root-only file.
+    HardLink,
+    /// A sparse file of `HUGE` bytes owned by the service.
+    Huge,
+    /// A small file of another user.
+    Stranger,
+}
+
+pub const PLANTS: [Plant; 5] = [
+    Plant::Symlink,
+    Plant::Fifo,
+    Plant::HardLink,
+    Plant::Huge,
+    Plant::Stranger,
+];
+
+/// Owner, mode, kind and content (or size, for big files) of a path, not following links.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Print {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    size: u64,
+    bytes: Option<Vec<u8>>,
+}
+
+pub fn print(path: &Path) -> Print {
+    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let bytes = (m.file_type().is_file() && m.len() < 1 << 20).then(|| fs::read(path).unwrap());
+    Print {
+        uid: m.uid(),
+        gid: m.gid(),
+        mode: m.mode(),
+        size: m.len(),
+        bytes,
+    }
+}
+
+pub fn chown(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+}
+
+/// A root-only file, the attack's target: `root:root 0600`.
+pub fn root_secret(dir: &Path) -> PathBuf {
+    let p = dir.join("root-only");
+    fs::write(&p, b"root's secret\n").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// Plants `how` at `at`; returns the paths whose print must not change (the target and what
+/// was planted).
+pub fn plant(how: Plant, at: &Path, secret: &Path) -> Vec<PathBuf> {
+    match how {
+        Plant::Symlink => std::os::unix::fs::symlink(secret, at).unwrap(),
+        Plant::Fifo => {
+            nix::unistd::mkfifo(at, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+            chown(at, SERVICE);
+        }
+        Plant::HardLink => fs::hard_link(secret, at).unwrap(),
+        Plant::Huge => {
+            let f = fs::File::create(at).unwrap();
+            f.set_len(HUGE).unwrap();
+            chown(at, SERVICE);
+        }
+        Plant::Stranger => {
+            fs::write(at, b"a stranger's file\n").unwrap();
+            chown(at, STRANGER);
+        }
+    }
+    vec![secret.to_path_buf(), at.to_path_buf()]
+}
+
+/// Runs `cmd`, killing it after `secs` (a FIFO can hang a careless reader).
+pub fn output_within(cmd: &mut Command, secs: u64) -> (Output, bool) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut hung = false;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            hung = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), hung)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A config in `dir` whose run and state folders belong to the service user.
+fn service_config(dir: &Path, extra: &str) -> PathBuf {
+    let config = dir.join("lc.ini");
+    let collector = format!("certs_dir = {}/certs", dir.display());
+    fs::write(
+        &config,
+        format!("{}{extra}", base_config(dir, "", &collector)),
+    )
+    .unwrap();
+    for d in ["run", "state", "state/ftp", "state/ftp/ssl_update"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+        chown(&dir.join(d), SERVICE);
+    }
+    config
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn lc_connect_leaves_a_planted_api_bucket_alone() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    for how in PLANTS {
+        let dir = TempDir::new("bucket");
+        let config = service_config(&dir.0, "");
+        let secret = root_secret(&dir.0);
+        let watched = plant(how, &dir.0.join("run/api-bucket"), &secret);
+        let before: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+        let token = dir.0.join("token.txt");
+        fs::write(&token, "t0ken\n").unwrap();
+        let (out, hung) = output_within(
+            Command::new(LC)
+                .args(["connect", "--config"])
+                .arg(&config)
+                .arg("--token-file")
+                .arg(&token)
+                .arg(format!("127.0.0.1:{}", closed_port())),
+            20,
+        );
+        let said = text(&out);
+        assert!(!hung, "{how:?}: lc connect hung");
+        let after: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+        assert_eq!(before, after, "{how:?}: {said}");
+        assert!(
+            said.contains(&format!("{}/run/api-bucket: refused: ", dir.0.display())),
+            "{how:?}: {said}"
+        );
+        assert_eq!(out.status.code(), Some(1), "{how:?}: {said}");
+    }
+}
+
+/// The files of a certificate set, as `lc certs reload` takes them from ssl_update/.
+const CERT_FILES: [&str; 4] = [
+    "server-cert.pem",
+    "server-key.pem",
+    "ca.pem",
+    "pure-ftpd.pem",
+];
+
+#[test]
+fn lc_certs_reload_refuses_a_planted_file_in_ssl_update() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    for name in CERT_FILES {
+        for how in PLANTS {
+            let dir = TempDir::new("ssl-update");
+            let config = service_config(&dir.0, "");
+            let certs = dir.0.join("certs");
+            fs::create_dir_all(&certs).unwrap();
+            let secret = root_secret(&dir.0);
+            let update = dir.0.join("state/ftp/ssl_update");
+            let watched = plant(how, &update.join(name), &secret);
+            let before: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+            let (out, hung) = output_within(
+                Command::new(LC)
+                    .args(["certs", "reload", "--config"])
+                    .arg(&config),
+                20,
+            );
+            let said = text(&out);
+            assert!(!hung, "{name} {how:?}: lc certs reload hung");
+            let after: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+            assert_eq!(before, after, "{name} {how:?}: {said}");
+            assert!(
+                !certs.join(name).exists(),
+                "{name} {how:?}: installed into {}: {said}",
+                certs.display()
+            );
+            assert!(
+                said.contains(&format!("{}: refused: ", update.join(name).display())),
+                "{name} {how:?}: {said}"
+            );
+            assert_ne!(out.status.code(), Some(0), "{name} {how:?}: {said}");
+        }
+    }
+}
