@@ -152,18 +152,41 @@ if ! $is_root; then
     owner_note="not running as root: ownership is left to $(id -un) (would be root and lc)"
 fi
 
-# chown that only root does (a staged tree built by another user keeps that user's files).
+# chown that only root does (a staged tree built by another user keeps that user's files);
+# -h: a link is never followed.
 own() {
     if $is_root; then
-        chown "$1" "$2"
+        chown -h "$1" "$2"
     fi
 }
 
 # dir PATH OWNER MODE: creates a folder, or fixes the owner and mode of an existing one.
+# Folders under $state are the service's to write: what is there may have been planted for
+# root to trip on (ftp/ssl_update -> /etc/sudoers.d would have root chown the target to lc).
+# So a link, or anything but a folder, where a folder is expected is refused, and the owner
+# and mode are set from inside the folder (`.`) after checking it is where it should be, so a
+# swap after the check cannot redirect them.
 dir() {
-    mkdir -p "$root$1"
-    own "$2" "$root$1"
-    chmod "$3" "$root$1"
+    path=$root$1
+    if [ -L "$path" ]; then
+        die "$path: a symbolic link where a folder is expected; not followed (remove it and run install.sh again)"
+    fi
+    if [ -e "$path" ] && [ ! -d "$path" ]; then
+        die "$path: not a folder; a folder is expected here (remove it and run install.sh again)"
+    fi
+    mkdir -p "$path"
+    case $1 in
+        "$state"/*) want=$state_phys${1#"$state"} ;;
+        *) want=$(cd -P "$path" && pwd -P) ;;
+    esac
+    rc=0
+    (
+        cd -P "$path" || exit 1
+        [ "$(pwd -P)" = "$want" ] || exit 3
+        own "$2" . && chmod "$3" .
+    ) || rc=$?
+    [ "$rc" -ne 3 ] || die "$path: no longer the folder $want (replaced by a link?); not followed"
+    [ "$rc" -eq 0 ] || die "$path: cannot set its owner $2 and mode $3"
 }
 
 # put SOURCE PATH OWNER MODE: places a file atomically when its content differs and sets
@@ -201,6 +224,8 @@ dir "$units" 0:0 0755
 dir "$etc" "0:$lc_gid" 0750
 dir "$etc/certs" "0:$lc_gid" 0750
 dir "$state" "$lc_uid:$lc_gid" 0750
+# Where the service's folder really is; everything below it must stay there.
+state_phys=$(cd -P "$root$state" && pwd -P)
 dir "$state/ftp" "$lc_uid:$lc_gid" 0750
 dir "$state/ftp/ssl_update" "$lc_uid:$lc_gid" 0750
 

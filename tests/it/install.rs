@@ -20,12 +20,12 @@ fn is_root() -> bool {
 
 /// A temp dir holding an unpacked release (`rel/`, as scripts/release.sh lays it out) and a
 /// tree to stage into (`root/`, with an /etc/passwd and /etc/group that know only root).
-struct Setup {
-    dir: TempDir,
+pub struct Setup {
+    pub dir: TempDir,
 }
 
 impl Setup {
-    fn new(tag: &str) -> Setup {
+    pub fn new(tag: &str) -> Setup {
         let dir = TempDir::new(tag);
         let s = Setup { dir };
         s.release("rel", Path::new(LC));
@@ -36,7 +36,7 @@ impl Setup {
         s
     }
 
-    fn root(&self) -> PathBuf {
+    pub fn root(&self) -> PathBuf {
         self.dir.0.join("root")
     }
 
@@ -62,7 +62,7 @@ impl Setup {
     }
 
     /// `sh REL/install.sh --root ROOT ARGS`; panics unless it succeeds.
-    fn install(&self, rel: &str, args: &[&str]) -> String {
+    pub fn install(&self, rel: &str, args: &[&str]) -> String {
         let script = self.dir.0.join(rel).join("install.sh");
         ok(sh(
             &script,
@@ -173,7 +173,7 @@ fn checksum(path: &Path) -> u64 {
         })
 }
 
-fn sh(script: &Path, args: &[&str]) -> Output {
+pub fn sh(script: &Path, args: &[&str]) -> Output {
     Command::new("sh")
         .arg(script)
         .args(args)

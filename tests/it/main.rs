@@ -8,7 +8,7 @@ mod cloud;
 mod delivery;
 mod ftp;
 mod ftp_faults;
-mod install;
+pub mod install;
 mod passwd;
 mod peers;
 mod receive;

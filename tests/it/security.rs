@@ -230,3 +230,49 @@ fn lc_certs_reload_refuses_a_planted_file_in_ssl_update() {
         }
     }
 }
+
+/// The folders install.sh sets up under /var/lib/lc, which the service can write.
+const STATE_FOLDERS: [&str; 2] = ["var/lib/lc/ftp", "var/lib/lc/ftp/ssl_update"];
+
+#[test]
+fn install_sh_follows_no_link_the_service_planted() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    for at in STATE_FOLDERS {
+        for how in PLANTS {
+            let setup = crate::install::Setup::new("install-plant");
+            setup.install("rel", &[]);
+            // The target: a folder root keeps to itself (think /etc/sudoers.d) and a file in it.
+            let target = setup.dir.0.join("sudoers.d");
+            fs::create_dir_all(&target).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o700)).unwrap();
+            let secret = root_secret(&target);
+            let path = setup.root().join(at);
+            fs::remove_dir_all(&path).unwrap();
+            let watched = match how {
+                Plant::Symlink => {
+                    std::os::unix::fs::symlink(&target, &path).unwrap();
+                    vec![target.clone(), secret.clone(), path.clone()]
+                }
+                _ => plant(how, &path, &secret),
+            };
+            let before: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+            let out = crate::install::sh(
+                &setup.dir.0.join("rel/install.sh"),
+                &["--root", setup.root().to_str().unwrap()],
+            );
+            let said = text(&out);
+            let after: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+            assert_eq!(before, after, "{at} {how:?}: {said}");
+            let why = if how == Plant::Symlink {
+                "a symbolic link where a folder is expected"
+            } else {
+                "not a folder"
+            };
+            assert!(
+                said.contains(&format!("{}: {why}", path.display())),
+                "{at} {how:?}: {said}"
+            );
+            assert_ne!(out.status.code(), Some(0), "{at} {how:?}: {said}");
+        }
+    }
+}
