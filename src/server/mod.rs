@@ -41,7 +41,7 @@ use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Counters, Drop};
 use crate::syslog::frame::{self, Decoded, Decoder, FramingMode};
-use crate::syslog::render::Origin;
+use crate::syslog::render::{Origin, Render};
 use crate::tls::cmd::FtpsNeed;
 
 const WAKER: Token = Token(0);
@@ -658,7 +658,12 @@ impl Server {
                 src.counters.drop(Drop::DiskFull, 1);
                 continue;
             }
-            let mut msg = frame::trim_trailing_newline(&scratch[..n]);
+            // `render = vendor` drops a trailing NUL and LF itself, as rsyslog does (a CR
+            // before the LF stays, a datagram of just LF is written).
+            let mut msg = match src.cfg.render {
+                Render::Vendor => &scratch[..n],
+                Render::Raw => frame::trim_trailing_newline(&scratch[..n]),
+            };
             if msg.len() > max {
                 msg = &msg[..max];
                 src.counters.truncated += 1;

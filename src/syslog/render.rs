@@ -7,9 +7,13 @@
 //! receive time and the sender's name, lc uses the receive time (UTC) and the sender's address
 //! (no DNS): [`Origin`]. `render = raw` keeps the message as received (escaped, one line).
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use super::escape::push_line;
+use super::header::{Header, Tag};
+use super::stamp::MONTHS;
+use super::{rfc3164, rfc5424};
 
 /// The `render =` of a syslog source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +87,6 @@ impl Default for Origin {
     }
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
-
 /// `Mmm dd hh:mm:ss` in UTC, the day padded with a space as rsyslog's `date-rfc3164` does.
 fn rfc3164_stamp(secs: u64) -> [u8; 15] {
     let (_, month, day, h, m, s) = crate::clock::civil(secs);
@@ -117,22 +117,256 @@ pub fn push(out: &mut Vec<u8>, render: Render, msg: &[u8], origin: &Origin) -> b
     }
 }
 
-/// FIXME(issue 10): rsyslog's RFC 5424 / RFC 3164 parsing and the traditional template.
+/// rsyslog's `maxMessageSize` in the vendor's configuration (64k): escaping never makes a
+/// message longer than this (`runtime/parser.c`, `SanitizeMsg`).
+const MAX_LINE: usize = 64 * 1024;
+
+thread_local! {
+    /// The escaped copy of a message with control characters, reused so that such messages
+    /// cost no allocation either.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// rsyslog 8.2302 with its default parser chain and `RSYSLOG_TraditionalFileFormat`: the
+/// message is sanitized first (trailing NUL and LF dropped, control characters escaped), then
+/// the PRI is read, then the RFC 5424 parser or else the RFC 3164 parser finds the header in
+/// the escaped text, and the line is `TIMESTAMP SP HOSTNAME SP TAG [SP] MSG LF`.
 fn push_vendor(out: &mut Vec<u8>, msg: &[u8], origin: &Origin) -> bool {
+    // rsyslog discards only a message of length zero; one that sanitizing empties is written.
     if msg.is_empty() {
         return false;
     }
-    out.extend_from_slice(origin.stamp());
-    out.push(b' ');
-    out.extend_from_slice(origin.host().as_bytes());
-    out.push(b' ');
-    push_line(out, msg);
+    let msg = msg.strip_suffix(b"\0").unwrap_or(msg);
+    let msg = msg.strip_suffix(b"\n").unwrap_or(msg);
+    // Branch-free scan, as in `escape.rs`: most messages need no escaping and are parsed in
+    // place. DEL (0x7f) is not a control character to rsyslog.
+    if !msg.iter().fold(false, |acc, &b| acc | (b < 0x20)) {
+        push_parsed(out, msg, origin);
+    } else {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            escape(&mut s, msg);
+            push_parsed(out, &s, origin);
+        });
+    }
     true
 }
+
+/// `$EscapeControlCharactersOnReceive on`: bytes below 0x20, tab included, become `#` and three
+/// octal digits. rsyslog stops once the escaped text reaches `MAX_LINE - 3` bytes.
+fn escape(dst: &mut Vec<u8>, msg: &[u8]) {
+    let max = (msg.len() * 4).min(MAX_LINE);
+    dst.reserve(msg.len() + 16);
+    for &b in msg {
+        if dst.len() >= max - 3 {
+            break;
+        }
+        if b < 0x20 {
+            dst.extend_from_slice(&[b'#', b'0' + (b >> 6), b'0' + ((b >> 3) & 7), b'0' + (b & 7)]);
+        } else {
+            dst.push(b);
+        }
+    }
+}
+
+/// Where the text after the PRI starts, or `None` for an invalid PRI (rsyslog's facility
+/// `LOG_INVLD`: the whole message is MSG). No `<` at all is the default PRI and no PRI text.
+/// As rsyslog's `ParsePRI`: `<>` is PRI 0, leading zeros are fine, above 191 is invalid, and
+/// a message that ends inside the PRI is invalid.
+fn after_pri(m: &[u8]) -> Option<usize> {
+    if m.first() != Some(&b'<') {
+        return Some(0);
+    }
+    let (mut pri, mut pos, mut left) = (0u32, 0usize, m.len());
+    loop {
+        left -= 1;
+        if left == 0 {
+            break;
+        }
+        pos += 1;
+        if !m[pos].is_ascii_digit() || pri > 191 {
+            break;
+        }
+        pri = pri * 10 + u32::from(m[pos] - b'0');
+    }
+    (m[pos] == b'>' && pri <= 191).then_some(pos + 1)
+}
+
+/// Parses the sanitized message `m` and appends its line.
+fn push_parsed(out: &mut Vec<u8>, m: &[u8], origin: &Origin) {
+    let h = match after_pri(m) {
+        None => Header::bare(0),
+        Some(start) => rfc5424::parse(m, start).unwrap_or_else(|| rfc3164::parse(m, start)),
+    };
+    let body = &m[h.msg.min(m.len())..];
+    out.reserve(m.len() + origin.host.len() + 24);
+    match h.stamp {
+        Some(s) => out.extend_from_slice(&s.render()),
+        None => out.extend_from_slice(origin.stamp()),
+    }
+    out.push(b' ');
+    match h.host {
+        Some(r) => out.extend_from_slice(&m[r]),
+        None => out.extend_from_slice(origin.host().as_bytes()),
+    }
+    out.push(b' ');
+    match h.tag {
+        Tag::Empty => {}
+        Tag::Bytes(r) => {
+            out.extend_from_slice(&m[r.start..r.end.min(m.len())]);
+            if r.end > m.len() {
+                out.push(0);
+            }
+        }
+        Tag::App { app, procid } => {
+            let start = out.len();
+            let app = if app.is_empty() { &b"-"[..] } else { &m[app] };
+            out.extend_from_slice(app);
+            if &m[procid.clone()] != b"-" {
+                out.push(b'[');
+                out.extend_from_slice(&m[procid]);
+                out.push(b']');
+            }
+            // rsyslog builds this tag in a 512-byte buffer; longer ones are beyond its
+            // defined behaviour, cut here.
+            out.truncate(start + (out.len() - start).min(TAG_5424_MAX));
+        }
+    }
+    // The traditional file format's string generator (`tools/smtradfile.c`) puts a space
+    // before MSG unless MSG starts with one; an empty MSG gets the space too.
+    if body.first() != Some(&b' ') {
+        out.push(b' ');
+    }
+    out.extend_from_slice(body);
+    out.push(b'\n');
+}
+
+/// `CONF_TAG_MAXSIZE - 1`.
+const TAG_5424_MAX: usize = 511;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One message through `render = vendor` from 127.0.0.1 at Dec  2 06:09:18 (shown as
+    /// `R`); `None` = dropped. Expected lines are what rsyslog 8.2302 wrote for the same bytes.
+    #[track_caller]
+    fn check(input: &[u8], expected: Option<&str>) {
+        let mut o = Origin::new();
+        o.set_peer("127.0.0.1".parse().unwrap());
+        o.set_time(1_796_191_758);
+        let mut out = b"x".to_vec();
+        let kept = push(&mut out, Render::Vendor, input, &o);
+        let got = kept.then(|| {
+            String::from_utf8_lossy(&out[1..])
+                .replace("Dec  2 06:09:18 ", "R ")
+                .replace('\0', "\\0")
+        });
+        assert_eq!(
+            got.as_deref(),
+            expected,
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
+        assert_eq!(kept, out.len() > 1, "nothing appended when dropped");
+    }
+
+    #[test]
+    fn vendor_table() {
+        check(
+            b"<13>Apr  9 16:03:37 host tag: msg",
+            Some("Apr  9 16:03:37 host tag: msg\n"),
+        );
+        check(
+            b"<13>Apr 09 16:03:37 host tag[12]: msg",
+            Some("Apr  9 16:03:37 host tag[12]: msg\n"),
+        );
+        check(b"", None);
+        // Sanitizing: one trailing NUL, then one trailing LF, dropped; a message emptied so
+        // is still written. Control characters are escaped before parsing; DEL is not.
+        check(b"\n", Some("R 127.0.0.1  \n"));
+        check(b"\0", Some("R 127.0.0.1  \n"));
+        check(b"abc\n\0", Some("R abc  \n"));
+        check(b"abc\n\n", Some("R 127.0.0.1 abc#012 \n"));
+        check(b"abc\x7fdef", Some("R 127.0.0.1 abc\x7fdef \n"));
+        check(b"<13>host\ttab: m", Some("R 127.0.0.1 host#011tab: m\n"));
+        check(
+            b"<13>\t Apr  9 16:03:37 h t: m",
+            Some("R 127.0.0.1 #011 Apr  9 16:03:37 h t: m\n"),
+        );
+        check(b"<13>x\0y", Some("R 127.0.0.1 x#000y \n"));
+        // PRI.
+        check(b"<13>", Some("R 127.0.0.1  \n"));
+        check(b"<>hello", Some("R hello  \n"));
+        check(b"<192>x y", Some("R 127.0.0.1  <192>x y\n"));
+        check(b"<1911>x", Some("R 127.0.0.1  <1911>x\n"));
+        check(b"<13", Some("R 127.0.0.1  <13\n"));
+        check(b"<", Some("R 127.0.0.1  <\n"));
+        check(b"<191>x", Some("R x  \n"));
+        check(b"<00000000000000000001>x", Some("R x  \n"));
+        check(
+            b"<0013>Apr 9 1:2:3 h t: m",
+            Some("Apr  9 01:02:03 h t: m\n"),
+        );
+        // Whitespace only.
+        check(b"<13>   ", Some("R 127.0.0.1    \n"));
+        check(b"   ", Some("R 127.0.0.1    \n"));
+        // RFC 5424, with and without a PRI.
+        check(
+            b"<13>1 2019-01-01T10:00:00.123+02:00 h app 123 mid [a b=\"c\"] msg",
+            Some("Jan  1 10:00:00 h app[123] msg\n"),
+        );
+        check(
+            b"<13>1 2019-01-01T10:00:00Z - - - - -",
+            Some("Jan  1 10:00:00 - - \n"),
+        );
+        check(
+            b"<13>1 - - - - - - \xef\xbb\xbfbom",
+            Some("R - - \u{feff}bom\n"),
+        );
+        check(
+            b"<13>1 bad h a p m - msg",
+            Some("R 127.0.0.1  bad h a p m - msg\n"),
+        );
+        check(
+            b"1 2019-01-01T10:00:00Z cp CheckPoint 123 - [x] msg",
+            Some("Jan  1 10:00:00 cp CheckPoint[123] msg\n"),
+        );
+        check(b"<13>1", Some("R 1  \n"));
+        // RFC 3164 oddities, including the NUL rsyslog writes after a year-first date.
+        check(
+            b"<13>2018 Apr 09 16:03:37",
+            Some("R 2018 Apr 09 16:03:37\n"),
+        );
+        check(
+            b"<13>2018 Apr 09 16:03:37 host",
+            Some("Apr  9 16:03:37 127.0.0.1 host\\0 \n"),
+        );
+        check(
+            b"2018 Apr 09 16:03:37 fgt date=1",
+            Some("Apr  9 16:03:37 fgt date=1\\0 \n"),
+        );
+        check(
+            b"<13>Apr  9 ::  host t: m",
+            Some("Apr  9 00:00:00 127.0.0.1  host t: m\n"),
+        );
+        check(
+            b"<13>Apr 31 25:03:37 host t: m",
+            Some("R Apr 31 25:03:37 host t: m\n"),
+        );
+        check(b"<13>{json}", Some("R 127.0.0.1  {json}\n"));
+    }
+
+    #[test]
+    fn escaping_stops_below_max_line() {
+        let mut out = Vec::new();
+        escape(&mut out, &[1u8; 20_000]);
+        assert_eq!(out.len(), MAX_LINE - 4 + 4);
+        let mut out = Vec::new();
+        escape(&mut out, b"a\x01");
+        assert_eq!(out, b"a#001");
+    }
 
     #[test]
     fn stamps() {
