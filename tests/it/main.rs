@@ -12,6 +12,7 @@ pub mod install;
 mod passwd;
 mod peers;
 mod receive;
+mod render;
 mod security;
 mod spool;
 mod tls;
