@@ -22,7 +22,9 @@ pub enum Drop {
     MaxConnections,
     /// A connection refused because its IP holds `max_connections_per_ip`.
     MaxConnectionsPerIp,
-    /// A UDP datagram read while the disk was full (stream senders are paused instead).
+    /// Messages lc could not write for want of disk: UDP datagrams read while the disk was
+    /// full (stream senders are paused instead), and lines still unwritten when a stop found
+    /// the disk full.
     DiskFull,
     /// Datagrams the kernel dropped because the socket buffer was full (from /proc/net/udp).
     UdpKernel,

@@ -101,6 +101,9 @@ struct SourceState {
     seal_failed: Vec<u64>,
     /// The sender and receive time of the datagram being stored (UDP sources).
     udp_origin: Origin,
+    /// Its sockets were closed for a reload that was then refused, and could not be bound
+    /// again: the next reload binds them whatever changed.
+    unbound: bool,
 }
 
 impl SourceState {
@@ -126,6 +129,8 @@ struct Listener {
     socket: Socket,
     source: usize,
     addr: SocketAddr,
+    /// Bound as one dual-stack IPv6 socket (`listen = *`); kept to bind the same again.
+    dual: bool,
     ready: bool,
 }
 
@@ -357,13 +362,23 @@ impl Server {
     }
 
     fn bind(&self, s: &Source, source: usize) -> Result<Vec<Listener>, RunError> {
-        let mut out = Vec::new();
         if !s.receiver.is_syslog() {
             // A folder of the FTP server, which binds its own port.
-            return Ok(out);
+            return Ok(Vec::new());
         }
         let listen = s.listen.clone().unwrap_or(config::Listen::Any);
-        for (addr, dual) in listen::addresses(&listen, s.port) {
+        self.bind_at(s, source, &listen::addresses(&listen, s.port))
+    }
+
+    /// Binds `s`'s sockets on exactly `addrs` (address, dual-stack).
+    fn bind_at(
+        &self,
+        s: &Source,
+        source: usize,
+        addrs: &[(SocketAddr, bool)],
+    ) -> Result<Vec<Listener>, RunError> {
+        let mut out = Vec::new();
+        for &(addr, dual) in addrs {
             let socket = if s.receiver.is_udp() {
                 let (sock, warning) = listen::udp(addr, dual, self.config.collector.udp_rcvbuf)
                     .map_err(|e| RunError(format!("source {}: {e}", s.name)))?;
@@ -385,6 +400,7 @@ impl Server {
                 socket,
                 source,
                 addr: local,
+                dual,
                 ready: true,
             });
         }
@@ -453,6 +469,7 @@ impl Server {
             retired: false,
             seal_failed: Vec::new(),
             udp_origin: Origin::new(),
+            unbound: false,
         });
         Ok(())
     }
@@ -1695,11 +1712,11 @@ impl Server {
             match self.source_index(&s.name) {
                 Some(i)
                     if !self.sources[i].retired
+                        && !self.sources[i].unbound
                         && listen_key(&self.sources[i].cfg) == listen_key(s) => {}
                 _ => to_bind.push(s.clone()),
             }
         }
-        // Close the old sockets of moved sources first, so a source can keep its port.
         let moved: Vec<usize> = to_bind
             .iter()
             .filter_map(|s| self.source_index(&s.name))
@@ -1708,17 +1725,37 @@ impl Server {
             .filter(|&i| !wanted.iter().any(|w| w.name == self.sources[i].cfg.name))
             .collect();
         let mut old_config = std::mem::replace(&mut self.config, new);
+        // Bind everything new before anything is committed. A moving source may hold the
+        // address another one (or itself) moves to: then the moving sources' sockets close
+        // and the bind is tried once more. If anything still fails, the new sockets go, the
+        // closed ones are bound again where they were, and the old config stays.
         let mut bound = Vec::new();
+        let mut closed: Vec<(usize, Vec<(SocketAddr, bool)>)> = Vec::new();
+        let mut failure = None;
         for s in &to_bind {
-            // Index is fixed below; bind with a placeholder.
-            let result = self.bind_excluding(s, &moved);
+            // The source index is fixed below; bind with a placeholder.
+            let mut result = self.bind(s, usize::MAX);
+            if result.is_err() && closed.is_empty() && !(moved.is_empty() && removed.is_empty()) {
+                for &i in moved.iter().chain(&removed) {
+                    closed.push((i, self.close_listeners_of(i)));
+                }
+                result = self.bind(s, usize::MAX);
+            }
             match result {
                 Ok(ls) => bound.push((s.clone(), ls)),
                 Err(e) => {
-                    std::mem::swap(&mut self.config, &mut old_config);
-                    return Err(e);
+                    failure = Some(e);
+                    break;
                 }
             }
+        }
+        if let Some(e) = failure {
+            drop(bound);
+            std::mem::swap(&mut self.config, &mut old_config);
+            for (i, addrs) in closed {
+                self.listen_again(i, &addrs);
+            }
+            return Err(e);
         }
         for i in moved.iter().chain(&removed) {
             self.close_listeners_of(*i);
@@ -1742,6 +1779,7 @@ impl Server {
                     i
                 }
             };
+            self.sources[i].unbound = false;
             for mut l in listeners {
                 l.source = i;
                 self.register_listener(l)?;
@@ -1761,21 +1799,29 @@ impl Server {
         Ok(())
     }
 
-    /// Binds `s`; a socket of a source in `closing` on the same address is closed first.
-    fn bind_excluding(&mut self, s: &Source, closing: &[usize]) -> Result<Vec<Listener>, RunError> {
-        match self.bind(s, usize::MAX) {
-            Ok(ls) => Ok(ls),
-            Err(_) if !closing.is_empty() => {
-                for &i in closing {
-                    self.close_listeners_of(i);
+    /// A refused reload had closed source `i`'s sockets: bind them again on the same
+    /// addresses. Failing that (another process took the port in between) the source is left
+    /// without a listener, said at error level, and the next reload binds it.
+    fn listen_again(&mut self, i: usize, addrs: &[(SocketAddr, bool)]) {
+        let cfg = self.sources[i].cfg.clone();
+        match self.bind_at(&cfg, i, addrs) {
+            Ok(ls) => {
+                for l in ls {
+                    if let Err(e) = self.register_listener(l) {
+                        log::error!("source {}: cannot listen again: {e}", cfg.name);
+                    }
                 }
-                self.bind(s, usize::MAX)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                log::error!("{e}; the source has no listener until a reload or restart binds it");
+                self.sources[i].unbound = true;
+            }
         }
     }
 
-    fn close_listeners_of(&mut self, source: usize) {
+    /// Closes source `i`'s sockets; returns the addresses they had.
+    fn close_listeners_of(&mut self, source: usize) -> Vec<(SocketAddr, bool)> {
+        let mut closed = Vec::new();
         for slot in self.listeners.iter_mut() {
             if slot.as_ref().is_some_and(|l| l.source == source) {
                 let mut l = slot.take().expect("checked");
@@ -1788,8 +1834,10 @@ impl Server {
                     self.sources[source].cfg.name,
                     l.addr
                 );
+                closed.push((l.addr, l.dual));
             }
         }
+        closed
     }
 
     fn close_conns_of(&mut self, source: usize) {
@@ -1813,13 +1861,32 @@ impl Server {
             self.ftp = Some(ftp);
             self.ftp_events(events);
         }
+        // A stop reads what senders queued only while the disk takes it: a fresh look at the
+        // disk first, a flush after each read, and no more reading once a write fails. What
+        // stays unread is the senders' to send again; what was read and cannot be written is
+        // counted and logged below, never lost in silence.
         let deadline = Instant::now() + Duration::from_secs(2);
-        self.disk_full = false;
+        self.check_disk();
         for slot in 0..self.conns.len() {
-            while self.conns[slot].is_some() && Instant::now() < deadline && self.read_conn(slot) {}
+            while !self.disk_full && Instant::now() < deadline && self.read_conn(slot) {
+                if let Some(i) = self.conns[slot].as_ref().map(|c| c.source) {
+                    self.flush_source(i);
+                }
+            }
             self.close_conn(slot);
         }
         self.flush_spools();
+        for src in &mut self.sources {
+            let lost = src.spool.discard_unwritten();
+            if lost > 0 {
+                src.counters.drop(Drop::DiskFull, lost);
+                log::error!(
+                    "source {}: {}: {lost} received messages could not be written before the stop (disk full or not writable); lost and counted as disk_full",
+                    src.cfg.name,
+                    src.spool.dir.display()
+                );
+            }
+        }
         for i in 0..self.sources.len() {
             self.seal_open(i);
         }

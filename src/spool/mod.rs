@@ -202,6 +202,14 @@ impl SourceSpool {
         kept
     }
 
+    /// Drops the lines still buffered (a stop that cannot write them) and returns how many
+    /// there were, a torn one included.
+    pub fn discard_unwritten(&mut self) -> u64 {
+        let lines = memchr::memchr_iter(b'\n', &self.buf).count() as u64;
+        self.buf = Vec::new();
+        lines
+    }
+
     /// Writes the buffer to the open segment, opening one if needed. A segment that reaches
     /// `rotate_bytes` is cut at the last line that fits and taken for sealing (see
     /// `take_sealed`); a single line longer than that fills a segment of its own. On error the

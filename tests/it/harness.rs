@@ -76,9 +76,18 @@ pub fn config_with(dir: &Path, spool: &str, collector: &str, delivery: &str) -> 
     )
 }
 
-/// A syslog source on a kernel-chosen port.
+/// A syslog source on a kernel-chosen port that stores messages as received (`render = raw`),
+/// so tests of transport, spool and delivery compare exactly the bytes they sent. The vendor
+/// rendering (the default) has its own tests (`render.rs`, `receive.rs`).
 pub fn source(name: &str, receiver: &str, extra: &str) -> String {
-    format!("[source {name}]\nformat = GENERIC_CEF\nreceiver = {receiver}\nport = 0\n{extra}\n")
+    let render = if extra.contains("render =") {
+        ""
+    } else {
+        "render = raw\n"
+    };
+    format!(
+        "[source {name}]\nformat = GENERIC_CEF\nreceiver = {receiver}\nport = 0\n{render}{extra}\n"
+    )
 }
 
 impl Lc {

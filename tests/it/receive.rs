@@ -119,14 +119,14 @@ fn an_over_long_frame_is_truncated_and_counted() {
         &(source("t", "syslog-tcp", "") + &source("u", "syslog-udp", "")),
     );
     let mut wire = vec![b'x'; 5000];
-    wire.extend_from_slice(b"\n<13>next\n2000 ");
-    wire.extend(std::iter::repeat_n(b'y', 2000));
+    wire.extend_from_slice(b"\n<13>next\n2000 <13>");
+    wire.extend(std::iter::repeat_n(b'y', 1996));
     wire.extend_from_slice(b"<13>after\n");
     let lines = send_tcp(&lc, "t", &wire, 4);
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0], "x".repeat(1024));
     assert_eq!(lines[1], "<13>next");
-    assert_eq!(lines[2], "y".repeat(1024));
+    assert_eq!(lines[2], format!("<13>{}", "y".repeat(1020)));
     assert_eq!(lines[3], "<13>after");
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -283,6 +283,55 @@ fn sighup_applies_a_new_config_and_refuses_a_bad_one() {
         lc.source_status("u")["drops"]["not_allowed"] == 1
     });
     send_and_check_tcp(&lc);
+    assert!(lc.stop().success());
+}
+
+/// Issue 12, bug 2: a source moved to a port that is busy lost its old listener although the
+/// reload was refused; reloading the original config then changed nothing and still did not
+/// listen. A refused reload leaves every socket as it was.
+#[test]
+fn a_refused_reload_keeps_every_listener() {
+    let mut lc = Lc::start(
+        "reload-busy",
+        "",
+        "",
+        &format!(
+            "{}{}",
+            source("a", "syslog-tcp", ""),
+            source("b", "syslog-udp", "")
+        ),
+    );
+    let old = lc.addr("a", "tcp");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let good = std::fs::read_to_string(&lc.config).unwrap();
+    let moved = good.replacen(
+        "[source a]\nformat = GENERIC_CEF\nreceiver = syslog-tcp\nport = 0",
+        &format!("[source a]\nformat = GENERIC_CEF\nreceiver = syslog-tcp\nport = {busy_port}"),
+        1,
+    );
+    assert_ne!(moved, good);
+    for config in [&moved, &good] {
+        std::fs::write(&lc.config, config).unwrap();
+        let before = lc.status()["reloaded_at"].as_u64().unwrap_or(0);
+        lc.signal(nix::sys::signal::Signal::SIGHUP);
+        wait_for(10, "reload handled", || {
+            lc.try_status()
+                .is_some_and(|s| s["reloaded_at"].as_u64().unwrap_or(0) > before)
+        });
+        assert_eq!(
+            lc.status()["listeners"].as_array().unwrap().len(),
+            2,
+            "{}",
+            lc.log()
+        );
+        assert_eq!(lc.addr("a", "tcp"), old);
+    }
+    assert!(lc.log().contains("reload refused"), "{}", lc.log());
+    let mut s = TcpStream::connect(old).expect("the old listener still accepts");
+    s.write_all(b"<13>after the refused reload\n").unwrap();
+    wait_for(10, "line stored", || lc.lines("a").len() == 1);
+    drop(busy);
     assert!(lc.stop().success());
 }
 

@@ -261,6 +261,64 @@ fn a_full_disk_pauses_tcp_counts_udp_and_resumes_without_loss() {
     assert!(lc.log().contains("receivers resumed"));
 }
 
+/// Issue 12, bug 1: a SIGTERM while the disk was full read what the senders had queued, could
+/// not write it and exited 0 with the messages gone and no counter. Every message lc read must
+/// be on disk or counted (and logged) as lost.
+#[test]
+fn a_stop_while_the_disk_is_full_never_reads_what_it_cannot_store() {
+    let dir = crate::harness::TempDir::new("stopfull");
+    let state = dir.0.join("state");
+    let _tmpfs = Tmpfs::mount(&state, "4m");
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nname = it\nstate_dir = {d}/state\nrun_dir = {d}/run\nlisten = 127.0.0.1\n\
+             [spool]\nmin_free_bytes = 0\nrotate_bytes = 8M\nmax_spool_bytes = 64M\n[delivery]\nurl = dir:{d}/outbox\n{}",
+            source("t", "syslog-tcp", ""),
+            d = dir.0.display()
+        ),
+    )
+    .unwrap();
+    let mut lc = Lc::attach(dir, config);
+    let _filler = fill(&state);
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    s.write_all(b"<13>first\n").unwrap();
+    wait_for(10, "disk full noticed", || {
+        lc.status()["disk"]["full"] == true
+    });
+    // Queue what the kernel takes while lc is paused, then stop lc with it unread.
+    s.set_nonblocking(true).unwrap();
+    let mut queued = 0;
+    let line = format!("<13>queued {}\n", "x".repeat(80));
+    while queued < 50_000 && s.write_all(line.as_bytes()).is_ok() {
+        queued += 1;
+    }
+    assert!(queued > 100, "the kernel took only {queued} lines");
+    lc.stop();
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lc.dir.0.join("run/all.json")).unwrap())
+            .unwrap();
+    let t = st["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "t")
+        .unwrap();
+    let read = t["messages"].as_u64().unwrap();
+    let lost = t["drops"]["disk_full"].as_u64().unwrap();
+    let stored = lc.lines("t").len() as u64;
+    assert_eq!(
+        read,
+        stored + lost,
+        "read {read}, stored {stored}, counted lost {lost}\n{}",
+        lc.log()
+    );
+    if lost > 0 {
+        assert!(lc.log().contains("could not be written before the stop"));
+    }
+}
+
 /// A read-only bind mount, undone on drop.
 struct ReadOnly(std::path::PathBuf);
 
