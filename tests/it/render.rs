@@ -404,3 +404,269 @@ fn vendor_render_matches_rsyslog_on_the_corpus() {
         all.len()
     );
 }
+
+/// splitmix64: a fixed seed gives the same messages on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+}
+
+const PRIS: &[&str] = &[
+    "<13>", "<13>", "<13>", "<134>", "<0>", "<191>", "<192>", "<>", "<0013>", "<1911>", "<13",
+    "<abc>", "<", "", "", "13>", "<-1>", "<7 >",
+];
+const STAMPS_3164: &[&str] = &[
+    "Apr  9 16:03:37",
+    "Apr 09 16:03:37",
+    "Apr 9 16:03:37",
+    "apr  9 16:03:37",
+    "DEC 31 23:59:60",
+    "Apr  9 16:03:37.123",
+    "Apr  9 16:03:37:",
+    "Apr  9 2019 16:03:37",
+    "2019 Apr  9 16:03:37",
+    "Apr 31 16:03:37",
+    "Apr 32 16:03:37",
+    "Apr  9 24:03:37",
+    "Apr  9 16:3:7",
+    "Apr  9 ::",
+    "Apl  9 16:03:37",
+    " Apr  9 16:03:37",
+    "Apr   9 16:03:37",
+    "1969 Apr  9 16:03:37",
+    "2019-04-09T16:03:37Z",
+    "2019-04-09T16:03:37.5+05:30",
+    "2019-04-09T16:03:37",
+    "Jun",
+    "Jan  1 00:00:00",
+    "Feb 29 12:00:00.999999999999",
+];
+const STAMPS_5424: &[&str] = &[
+    "2019-04-09T16:03:37Z",
+    "2019-04-09T16:03:37.123456+02:00",
+    "2019-4-9T6:3:7-11:30",
+    "-",
+    "2019-04-09T16:03:37",
+    "2019-04-09 16:03:37Z",
+    "0-1-1T0:0:0Z",
+    "2100-01-01T00:00:00Z",
+    "2019-04-09T16:03:37.1234567890Z",
+    "2019-04-09T16:03:37.99999999999Z",
+    "2019-13-01T00:00:00Z",
+    "2019-04-09T16:03:37+24:00",
+    "2019-04-09T16:03:37Zx",
+    "",
+];
+const HOSTS: &[&str] = &[
+    "host",
+    "fw-01.example.com",
+    "10.0.0.1",
+    "[10.0.0.1]",
+    "host-",
+    "h_1",
+    "h\u{f4}te",
+    "",
+    "-",
+    "a",
+    "1",
+    "2019",
+    "host:",
+    "FGT60E",
+    "host]x",
+    "x.y.",
+];
+const TAGS: &[&str] = &[
+    "sshd",
+    "sshd[123]",
+    "%ASA-6-302013",
+    "CheckPoint",
+    "filterlog[9]",
+    "tag",
+    "t-a_g.x",
+    "",
+    "\u{e9}t\u{e9}",
+    "[pid]",
+    "{x}",
+    "a[b",
+    "date=2019-04-09",
+];
+const WORDS: &[&str] = &[
+    "msg",
+    "action=allow",
+    "src=10.0.0.5",
+    "[sd x=\"1\"]",
+    "{\"k\":1}",
+    "]",
+    "\\]",
+    "-",
+    ":",
+    "  ",
+    "caf\u{e9}",
+    "\u{2713}",
+    "\u{feff}",
+    "\t",
+    "\x01",
+    "\x1b[0m",
+    "\x7f",
+    "\r",
+    "#011",
+    "1",
+    "2019",
+    "Apr",
+    "[",
+    "{",
+    "x\ty",
+];
+
+fn words(r: &mut Rng, out: &mut Vec<u8>) {
+    for _ in 0..r.below(6) {
+        if r.chance(80) {
+            out.push(b' ');
+        }
+        out.extend_from_slice(r.pick(WORDS).as_bytes());
+    }
+    if r.chance(5) {
+        // Bytes >= 0x80 that are not UTF-8.
+        out.extend_from_slice(&[0x80, 0xff, 0xc3]);
+    }
+}
+
+/// One message from a grammar of RFC 5424 and RFC 3164 headers and their malformations.
+/// `udp`: may also hold LF and NUL anywhere and end in CR, LF or NUL.
+fn message(r: &mut Rng, udp: bool) -> Vec<u8> {
+    let mut m = r.pick(PRIS).as_bytes().to_vec();
+    let sp = |r: &mut Rng, m: &mut Vec<u8>| {
+        m.extend_from_slice(match r.below(20) {
+            0 => b"",
+            1 => b"  ",
+            _ => b" ",
+        })
+    };
+    if r.chance(35) {
+        m.extend_from_slice(if r.chance(90) { b"1 " } else { b"1" });
+        m.extend_from_slice(r.pick(STAMPS_5424).as_bytes());
+        for field in [HOSTS, TAGS, &["123", "-", "", "p"], &["ID47", "-", ""]] {
+            if r.chance(3) {
+                break;
+            }
+            sp(r, &mut m);
+            // 5424 fields are tokens: no spaces of their own.
+            let f = r.pick(field);
+            m.extend_from_slice(f.split(' ').next().unwrap().as_bytes());
+        }
+        sp(r, &mut m);
+        m.extend_from_slice(
+            r.pick(&[
+                "-",
+                "[a b=\"c\"]",
+                "[a][b]",
+                "[a x=\"\\]\"]",
+                "[a",
+                "-x",
+                "",
+                "[]",
+            ])
+            .as_bytes(),
+        );
+    } else {
+        if r.chance(85) {
+            m.extend_from_slice(r.pick(STAMPS_3164).as_bytes());
+            sp(r, &mut m);
+        }
+        if r.chance(75) {
+            m.extend_from_slice(r.pick(HOSTS).as_bytes());
+            sp(r, &mut m);
+        }
+        if r.chance(2) {
+            m.extend(std::iter::repeat_n(b't', 505 + r.below(10)));
+        }
+        m.extend_from_slice(r.pick(TAGS).as_bytes());
+        if r.chance(70) {
+            m.push(b':');
+        }
+    }
+    words(r, &mut m);
+    if r.chance(25) {
+        // Cut anywhere, to hit every "message ends here" case.
+        let cut = r.below(m.len() + 1);
+        m.truncate(cut);
+    }
+    if udp {
+        if r.chance(10) {
+            let at = r.below(m.len() + 1);
+            m.insert(at, if r.chance(50) { b'\n' } else { 0 });
+        }
+        if r.chance(20) {
+            m.extend_from_slice(
+                r.pick(&["\n", "\0", "\n\0", "\r", "\r\n", "\n\n", "\0\0"])
+                    .as_bytes(),
+            );
+        }
+    } else {
+        m.retain(|&b| b != b'\n' && b != 0);
+        while m.ends_with(b"\r") {
+            m.pop();
+        }
+    }
+    m
+}
+
+#[test]
+fn vendor_render_matches_rsyslog_on_random_messages() {
+    let seed = std::env::var("LC_RENDER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_230_209u64);
+    let n: usize = std::env::var("LC_RENDER_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let (lc, rs, _dir) = start_pair("render-random");
+    let mut run = Run {
+        lc: &lc,
+        rs: &rs,
+        next_sentinel: 0,
+        udp_skip: Vec::new(),
+    };
+    udp_warm_up(&mut run);
+    let mut r = Rng(seed);
+    let tcp: Vec<Vec<u8>> = (0..n).map(|_| message(&mut r, false)).collect();
+    let udp: Vec<Vec<u8>> = (0..n / 5).map(|_| message(&mut r, true)).collect();
+    let mut bad = run.tcp(&tcp, &format!("random over tcp (seed {seed})"));
+    bad.extend(run.udp(&udp, &format!("random over udp (seed {seed})")));
+    let shown: Vec<&String> = bad.iter().take(50).collect();
+    assert!(
+        bad.is_empty(),
+        "{} mismatches (LC_RENDER_SEED={seed}), first 50:\n{}",
+        bad.len(),
+        shown
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!(
+        "random: {} messages over tcp, {} over udp, seed {seed}, no mismatch",
+        tcp.len(),
+        udp.len()
+    );
+}
