@@ -1,6 +1,7 @@
 //! Logging setup. On a terminal: simple_logger with timestamps. Under systemd (JOURNAL_STREAM
 //! set, stderr connected to the journal) each line starts with a `<N>` syslog priority and has
-//! no timestamp, so journald keeps the level and adds its own time.
+//! no timestamp, so journald keeps the level and adds its own time. Either way each line is
+//! `secret::scrub`bed first.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -71,22 +72,52 @@ impl Log for JournalLogger {
     fn flush(&self) {}
 }
 
+/// Every log line passes `secret::scrub` before it is written, whoever logs it: ureq logs a
+/// request's path and query at trace level, where a SAS signature would otherwise go.
+struct Scrubbed<L>(L);
+
+impl<L: Log> Log for Scrubbed<L> {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.0.enabled(record.metadata()) {
+            return;
+        }
+        let text = record.args().to_string();
+        let clean = crate::secret::scrub(&text);
+        self.0.log(
+            &Record::builder()
+                .args(format_args!("{clean}"))
+                .metadata(record.metadata().clone())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.0.flush()
+    }
+}
+
 /// Installs the logger once; later calls only change the level.
 pub fn init(level: LevelFilter) {
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let installed = if under_journal {
-        log::set_boxed_logger(Box::new(JournalLogger {
+    // A second call finds the logger installed and only changes the level below.
+    let _ = if under_journal {
+        log::set_boxed_logger(Box::new(Scrubbed(JournalLogger {
             level: LevelFilter::Trace,
-        }))
-        .is_ok()
+        })))
     } else {
-        simple_logger::SimpleLogger::new()
-            .with_level(LevelFilter::Trace)
-            .with_module_level(RUSTLS, LevelFilter::Error)
-            .with_utc_timestamps()
-            .init()
-            .is_ok()
+        log::set_boxed_logger(Box::new(Scrubbed(
+            simple_logger::SimpleLogger::new()
+                .with_level(LevelFilter::Trace)
+                .with_module_level(RUSTLS, LevelFilter::Error)
+                .with_utc_timestamps(),
+        )))
     };
-    let _ = installed;
     log::set_max_level(level);
 }

@@ -79,11 +79,13 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
             Ok(c) => {
+                print_cut_values(&config_path);
                 println!("{}: ok, {} sources", config_path.display(), c.sources.len());
                 ExitCode::SUCCESS
             }
             Err(e) => {
                 eprintln!("{e}");
+                print_cut_values(&config_path);
                 ExitCode::from(EXIT_USAGE)
             }
         },
@@ -233,6 +235,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `config check`'s warnings about values that look cut by a comment.
+fn print_cut_values(config_path: &std::path::Path) {
+    let text = std::fs::read_to_string(config_path).unwrap_or_default();
+    for w in config::cut_values(&text, config_path) {
+        eprintln!("{w}");
     }
 }
 

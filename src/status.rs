@@ -160,7 +160,7 @@ pub fn source_json(v: &SourceView<'_>, now: u64) -> Value {
         "delivered_files": c.delivered_files,
         "delivered_bytes": c.delivered_bytes,
         "backlog": { "files": v.backlog_files, "bytes": v.backlog_bytes, "oldest": v.oldest_backlog },
-        "last_error": c.last_error.as_ref().map(|(at, e)| json!({ "at": at, "error": e, "permanent": c.error_permanent })),
+        "last_error": c.last_error.as_ref().map(|(at, e)| json!({ "at": at, "error": crate::secret::scrub(e), "permanent": c.error_permanent })),
         "failing_since": c.failing_since,
     })
 }

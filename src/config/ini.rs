@@ -2,7 +2,10 @@
 //!
 //! It knows nothing of lc's keys; `config/mod.rs` validates what this returns. Comments start with
 //! `;` or `#` at the start of a line or after whitespace in a value (so `a#b` stays a value).
-//! Values are trimmed; there is no quoting and no continuation lines.
+//! Values are trimmed. A value in double quotes is taken as written, ` ;` and ` #` included
+//! (`\"` and `\\` inside stand for `"` and `\`), so a password can hold them; an unquoted
+//! value whose comment starts right after its `;`/`#` (`pa ;ss`) is marked `cut`, for
+//! `config check` to ask whether it was meant. There are no continuation lines.
 
 /// One `[section]` with its entries in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +20,8 @@ pub struct Entry {
     pub key: String,
     pub value: String,
     pub line: usize,
+    /// Unquoted, and followed by a comment that does not look like one (` ;x`, no space).
+    pub cut: bool,
 }
 
 /// A line that is not a section header, an entry, a comment or blank.
@@ -33,7 +38,8 @@ pub fn parse(text: &str) -> (Vec<Section>, Vec<SyntaxError>) {
     let mut errors = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
-        let trimmed = strip_comment(raw).trim();
+        let code = strip_comment(raw);
+        let trimmed = code.trim();
         if trimmed.is_empty() {
             continue;
         }
@@ -66,11 +72,28 @@ pub fn parse(text: &str) -> (Vec<Section>, Vec<SyntaxError>) {
             });
             continue;
         }
+        let value = value.trim();
+        let (value, cut) = match unquote(value) {
+            Some(Ok(v)) => (v, false),
+            Some(Err(())) => {
+                errors.push(SyntaxError {
+                    line,
+                    message: format!("the value of {key:?} opens a double quote it does not close"),
+                });
+                continue;
+            }
+            None => {
+                let comment = &raw.as_bytes()[code.len()..];
+                let cut = comment.len() > 1 && !comment[1].is_ascii_whitespace();
+                (value.to_string(), cut)
+            }
+        };
         match sections.last_mut() {
             Some(section) => section.entries.push(Entry {
                 key: key.to_string(),
-                value: value.trim().to_string(),
+                value,
                 line,
+                cut,
             }),
             None => errors.push(SyntaxError {
                 line,
@@ -135,19 +158,68 @@ fn join(lines: Vec<String>) -> String {
     out
 }
 
-/// Cuts a comment: a line starting with `;`/`#`, or ` ;`/` #` (whitespace first) later on.
+/// Cuts a comment: a line starting with `;`/`#`, or ` ;`/` #` (whitespace first) later on,
+/// but not inside a value in double quotes.
 fn strip_comment(line: &str) -> &str {
     let t = line.trim_start();
     if t.starts_with(';') || t.starts_with('#') {
         return "";
     }
     let bytes = line.as_bytes();
-    for i in 1..bytes.len() {
+    // A quoted value: comments start only after its closing quote.
+    let mut from = 1;
+    if let Some(eq) = line.find('=') {
+        let value_start = eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
+        if bytes.get(value_start) == Some(&b'"') {
+            match closing_quote(&line[value_start..]) {
+                Some(end) => from = value_start + end + 1,
+                None => return line,
+            }
+        }
+    }
+    for i in from.max(1)..bytes.len() {
         if (bytes[i] == b';' || bytes[i] == b'#') && bytes[i - 1].is_ascii_whitespace() {
             return &line[..i];
         }
     }
     line
+}
+
+/// The index of the quote closing the one `s` starts with, skipping `\"` and `\\`.
+fn closing_quote(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// `None`: not quoted. `Some(Ok(v))`: the value inside the quotes, unescaped. `Some(Err)`: a
+/// quote that is not closed, or text after the closing one.
+fn unquote(value: &str) -> Option<Result<String, ()>> {
+    if !value.starts_with('"') {
+        return None;
+    }
+    let Some(end) = closing_quote(value) else {
+        return Some(Err(()));
+    };
+    if end + 1 != value.len() {
+        return Some(Err(()));
+    }
+    let mut out = String::new();
+    let mut chars = value[1..end].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    Some(Ok(out))
 }
 
 #[cfg(test)]
@@ -240,5 +312,27 @@ mod tests {
             "[a]@1; !2:expected `key = value`, found \"junk\"",
         );
         check("[a]\n = v\n", "[a]@1; !2:entry has no key before '='");
+        // Quoted values keep ` ;` and ` #`; the comment after the quote goes.
+        check("[a]\nk = \"pa ;ss #x\" ; c\n", "[a]@1 k=pa ;ss #x@2;");
+        check("[a]\nk = \"a\\\"b\\\\\"\n", "[a]@1 k=a\"b\\@2;");
+        check("[a]\nk = \"\"\n", "[a]@1 k=@2;");
+        check(
+            "[a]\nk = \"open ; x\n",
+            "[a]@1; !2:the value of \"k\" opens a double quote it does not close",
+        );
+        check("[a]\nk = v\"x\"\n", "[a]@1 k=v\"x\"@2;");
+    }
+
+    #[test]
+    fn cut_values_are_marked() {
+        let cut = |text: &str| {
+            let (s, _) = parse(text);
+            s[0].entries[0].cut
+        };
+        assert!(cut("[a]\nproxy = http://u:pa ;ss@h:1\n"));
+        assert!(cut("[a]\nk = x #y\n"));
+        assert!(!cut("[a]\nk = x ; a comment\n"));
+        assert!(!cut("[a]\nk = x\n"));
+        assert!(!cut("[a]\nk = \"x ;y\"\n"));
     }
 }

@@ -140,7 +140,8 @@ pub struct Delivery {
     pub target: Target,
     pub token_file: PathBuf,
     /// `http://[user:pass@]host:port` or `https://...`; `None` = from HTTPS_PROXY, or direct.
-    pub proxy: Option<String>,
+    /// A secret: it prints with its password as `***`.
+    pub proxy: Option<crate::secret::ProxyUrl>,
     /// Hosts reached without the proxy; `None` = from NO_PROXY.
     pub no_proxy: Option<Vec<String>>,
     /// Extra trusted roots (PEM), added to the built-in ones.
@@ -235,6 +236,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         }],
     })?;
     parse_str(&text, path)
+}
+
+/// Lines whose unquoted value is followed by what looks like its own rest cut off as a
+/// comment (`proxy = http://u:pa ;ss@h`), for `config check` to point out. The cut text is
+/// not repeated: it may be half a password.
+pub fn cut_values(text: &str, path: &Path) -> Vec<String> {
+    let (sections, _) = ini::parse(text);
+    sections
+        .iter()
+        .flat_map(|s| &s.entries)
+        .filter(|e| e.cut)
+        .map(|e| {
+            format!(
+                "{}:{}: warning: the value of {:?} ends where ` ;` or ` #` starts a comment; if they belong to the value, put it in double quotes",
+                path.display(),
+                e.line,
+                e.key
+            )
+        })
+        .collect()
 }
 
 /// Validates config text as if read from `path` (relative paths resolve against its folder).
@@ -533,7 +554,7 @@ impl Validator {
                 if let Err(msg) = check_proxy_url(&e.value) {
                     self.problem(e.line, msg);
                 }
-                Some(e.value.clone())
+                Some(crate::secret::ProxyUrl::new(e.value.clone()))
             }
             _ => None,
         };
@@ -939,8 +960,17 @@ pub fn check_proxy_url(url: &str) -> Result<(), String> {
         .or_else(|| url.strip_prefix("https://"))
         .ok_or("proxy must start with http:// or https://")?;
     let host_port = rest.trim_end_matches('/').rsplit('@').next().unwrap_or("");
-    if host_port.is_empty() || host_port.contains('/') {
-        return Err("proxy must be http(s)://[user:pass@]host:port".into());
+    // A port that is not a number is most often a password cut short (by ` ;` read as a
+    // comment): `http://user:pa ;ss@host` leaves `user:pa` as host and port.
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let port_ok = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').is_some_and(|(_, after)| {
+            after.is_empty() || after.strip_prefix(':').is_some_and(digits)
+        }),
+        None => host_port.rsplit_once(':').is_none_or(|(_, p)| digits(p)),
+    };
+    if host_port.is_empty() || host_port.contains('/') || !port_ok {
+        return Err("proxy must be http(s)://[user:pass@]host:port (a password with ` ;` or ` #` in it needs the value in double quotes)".into());
     }
     Ok(())
 }

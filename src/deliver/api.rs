@@ -114,7 +114,12 @@ pub fn classify_status(what: &str, status: u16, retry_after: Option<&str>, body:
     let detail = if body.trim().is_empty() {
         String::new()
     } else {
-        format!(": {}", truncate(body.trim(), 200))
+        // Storage services echo the request's URL, SAS signature included: the body loses
+        // its URLs before it is kept in a failure (a log line, last_error).
+        format!(
+            ": {}",
+            truncate(&crate::secret::strip_urls(body.trim()), 200)
+        )
     };
     let reason = format!("{what} answered HTTP {status}{detail}");
     let after = retry_after.and_then(parse_retry_after);

@@ -11,6 +11,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Proxy};
 
 use crate::config::Delivery;
+use crate::secret::ProxyUrl;
 
 /// Connecting takes at most this, or `[delivery] timeout_secs` if shorter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -44,10 +45,11 @@ impl Http {
                 .iter()
                 .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
         };
+        // The environment's proxy is as secret as the config's, scheme or not.
         let proxy_url = cfg
             .proxy
             .clone()
-            .or_else(|| env(&["HTTPS_PROXY", "https_proxy"]));
+            .or_else(|| env(&["HTTPS_PROXY", "https_proxy"]).map(ProxyUrl::new));
         let no_proxy = cfg.no_proxy.clone().unwrap_or_else(|| {
             env(&["NO_PROXY", "no_proxy"])
                 .map(|v| {
@@ -58,10 +60,13 @@ impl Http {
                 })
                 .unwrap_or_default()
         });
-        let proxy = match &proxy_url {
-            Some(url) => Some(Proxy::new(url).map_err(|e| format!("proxy {}: {e}", redact(url)))?),
-            None => None,
-        };
+        let proxy =
+            match &proxy_url {
+                Some(url) => Some(Proxy::new(&url.for_client()).map_err(|e| {
+                    format!("proxy {url}: {}", crate::secret::scrub(&e.to_string()))
+                })?),
+                None => None,
+            };
         let build = |proxy: Option<Proxy>| -> Agent {
             Agent::config_builder()
                 .tls_config(tls.clone())
@@ -80,7 +85,7 @@ impl Http {
             proxied: build(proxy),
             direct: build(None),
             no_proxy,
-            proxy_shown: proxy_url.as_deref().map(redact),
+            proxy_shown: proxy_url.as_ref().map(ProxyUrl::to_string),
         })
     }
 
@@ -121,20 +126,6 @@ pub fn no_proxy_matches(host: &str, pattern: &str) -> bool {
     host == pattern || host.ends_with(&format!(".{pattern}"))
 }
 
-/// `http://user:secret@host:3128` -> `http://user:***@host:3128`.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,14 +157,5 @@ mod tests {
                 "{host} vs {pattern}"
             );
         }
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("http://user:secret@proxy:3128"),
-            "http://user:***@proxy:3128"
-        );
-        assert_eq!(redact("http://proxy:3128"), "http://proxy:3128");
     }
 }

@@ -386,7 +386,8 @@ impl Console {
 /// A transport error in words, with the fix for the one operators meet most: a TLS-inspecting
 /// proxy whose CA lc does not trust.
 fn describe(e: &ureq::Error) -> String {
-    let text = e.to_string();
+    // A transport error can name the URL or the proxy it was about.
+    let text = crate::secret::scrub(&e.to_string()).into_owned();
     if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
         format!("{text} (the server's certificate is not trusted; if a proxy inspects TLS, add its CA to [delivery] ca_file)")
     } else {

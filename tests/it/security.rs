@@ -276,3 +276,181 @@ fn install_sh_follows_no_link_the_service_planted() {
         }
     }
 }
+
+/// A proxy that refuses every CONNECT with 407, on a free port; runs until the test binary ends.
+fn refusing_proxy() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&conn);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let _ = (&conn).write_all(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
+/// The proxy password of these tests, in two halves: neither may show anywhere.
+const PW_HALVES: [&str; 2] = ["Pr0xyPa55", "w0rdXyz"];
+
+/// One way of giving lc a proxy: the [delivery] line, and the environment.
+struct ProxyForm {
+    what: &'static str,
+    config: String,
+    env: Vec<(&'static str, String)>,
+}
+
+fn proxy_forms(port: u16) -> Vec<ProxyForm> {
+    let [a, b] = PW_HALVES;
+    let env = |name: &'static str, scheme: &str| ProxyForm {
+        what: name,
+        config: String::new(),
+        env: vec![(name, format!("{scheme}lcuser:{a}{b}@127.0.0.1:{port}"))],
+    };
+    vec![
+        ProxyForm {
+            what: "config",
+            config: format!("proxy = http://lcuser:{a}{b}@127.0.0.1:{port}"),
+            env: vec![],
+        },
+        ProxyForm {
+            what: "config, quoted with ` ;`",
+            config: format!("proxy = \"http://lcuser:{a} ;{b}@127.0.0.1:{port}\" ; quoted"),
+            env: vec![],
+        },
+        env("HTTPS_PROXY", "http://"),
+        env("HTTPS_PROXY", ""),
+        env("https_proxy", "http://"),
+        env("https_proxy", ""),
+    ]
+}
+
+#[track_caller]
+fn assert_no_password(what: &str, text: &str) {
+    for half in PW_HALVES {
+        assert!(
+            !text.contains(half),
+            "{what}: the proxy password shows:\n{text}"
+        );
+    }
+}
+
+/// Starts `lc run` delivering through `form` at `level`, sends a line, waits for the failed
+/// delivery to be in the status, and checks every output for the password.
+fn run_with_proxy(form: &ProxyForm, level: &str, journal: bool) {
+    let what = format!(
+        "{} at {level}{}",
+        form.what,
+        if journal { " (journal)" } else { "" }
+    );
+    let dir = TempDir::new("proxy-secret");
+    let token = dir.0.join("token");
+    fs::write(&token, "t0ken-for-tests\n").unwrap();
+    // The console is never reached: the proxy refuses first.
+    let delivery = format!(
+        "url = https://127.0.0.1:{}\ntoken_file = {}\nno_proxy = nothing.invalid\n{}",
+        closed_port(),
+        token.display(),
+        form.config
+    );
+    let config = dir.0.join("lc.ini");
+    fs::write(
+        &config,
+        crate::harness::config_with(&dir.0, "rotate_secs = 1", "", &delivery)
+            .replace("log_level = debug", &format!("log_level = {level}"))
+            + &crate::harness::source("asa", "syslog-udp", ""),
+    )
+    .unwrap();
+    let mut env: Vec<(&str, &str)> = form.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    if journal {
+        env.push(("JOURNAL_STREAM", "8:12345"));
+    }
+    let lc = crate::harness::Lc::attach_with_env(dir, config, &env);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"<134>fw asa event 1", lc.addr("asa", "udp"))
+        .unwrap();
+    crate::harness::wait_for(30, "a failed delivery in the status", || {
+        !lc.source_status("asa")["last_error"].is_null()
+    });
+    let status = Command::new(LC)
+        .args(["status", "--json", "--config"])
+        .arg(&lc.config)
+        .output()
+        .unwrap();
+    assert_no_password(&what, &text(&status));
+    assert_no_password(
+        &what,
+        &fs::read_to_string(lc.dir.0.join("run/all.json")).unwrap(),
+    );
+    let log = lc.log();
+    assert_no_password(&what, &log);
+    if level == "trace" {
+        // Trace shows ureq's own lines: the test saw what it means to check.
+        assert!(
+            log.contains("via proxy lcuser:***@") || log.contains("via proxy http://lcuser:***@"),
+            "{what}: {log}"
+        );
+    }
+    // lc connect says which proxy it tried, password hidden.
+    let given = lc.dir.0.join("token.txt");
+    fs::write(&given, "t0ken-for-tests\n").unwrap();
+    let mut connect = Command::new(LC);
+    connect
+        .args(["connect", "--config"])
+        .arg(&lc.config)
+        .arg("--token-file")
+        .arg(&given)
+        .arg(format!("127.0.0.1:{}", closed_port()));
+    for (k, v) in &form.env {
+        connect.env(k, v);
+    }
+    let out = connect.output().unwrap();
+    let said = text(&out);
+    assert!(said.contains("via proxy"), "{what}: {said}");
+    assert_no_password(&what, &said);
+}
+
+#[test]
+fn a_proxy_password_never_shows_in_any_form_at_any_level() {
+    let port = refusing_proxy();
+    for form in proxy_forms(port) {
+        run_with_proxy(&form, "trace", true);
+    }
+    let forms = proxy_forms(port);
+    for level in ["error", "warn", "info", "debug", "trace"] {
+        run_with_proxy(&forms[1], level, false);
+    }
+}
+
+#[test]
+fn config_check_says_when_a_value_looks_cut() {
+    let dir = TempDir::new("cut");
+    let [a, b] = PW_HALVES;
+    let config = dir.0.join("lc.ini");
+    fs::write(
+        &config,
+        base_config(&dir.0, "", "") + &format!("proxy = http://lcuser:{a} ;{b}@127.0.0.1:3128\n"),
+    )
+    .unwrap();
+    let out = Command::new(LC)
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(
+        said.contains(&format!(
+            "{}:14: warning: the value of \"proxy\" ends where ` ;` or ` #` starts a comment",
+            config.display()
+        )),
+        "{said}"
+    );
+    assert_no_password("config check", &said);
+}

@@ -24,7 +24,9 @@ Tests steer and inspect it through /_admin/ (no token, no rate limit):
   POST /_admin/faults  {"upload_url": [...], "done_upload": [...], "streams": [...]}
        queues one action per call of that endpoint: "NNN" answers status NNN with a JSON error
        (429 and 503 with Retry-After: 1), "hang:S" sleeps S seconds then answers normally,
-       "reset" closes the TCP connection with an RST and no answer
+       "reset" closes the TCP connection with an RST and no answer, "echo:NNN" answers status
+       NNN with an error that repeats the request's body (a done_upload's uploadUrl, SAS
+       signature included, as some services echo what they refuse)
   GET  /_admin/calls   per-endpoint call counts and statuses, and the recorded uploads
   GET  /_admin/blob?name=BLOB   the blob's bytes as stored in Azurite
   POST /_admin/reset   clears the fault queues, counters and the rate window
@@ -261,6 +263,10 @@ class Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault == "reset":
                 self.reset_connection()
+                return
+            if fault.startswith("echo:"):
+                status = int(fault.split(":", 1)[1])
+                self.error(status, f"cannot use this request: {self.body.decode('utf-8', 'replace')}")
                 return
             if fault.startswith("hang:"):
                 secs = float(fault.split(":", 1)[1])
