@@ -158,6 +158,10 @@ struct TlsState {
     session: rustls::ServerConnection,
     /// Set until the handshake completes; the handshake timeout counts from here.
     handshake_since: Option<Instant>,
+    /// The client sent something: a close before the handshake is done is then a failed
+    /// handshake, where a connection closed without a byte is a probe (a load balancer's
+    /// TCP check).
+    spoke: bool,
 }
 
 pub struct Server {
@@ -770,6 +774,7 @@ impl Server {
                 Ok(session) => Some(Box::new(TlsState {
                     session,
                     handshake_since: Some(Instant::now()),
+                    spoke: false,
                 })),
                 Err(e) => {
                     log::error!("source {name}: {peer}: TLS: {e}; connection closed");
@@ -834,6 +839,9 @@ impl Server {
             read_plain(conn, src, scratch)
         };
         if total > 0 {
+            if let Some(t) = &mut conn.tls {
+                t.spoke = true;
+            }
             conn.last_active = Instant::now();
             src.counters.last_received = clock::unix_secs(SystemTime::now());
         }
@@ -844,7 +852,23 @@ impl Server {
                 false
             }
             ReadOutcome::Closed(err) => {
-                if let Some(e) = err {
+                let handshaking = conn
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.handshake_since.is_some() && (t.spoke || total > 0));
+                if handshaking {
+                    // A client that gives up mid-handshake (a port scan, a certificate it
+                    // did not like) is a failed handshake too.
+                    src.counters.drop(Drop::TlsHandshake, 1);
+                    let (name, peer) = (src.cfg.name.clone(), conn.peer);
+                    let how = match &err {
+                        Some(e) => format!("reset ({e})"),
+                        None => "closed".to_string(),
+                    };
+                    self.limit_log.hit(conn.source, "tls", || {
+                        format!("source {name}: {peer}: TLS handshake failed: the client {how} the connection before it finished")
+                    });
+                } else if let Some(e) = err {
                     log::info!(
                         "source {}: {}: connection error: {e}",
                         src.cfg.name,

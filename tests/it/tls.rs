@@ -1476,3 +1476,44 @@ fn certs_init_into_a_named_folder_needs_no_config() {
         assert!(target.join(f).exists(), "{f} missing: {}", text(&out));
     }
 }
+
+/// Issue 12, bug 13: a client that closes or resets the connection in the middle of its
+/// handshake was not counted as a failed handshake. A connection closed without a byte (a load
+/// balancer's TCP check) is not a handshake and is not counted.
+#[test]
+fn a_handshake_cut_short_is_counted_and_a_silent_probe_is_not() {
+    let (dir, config) = initialised("tls-cut", "", &source("t", "syslog-tls", ""));
+    let lc = Lc::attach(dir, config);
+    let addr = lc.addr("t", "tcp");
+    let handshakes = || lc.source_status("t")["drops"]["tls_handshake"].clone();
+    // A probe: connect, close.
+    drop(TcpStream::connect(addr).unwrap());
+    wait_for(10, "probe accepted and closed", || {
+        let t = lc.source_status("t");
+        t["accepted"] == 1 && t["connections"] == 0
+    });
+    assert_eq!(handshakes(), 0);
+    // The start of a ClientHello record, then a clean close.
+    let hello_start = [
+        0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+    ];
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&hello_start).unwrap();
+    drop(s);
+    wait_for(10, "closed mid-handshake counted", || handshakes() == 1);
+    // The same, then a reset (SO_LINGER 0).
+    let s = TcpStream::connect(addr).unwrap();
+    (&s).write_all(&hello_start).unwrap();
+    nix::sys::socket::setsockopt(
+        &s,
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    )
+    .unwrap();
+    drop(s);
+    wait_for(10, "reset mid-handshake counted", || handshakes() == 2);
+    assert!(lc.log().contains("before it finished"), "{}", lc.log());
+}
