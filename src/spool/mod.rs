@@ -426,6 +426,9 @@ pub struct SpooledUpload {
     pub sidecar: PathBuf,
 }
 
+/// A sidecar is a name (FTP paths are short) and a size.
+const MAX_SIDECAR_BYTES: u64 = 4096;
+
 /// The FTP uploads in a source's spool folder that are not delivered yet.
 pub fn spooled_uploads(dir: &Path) -> Vec<SpooledUpload> {
     let mut out = Vec::new();
@@ -434,9 +437,12 @@ pub fn spooled_uploads(dir: &Path) -> Vec<SpooledUpload> {
         if path.extension().is_none_or(|x| x != "name") {
             continue;
         }
-        let Ok(text) = fs::read_to_string(&path) else {
+        // The spool is writable by the service: a sidecar that is a link, a FIFO or huge is
+        // skipped rather than followed, waited on or read whole (`careful`).
+        let Ok(bytes) = crate::careful::read_in_folder(&path, MAX_SIDECAR_BYTES) else {
             continue;
         };
+        let text = String::from_utf8_lossy(&bytes);
         let mut lines = text.lines();
         let (Some(name), Some(size)) = (lines.next(), lines.next().and_then(|s| s.parse().ok()))
         else {
@@ -688,6 +694,29 @@ mod tests {
         fs::remove_file(&raw).unwrap();
         SourceSpool::recover(&state, "a", 1 << 20).unwrap();
         assert!(spooled_uploads(&state.join("spool/a")).is_empty());
+        fs::remove_dir_all(state).unwrap();
+    }
+
+    /// Regression: `.name` sidecars were read through links planted in the spool, and a FIFO
+    /// there hung the reader.
+    #[test]
+    fn planted_sidecars_are_not_followed_or_waited_on() {
+        let state = tmp("planted-sidecar");
+        let dir = state.join("spool/a");
+        fs::create_dir_all(&dir).unwrap();
+        let secret = state.join("secret");
+        fs::write(&secret, "root only\n1\n").unwrap();
+        std::os::unix::fs::symlink(&secret, dir.join("0000000001-x.name")).unwrap();
+        fs::hard_link(&secret, dir.join("0000000002-x.name")).unwrap();
+        nix::unistd::mkfifo(
+            &dir.join("0000000003-x.name"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        fs::write(dir.join("0000000004-x.name"), "fine.log\n5\n").unwrap();
+        let listed = spooled_uploads(&dir);
+        let names: Vec<&str> = listed.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["fine.log"]);
         fs::remove_dir_all(state).unwrap();
     }
 
