@@ -40,7 +40,7 @@ use crate::logging::LimitLog;
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Counters, Drop};
-use crate::syslog::frame::{self, Decoded, Decoder, FramingMode};
+use crate::syslog::frame::{self, Decoded, Decoder, Ends};
 use crate::syslog::render::{Origin, Render};
 use crate::tls::cmd::FtpsNeed;
 
@@ -809,7 +809,7 @@ impl Server {
             stream,
             peer,
             source,
-            framing: Framing::new(limits.max_message_bytes, src.cfg.framing, peer.ip()),
+            framing: Framing::new(limits.max_message_bytes, &src.cfg, peer.ip()),
             last_active: Instant::now(),
             ready: true,
             tls,
@@ -1276,11 +1276,17 @@ fn read_tls(conn: &mut Conn, src: &mut SourceState, scratch: &mut [u8]) -> (Read
 
 /// Decodes `data` read from `conn` into the source's spool, keeping any incomplete frame.
 impl Framing {
-    fn new(max: usize, mode: FramingMode, peer: IpAddr) -> Framing {
+    fn new(max: usize, cfg: &Source, peer: IpAddr) -> Framing {
         let mut origin = Origin::new();
         origin.set_peer(peer);
+        // The vendor rendering frames as the vendor's rsyslog does, so its lines match
+        // byte for byte; raw keeps the common terminators (NUL, CRLF) as framing.
+        let ends = match cfg.render {
+            Render::Vendor => Ends::Lf,
+            Render::Raw => Ends::Any,
+        };
         Framing {
-            decoder: Decoder::new(max, mode),
+            decoder: Decoder::new(max, cfg.framing, ends),
             origin,
             pending: Vec::new(),
         }

@@ -11,7 +11,7 @@
 //! flagged `truncated`, the rest of that frame is discarded. The caller owns the buffer; `decode`
 //! says how much of it one step consumed, and `None` means "need more bytes".
 
-use memchr::memchr2;
+use memchr::{memchr, memchr2};
 
 /// The most digits a length may have; 10 digits would already exceed any sane max.
 const MAX_LEN_DIGITS: usize = 9;
@@ -60,19 +60,45 @@ pub enum Decoded<'a> {
     Discarded,
 }
 
+/// What ends a non-transparent frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ends {
+    /// LF only; a CR before it and NULs are message content. rsyslog's imtcp does this, so
+    /// `render = vendor` sources frame as the vendor's collector does.
+    Lf,
+    /// LF, NUL or CRLF (RFC 6587 section 3.4.2 names LF; NUL and CRLF are common practice).
+    Any,
+}
+
+impl Ends {
+    fn find(self, buf: &[u8]) -> Option<usize> {
+        match self {
+            Ends::Lf => memchr(b'\n', buf),
+            Ends::Any => memchr2(b'\n', 0, buf),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Decoder {
     state: State,
     max: usize,
     mode: FramingMode,
+    ends: Ends,
+    /// Bytes at the front of the caller's buffer already searched for a terminator in vain:
+    /// the next search starts there, so a long frame arriving in many reads is scanned once,
+    /// not once per read.
+    scanned: usize,
 }
 
 impl Decoder {
-    pub fn new(max: usize, mode: FramingMode) -> Decoder {
+    pub fn new(max: usize, mode: FramingMode, ends: Ends) -> Decoder {
         Decoder {
             state: State::Start,
             max,
             mode,
+            ends,
+            scanned: 0,
         }
     }
 
@@ -92,7 +118,7 @@ impl Decoder {
                 };
                 Some((Decoded::Discarded, n))
             }
-            State::SkipToTerminator => match memchr2(b'\n', 0, buf) {
+            State::SkipToTerminator => match self.ends.find(buf) {
                 Some(i) => {
                     self.state = State::Start;
                     Some((Decoded::Discarded, i + 1))
@@ -118,7 +144,11 @@ impl Decoder {
             if body.len() < len {
                 return None;
             }
-            let msg = trim_trailing_newline(&body[..len]);
+            let msg = match self.ends {
+                Ends::Any => trim_trailing_newline(&body[..len]),
+                // The vendor rendering drops a trailing LF itself, as rsyslog does.
+                Ends::Lf => &body[..len],
+            };
             return Some((
                 Decoded::Message {
                     msg,
@@ -143,9 +173,14 @@ impl Decoder {
     fn terminated<'a>(&mut self, buf: &'a [u8]) -> Option<(Decoded<'a>, usize)> {
         // Look one byte past the maximum for the LF and one more for a CR before it.
         let window = &buf[..buf.len().min(self.max + 2)];
-        if let Some(i) = memchr2(b'\n', 0, window) {
-            // CRLF framing: the CR belongs to the terminator, not to the message.
-            let msg = buf[..i].strip_suffix(b"\r").unwrap_or(&buf[..i]);
+        let from = self.scanned.min(window.len());
+        if let Some(i) = self.ends.find(&window[from..]).map(|i| from + i) {
+            self.scanned = 0;
+            let msg = match self.ends {
+                // CRLF framing: the CR belongs to the terminator, not to the message.
+                Ends::Any => buf[..i].strip_suffix(b"\r").unwrap_or(&buf[..i]),
+                Ends::Lf => &buf[..i],
+            };
             if msg.len() <= self.max {
                 return Some((
                     Decoded::Message {
@@ -155,9 +190,13 @@ impl Decoder {
                     i + 1,
                 ));
             }
-        } else if buf.len() <= self.max || (buf.len() == self.max + 1 && buf[self.max] == b'\r') {
+        } else if buf.len() <= self.max
+            || (self.ends == Ends::Any && buf.len() == self.max + 1 && buf[self.max] == b'\r')
+        {
+            self.scanned = window.len();
             return None;
         }
+        self.scanned = 0;
         self.state = State::SkipToTerminator;
         Some((
             Decoded::Message {
@@ -172,6 +211,7 @@ impl Decoder {
     /// message (a final line without its LF, or a frame whose octet count promised more).
     pub fn finish<'a>(&mut self, rest: &'a [u8]) -> Option<&'a [u8]> {
         let state = std::mem::take(&mut self.state);
+        self.scanned = 0;
         if state != State::Start || rest.is_empty() {
             return None;
         }
@@ -179,7 +219,10 @@ impl Decoder {
             Count::Length { header, .. } => &rest[header..],
             _ => rest,
         };
-        let msg = msg.strip_suffix(b"\r").unwrap_or(msg);
+        let msg = match self.ends {
+            Ends::Any => msg.strip_suffix(b"\r").unwrap_or(msg),
+            Ends::Lf => msg,
+        };
         (!msg.is_empty()).then_some(&msg[..msg.len().min(self.max)])
     }
 }
@@ -258,8 +301,14 @@ mod tests {
     /// renders every step: `m"..."` a message, `t"..."` a truncated one, `d` discarded bytes,
     /// `eof"..."` what `finish` kept.
     #[track_caller]
-    fn check_chunked(mode: FramingMode, max: usize, input: &[u8], chunk: usize, expected: &str) {
-        let mut d = Decoder::new(max, mode);
+    fn check_chunked(
+        (mode, ends): (FramingMode, Ends),
+        max: usize,
+        input: &[u8],
+        chunk: usize,
+        expected: &str,
+    ) {
+        let mut d = Decoder::new(max, mode, ends);
         let mut pending: Vec<u8> = Vec::new();
         let mut out = Vec::new();
         let chunk = if chunk == 0 {
@@ -291,14 +340,18 @@ mod tests {
         if let Some(rest) = d.finish(&pending) {
             out.push(format!("eof{:?}", String::from_utf8_lossy(rest)));
         }
-        assert_eq!(out.join(" "), expected, "{mode:?}, chunk size {chunk}");
+        assert_eq!(
+            out.join(" "),
+            expected,
+            "{mode:?}, {ends:?}, chunk size {chunk}"
+        );
     }
 
     /// Every case must decode the same whether it arrives at once or byte by byte.
     #[track_caller]
     fn check_mode(mode: FramingMode, max: usize, input: &[u8], expected: &str) {
         for chunk in [0, 1, 7] {
-            check_chunked(mode, max, input, chunk, expected);
+            check_chunked((mode, Ends::Any), max, input, chunk, expected);
         }
     }
 
@@ -368,6 +421,44 @@ mod tests {
         );
         check_mode(Lf, 100, b"9 <13>hello\n", r#"m"9 <13>hello""#);
         check_mode(OctetCounted, 100, b"3 abc5 <1>x\n", r#"m"abc" m"<1>x""#);
+    }
+
+    /// `render = vendor` frames as rsyslog's imtcp: LF alone ends a frame; a CR before it and
+    /// NULs are content (the rendering escapes them, `#015`, `#000`).
+    #[track_caller]
+    fn check_lf(max: usize, input: &[u8], expected: &str) {
+        for chunk in [0, 1, 7] {
+            check_chunked((FramingMode::Auto, Ends::Lf), max, input, chunk, expected);
+        }
+    }
+
+    #[test]
+    fn lf_only_framing() {
+        check_lf(100, b"<13>a\r\n<13>b\n", r#"m"<13>a\r" m"<13>b""#);
+        check_lf(100, b"<13>nul\0<13>x\n", r#"m"<13>nul\0<13>x""#);
+        check_lf(100, b"10 <13>hello\n", r#"m"<13>hello\n""#);
+        check_lf(100, b"<13>cr at the end\r", r#"eof"<13>cr at the end\r""#);
+        check_lf(5, b"abcde\r\nok\n", r#"t"abcde" d m"ok""#);
+        check_lf(5, b"abc\0\0\0\nok\n", r#"t"abc\0\0" d m"ok""#);
+    }
+
+    /// A long frame read in many pieces is searched for its end once, not once per piece.
+    #[test]
+    fn a_long_frame_is_scanned_once() {
+        let mut d = Decoder::new(1 << 20, FramingMode::Auto, Ends::Any);
+        let mut pending = Vec::new();
+        for _ in 0..1000 {
+            pending.extend_from_slice(&[b'x'; 1000]);
+            assert_eq!(d.decode(&pending), None);
+            assert_eq!(d.scanned, pending.len());
+        }
+        pending.push(b'\n');
+        let (what, used) = d.decode(&pending).unwrap();
+        assert_eq!(used, 1_000_001);
+        assert!(
+            matches!(what, Decoded::Message { msg, truncated: false } if msg.len() == 1_000_000)
+        );
+        assert_eq!(d.scanned, 0);
     }
 
     #[test]

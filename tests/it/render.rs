@@ -9,10 +9,8 @@
 //! second boundary may fall between the two receivers). The hostname needs none: rsyslog runs
 //! without DNS, so its `fromhost` is 127.0.0.1, as lc's.
 //!
-//! Inputs lc's framing treats differently from rsyslog's by design are not sent over TCP:
-//! lc ends a frame at NUL and takes CRLF as one terminator (`syslog/frame.rs`), where rsyslog
-//! 8.2302's imtcp ends frames at LF only (so it writes `#000` and a trailing `#015`). Over UDP
-//! lc strips a trailing CR only under `render = raw`, so datagrams ending in CR are compared too.
+//! Over TCP, frames end at LF only under `render = vendor`, as rsyslog 8.2302's imtcp ends
+//! them: a CR before the LF and NULs are content (`#015`, `#000`), so they are sent too.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -253,11 +251,7 @@ impl Run<'_> {
         self.next_sentinel += 1;
         let mut stream = Vec::new();
         for m in msgs {
-            assert!(
-                !m.contains(&b'\n') && !m.contains(&0) && !m.ends_with(b"\r"),
-                "{what}: not for TCP: {}",
-                show(m)
-            );
+            assert!(!m.contains(&b'\n'), "{what}: not for TCP: {}", show(m));
             stream.extend_from_slice(m);
             stream.push(b'\n');
         }
@@ -622,9 +616,13 @@ fn message(r: &mut Rng, udp: bool) -> Vec<u8> {
             );
         }
     } else {
-        m.retain(|&b| b != b'\n' && b != 0);
-        while m.ends_with(b"\r") {
-            m.pop();
+        m.retain(|&b| b != b'\n');
+        if r.chance(10) {
+            let at = r.below(m.len() + 1);
+            m.insert(at, 0);
+        }
+        if r.chance(10) {
+            m.extend_from_slice(r.pick(&["\r", "\0", "\r\r"]).as_bytes());
         }
     }
     m
