@@ -22,7 +22,9 @@ pub enum Command {
     Feat,
     Opts(String),
     Help,
-    Stat,
+    /// `STAT` (the session's status) or `STAT path` (a listing over the control connection,
+    /// RFC 959 section 4.1.3).
+    Stat(Option<String>),
     Pwd,
     Cwd(String),
     Cdup,
@@ -143,7 +145,14 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
     if line.contains(&0) {
         return Err(refuse(501, "NUL in command"));
     }
-    let line = std::str::from_utf8(line).map_err(|_| refuse(501, "command is not UTF-8"))?;
+    let decoded;
+    let line = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(_) => {
+            decoded = latin1(line);
+            &decoded
+        }
+    };
     let (verb, arg) = match line.split_once(' ') {
         Some((v, a)) => (v, a),
         None => (line, ""),
@@ -162,6 +171,11 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
     let optional = || (!arg.is_empty()).then(|| list_arg(arg)).flatten();
     let letter = |allowed: &str| -> Result<char, Refusal> {
         let c = arg.split(' ').next().unwrap_or("").to_ascii_uppercase();
+        if c.is_empty() {
+            // A missing parameter is a syntax error (501), not an unimplemented one (504):
+            // RFC 959 section 4.2.
+            return Err(refuse(501, format!("{verb} needs one of {allowed}")));
+        }
         match c.chars().next() {
             Some(ch) if c.len() == 1 && allowed.contains(ch) => Ok(ch),
             _ => Err(refuse(
@@ -179,7 +193,7 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
         "FEAT" => Command::Feat,
         "OPTS" => Command::Opts(need("an option")?),
         "HELP" => Command::Help,
-        "STAT" => Command::Stat,
+        "STAT" => Command::Stat(optional()),
         "PWD" | "XPWD" => Command::Pwd,
         "CWD" | "XCWD" => Command::Cwd(need("a folder")?),
         "CDUP" | "XCUP" => Command::Cdup,
@@ -231,6 +245,26 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
         "PROT" => Command::Prot(letter("CP")?),
         _ => Command::Unknown(verb),
     })
+}
+
+/// Whether a control line is not UTF-8: its client names files in Latin-1 (or another 8-bit
+/// code page), and the session answers in kind.
+pub fn is_latin1(line: &[u8]) -> bool {
+    std::str::from_utf8(line).is_err()
+}
+
+/// A line that is not UTF-8, read as Latin-1: every byte one char (U+0000 to U+00FF), so no
+/// byte is lost and [`to_latin1`] gives the client's bytes back. pure-ftpd takes such names
+/// as the bytes they are (RFC 959 predates UTF-8; RFC 2640 section 3.1 asks servers to cope).
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Text for a Latin-1 client: chars above U+00FF (names a UTF-8 client uploaded) as `?`.
+pub fn to_latin1(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
 }
 
 /// LIST and NLST arguments may carry ls options (`-la`), which clients send and servers
@@ -335,10 +369,23 @@ mod tests {
         check("PBSZ 0", "Pbsz(0)");
         check("PROT P", "Prot('P')");
         check("PROT S", "504 PROT S not implemented; use one of CP");
+        check("TYPE", "501 TYPE needs one of AIL");
+        check("MODE", "501 MODE needs one of S");
+        check("STRU", "501 STRU needs one of F");
+        check("PROT", "501 PROT needs one of CP");
+        check("STAT", "Stat(None)");
+        check("STAT /squid", "Stat(Some(\"/squid\"))");
         check("SITE CHMOD 777 x", "Unknown(\"SITE\")");
         check("", "500 syntax error, command unrecognized");
         check("R3TR x", "500 syntax error, command unrecognized");
         check("STOR a\0b", "501 NUL in command");
+        assert_eq!(
+            parse(b"STOR /squid/caf\xe9.log"),
+            Ok(Command::Stor("/squid/caf\u{e9}.log".into()))
+        );
+        assert!(is_latin1(b"caf\xe9") && !is_latin1("café".as_bytes()));
+        assert_eq!(to_latin1(&latin1(b"caf\xe9 \x82")), b"caf\xe9 \x82");
+        assert_eq!(to_latin1("a€b"), b"a?b");
     }
 
     #[test]

@@ -12,7 +12,8 @@ use std::thread::{self, JoinHandle};
 
 use mio::Waker;
 
-use super::listing::{self, Entry};
+use super::content::Kind;
+use super::listing::{self, Entry, Facts};
 use super::passwd;
 use super::session::{ListKind, Reply};
 use crate::clock;
@@ -58,6 +59,11 @@ pub enum Job {
         /// A single file to list (LIST of a file name).
         name: Option<String>,
         kind: ListKind,
+        facts: Facts,
+        /// The client speaks Latin-1: names go out as its bytes.
+        latin1: bool,
+        /// Uploads of this folder completed lately, listed even once delivered.
+        recent: Vec<Entry>,
     },
     /// SIZE (213 size), MDTM (213 time), MLST (250 facts) or RNFR (350) of a file or folder.
     Stat {
@@ -65,6 +71,9 @@ pub enum Job {
         folder: Option<Folder>,
         name: Option<String>,
         what: Stat,
+        facts: Facts,
+        /// Uploads of this folder completed lately, found even once delivered.
+        recent: Vec<Entry>,
     },
     Delete {
         conn: ConnRef,
@@ -76,6 +85,9 @@ pub enum Job {
         folder: Folder,
         from: String,
         to: String,
+        /// `from` is a recently completed upload (the loop renamed its record): renaming
+        /// succeeds even if it was delivered meanwhile.
+        recent: bool,
     },
 }
 
@@ -90,12 +102,14 @@ pub enum Stat {
 
 /// Where a committed upload goes.
 pub enum Dest {
-    /// Into a source's spool as segment `raw` (reserved by the loop), listed as `name`.
+    /// Into a source's spool as segment `raw` (reserved by the loop), listed as `name`;
+    /// `kind` says whether it is sealed already (`spool::upload_path`).
     Spool {
         source: String,
         seq: u64,
         raw: PathBuf,
         name: String,
+        kind: Kind,
     },
     /// A plain file (ssl_update), replacing any of the same name.
     Plain(PathBuf),
@@ -110,12 +124,17 @@ pub enum Outcome {
     },
     Committed {
         conn: ConnRef,
-        /// For spool uploads: (source, seq, raw path, bytes).
-        spooled: Option<(String, u64, PathBuf, u64)>,
+        /// For spool uploads: (source, seq, path in the spool, bytes, precompressed).
+        spooled: Option<(String, u64, PathBuf, u64, bool)>,
+        /// For spool uploads: the entry SIZE, MDTM and listings show, kept after delivery.
+        listed: Option<Entry>,
         result: Result<u64, String>,
     },
     Listed {
         conn: ConnRef,
+        kind: ListKind,
+        /// A single file was listed (`STAT file` answers 213, a folder 212).
+        file: bool,
         result: Result<Vec<u8>, Reply>,
     },
     Reply {
@@ -243,10 +262,17 @@ fn run(job: Job) -> Option<Outcome> {
                 seq,
                 raw,
                 name,
-            } => match spool::commit_upload(&temp, &raw, &name) {
-                Ok(bytes) => Outcome::Committed {
+                kind,
+            } => match spool::commit_upload(&temp, &raw, &name, kind) {
+                Ok((path, size, bytes)) => Outcome::Committed {
                     conn,
-                    spooled: Some((source, seq, raw, bytes)),
+                    spooled: Some((source, seq, path, bytes, kind.precompressed())),
+                    listed: Some(Entry {
+                        name,
+                        is_dir: false,
+                        size,
+                        modified: clock::unix_secs(std::time::SystemTime::now()),
+                    }),
                     result: Ok(bytes),
                 },
                 Err(e) => {
@@ -255,6 +281,7 @@ fn run(job: Job) -> Option<Outcome> {
                     Outcome::Committed {
                         conn,
                         spooled: None,
+                        listed: None,
                         result: Err(e.to_string()),
                     }
                 }
@@ -267,6 +294,7 @@ fn run(job: Job) -> Option<Outcome> {
                 Outcome::Committed {
                     conn,
                     spooled: None,
+                    listed: None,
                     result: result.map_err(|e| e.to_string()),
                 }
             }
@@ -281,9 +309,18 @@ fn run(job: Job) -> Option<Outcome> {
             folders,
             name,
             kind,
+            facts,
+            latin1,
+            recent,
         } => {
             let now = clock::unix_secs(std::time::SystemTime::now());
-            let result = entries(folder.as_ref(), &folders).and_then(|all| {
+            // A folder lists what is pending (DESIGN: listed until delivered); a file named
+            // alone (LIST file, STAT file) answers as SIZE does, from the recent record too.
+            let listed = entries(folder.as_ref(), &folders).map(|all| match name {
+                Some(_) => with_recent(all, recent),
+                None => all,
+            });
+            let result = listed.and_then(|all| {
                 let chosen: Vec<&Entry> = match &name {
                     None => all.iter().collect(),
                     Some(n) => {
@@ -297,23 +334,34 @@ fn run(job: Job) -> Option<Outcome> {
                 let mut out = String::new();
                 for e in chosen {
                     out.push_str(&match kind {
-                        ListKind::List => listing::list_line(e, now),
+                        ListKind::List | ListKind::Stat => listing::list_line(e, now),
                         ListKind::Nlst => listing::nlst_line(e),
-                        ListKind::Mlsd => listing::mlsd_line(e),
+                        ListKind::Mlsd => listing::mlsd_line(e, facts),
                     });
                 }
-                Ok(out.into_bytes())
+                Ok(if latin1 {
+                    super::command::to_latin1(&out)
+                } else {
+                    out.into_bytes()
+                })
             });
-            Outcome::Listed { conn, result }
+            Outcome::Listed {
+                conn,
+                file: name.is_some(),
+                kind,
+                result,
+            }
         }
         Job::Stat {
             conn,
             folder,
             name,
             what,
+            facts,
+            recent,
         } => Outcome::Reply {
             conn,
-            reply: stat(folder.as_ref(), name.as_deref(), what),
+            reply: stat(folder.as_ref(), name.as_deref(), what, facts, recent),
         },
         Job::Delete { conn, folder, name } => Outcome::Reply {
             conn,
@@ -324,9 +372,10 @@ fn run(job: Job) -> Option<Outcome> {
             folder,
             from,
             to,
+            recent,
         } => Outcome::Reply {
             conn,
-            reply: rename(&folder, &from, &to),
+            reply: rename(&folder, &from, &to, recent),
         },
     })
 }
@@ -394,17 +443,36 @@ fn entries(folder: Option<&Folder>, folders: &[String]) -> Result<Vec<Entry>, Re
     }
 }
 
-fn find(folder: &Folder, name: &str) -> Result<Entry, Reply> {
-    entries(Some(folder), &[])?
+/// A spool folder's pending uploads plus those completed lately and delivered already (the
+/// pending entry wins where both name a file).
+fn with_recent(mut all: Vec<Entry>, recent: Vec<Entry>) -> Vec<Entry> {
+    for r in recent {
+        if !all.iter().any(|e| e.name == r.name) {
+            all.push(r);
+        }
+    }
+    all
+}
+
+fn find(folder: &Folder, name: &str, recent: Vec<Entry>) -> Result<Entry, Reply> {
+    let pending = entries(Some(folder), &[])?
         .into_iter()
         .rev()
-        .find(|e| e.name == name)
+        .find(|e| e.name == name);
+    pending
+        .or_else(|| recent.into_iter().rev().find(|e| e.name == name))
         .ok_or_else(|| Reply::new(550, format!("{name}: no such file")))
 }
 
-fn stat(folder: Option<&Folder>, name: Option<&str>, what: Stat) -> Reply {
+fn stat(
+    folder: Option<&Folder>,
+    name: Option<&str>,
+    what: Stat,
+    facts: Facts,
+    recent: Vec<Entry>,
+) -> Reply {
     let entry = match (folder, name) {
-        (Some(f), Some(n)) => find(f, n),
+        (Some(f), Some(n)) => find(f, n, recent),
         // A folder (or `/`): only MLST describes it.
         (_, None) => Ok(Entry {
             name: String::new(),
@@ -424,7 +492,7 @@ fn stat(folder: Option<&Folder>, name: Option<&str>, what: Stat) -> Reply {
         Stat::Exists => Reply::new(350, "ready for RNTO"),
         Stat::Mlst => Reply {
             code: 250,
-            lines: vec!["listing".into(), listing::facts(&e), "end".into()],
+            lines: vec!["listing".into(), listing::facts(&e, facts), "end".into()],
         },
     }
 }
@@ -453,20 +521,30 @@ fn delete(folder: &Folder, name: &str) -> Reply {
     }
 }
 
-fn rename(folder: &Folder, from: &str, to: &str) -> Reply {
+fn rename(folder: &Folder, from: &str, to: &str, recent: bool) -> Reply {
     match folder {
-        // The data is already spooled: only the name it is listed under changes.
+        // The data is already spooled: only the name it is listed under changes. Once
+        // delivered (WinSCP renames NAME.filepart right after its 226, and `dir:` delivery is
+        // instant) only the loop's record of recent uploads holds the name, and it is renamed
+        // there; what was delivered is never touched.
         Folder::Spool(dir) => {
             let Some(upload) = spool::spooled_uploads(dir)
                 .into_iter()
                 .rev()
                 .find(|u| u.name == from)
             else {
+                if recent {
+                    return Reply::new(250, format!("renamed to {to}"));
+                }
                 return Reply::new(550, format!("{from}: no such file"));
             };
             let sidecar = upload.sidecar;
             match write_sidecar(&sidecar, to, upload.size) {
                 Ok(()) => Reply::new(250, format!("renamed to {to}")),
+                // Delivered between the look and the rewrite.
+                Err(e) if recent && e.kind() == io::ErrorKind::NotFound => {
+                    Reply::new(250, format!("renamed to {to}"))
+                }
                 Err(e) => {
                     log::warn!("ftp: {}: cannot rename: {e}", sidecar.display());
                     Reply::new(450, format!("{from}: cannot rename now"))

@@ -2,15 +2,18 @@
 //!
 //! Protocol pieces without I/O: `command` (lines and parsing), `path` (the confined
 //! namespace), `session` (the state machine per control connection), `listing` (LIST, NLST,
-//! MLSD lines). I/O: `stream` (a connection in the clear or under TLS), `server` (every FTP
+//! MLSD lines), `content` (what an upload is: text, gzip, zip; TYPE A's CRLF to LF),
+//! `recent` (uploads answered with 226 lately, known after delivery). I/O: `stream` (a connection in the clear or under TLS), `server` (every FTP
 //! socket, driven by the instance's event loop) and `jobs` (the `lc-ftp` thread for password
 //! checks, commits and file operations). `passwd` is the user file, shared with `lc passwd`.
 
 pub mod command;
+pub mod content;
 pub mod jobs;
 pub mod listing;
 pub mod passwd;
 pub mod path;
+pub mod recent;
 pub mod server;
 pub mod session;
 pub mod stream;

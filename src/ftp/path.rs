@@ -74,7 +74,9 @@ fn check_name(name: &str) -> Result<(), String> {
     if name.starts_with('.') {
         return Err(format!("{name}: names starting with '.' are not allowed"));
     }
-    if name.chars().any(|c| c.is_control() || c == '\\') {
+    // C0 controls and DEL only: U+0080 to U+009F are the bytes 0x80 to 0x9F of a Latin-1 line
+    // (`command::latin1`), printable letters in the code pages appliances use (CP1252, CP850).
+    if name.chars().any(|c| c < ' ' || c == '\x7f' || c == '\\') {
         return Err("names with control characters or '\\' are not allowed".into());
     }
     Ok(())
@@ -129,6 +131,12 @@ mod tests {
             "! ..\\..\\etc: names starting with '.' are not allowed",
         );
         check("/asa", "%2e%2e", "/asa/%2e%2e");
+        check("/asa", "caf\u{e9}\u{82}.log", "/asa/caf\u{e9}\u{82}.log");
+        check(
+            "/asa",
+            "a\u{7f}b",
+            "! names with control characters or '\\' are not allowed",
+        );
         check(
             "/",
             "ssl_update/server-cert.pem",

@@ -25,10 +25,12 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
 use serde_json::{json, Value};
 
-use super::command::{parse, LineReader};
+use super::command::{is_latin1, parse, to_latin1, LineReader};
+use super::content::{self, Kind as Content};
 use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat, Writeback};
 use super::path::{VPath, SSL_UPDATE};
-use super::session::{Action, Reply, Session, Settings};
+use super::recent::Recent;
+use super::session::{Action, ListKind, Reply, Session, Settings};
 use super::stream::{Got, Stream};
 use crate::allow::{canonical, AllowList};
 use crate::config::{self, Receiver as Kind};
@@ -57,13 +59,16 @@ pub enum Event {
         folder: String,
         name: String,
         temp: PathBuf,
+        kind: Content,
     },
-    /// A committed upload is a raw segment of `source` now: seal and deliver it.
+    /// A committed upload is in `source`'s spool now: a raw segment to seal and deliver, or
+    /// (`precompressed`) a `.gz`/`.zip` file sealed as it is, to deliver.
     Spooled {
         source: String,
         seq: u64,
         raw: PathBuf,
         bytes: u64,
+        precompressed: bool,
     },
 }
 
@@ -90,6 +95,10 @@ struct Counters {
     files: u64,
     bytes: u64,
     aborted: u64,
+    /// FTPS uploads whose data connection closed without a TLS close_notify, kept.
+    no_close_notify: u64,
+    /// Compressed uploads refused for being larger than one upload's limit.
+    refused_too_large: u64,
 }
 
 /// Failed logins from one address; forgotten `lockout` after the last one.
@@ -139,6 +148,9 @@ struct Control {
     transferring: bool,
     /// RNFR's existence check is out.
     rnfr_pending: bool,
+    /// The client sent a line that is not UTF-8: replies and listings go out in Latin-1, so
+    /// it reads its file names back as the bytes it sent.
+    latin1: bool,
 }
 
 enum Task {
@@ -151,7 +163,11 @@ struct Upload {
     name: String,
     temp: PathBuf,
     file: Arc<File>,
+    /// Bytes received.
     bytes: u64,
+    /// Bytes written to `file` (fewer than received when TYPE A drops CRs).
+    written: u64,
+    content: content::Upload,
 }
 
 struct DataConn {
@@ -192,6 +208,14 @@ pub struct FtpServer {
     scratch: Vec<u8>,
     /// New uploads are refused: free space is below `min_free_bytes`.
     no_space: bool,
+    /// A precompressed upload cannot be split at lines: larger than this (`[delivery]
+    /// max_upload_bytes`, under the API's 64 MB per PUT) it is refused with 552.
+    max_compressed: u64,
+    /// What the bytes of the upload being read are written from (TYPE A conversion).
+    converted: Vec<u8>,
+    /// Uploads answered with 226 lately, per folder: SIZE, MDTM, RNFR/RNTO and listings
+    /// know them even once delivered.
+    recent: Recent,
     /// The disk is full: uploads in progress pause.
     paused: bool,
     limit_log: LimitLog,
@@ -248,6 +272,9 @@ impl FtpServer {
             events: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES],
             no_space: false,
+            max_compressed: cfg.delivery.max_upload_bytes,
+            converted: Vec::with_capacity(SCRATCH_BYTES),
+            recent: Recent::default(),
             paused: false,
             limit_log: LimitLog::default(),
         };
@@ -480,6 +507,8 @@ impl FtpServer {
             "files": c.files,
             "bytes": c.bytes,
             "aborted": c.aborted,
+            "no_close_notify": c.no_close_notify,
+            "refused_too_large": c.refused_too_large,
         })
     }
 
@@ -498,7 +527,7 @@ impl FtpServer {
         // Commits that finished while stopping still belong to the spool.
         while let Ok(outcome) = self.jobs.rx.try_recv() {
             if let Outcome::Committed {
-                spooled: Some((source, seq, raw, bytes)),
+                spooled: Some((source, seq, raw, bytes, precompressed)),
                 ..
             } = outcome
             {
@@ -507,6 +536,7 @@ impl FtpServer {
                     seq,
                     raw,
                     bytes,
+                    precompressed,
                 });
             }
         }
@@ -616,7 +646,7 @@ impl FtpServer {
         log::info!(
             "ftp: upload of /{}/{} discarded after {} bytes",
             u.folder,
-            u.name,
+            escaped(&u.name),
             u.bytes
         );
         drop(u.file);
@@ -777,6 +807,7 @@ impl FtpServer {
             waiting_since: None,
             transferring: false,
             rnfr_pending: false,
+            latin1: false,
         })));
         if self.register(registry, slot, Interest::READABLE | Interest::WRITABLE) {
             self.sessions += 1;
@@ -829,6 +860,7 @@ impl FtpServer {
             match c.lines.next_line() {
                 Ok(Some(line)) => {
                     c.last_active = Instant::now();
+                    c.latin1 |= is_latin1(&line);
                     let actions = match parse(&line) {
                         Ok(cmd) => {
                             log::trace!("ftp: {}: {:?}", c.peer, cmd);
@@ -945,6 +977,11 @@ impl FtpServer {
                     Some(2) if local_v4 => {
                         c.reply(Reply::new(522, "this connection is IPv4; use (1)"))
                     }
+                    // PASV cannot name an IPv6 address (RFC 2428 section 1): refused before a
+                    // listener is opened, and any earlier one is left as it was.
+                    None if !extended && !local_v4 => {
+                        c.reply(Reply::new(522, "PASV is IPv4 only; use EPSV"))
+                    }
                     _ => self.open_passive(registry, slot, extended),
                 }
             }
@@ -957,13 +994,15 @@ impl FtpServer {
                 append: _,
                 offset,
                 private,
-            } => self.store(registry, slot, path, offset, private),
+                ascii,
+            } => self.store(registry, slot, path, offset, private, ascii),
             Action::List {
                 path,
                 kind,
                 private,
             } => {
-                if c.transferring {
+                let on_control = kind == ListKind::Stat;
+                if c.transferring && !on_control {
                     c.reply(Reply::new(450, "a transfer is in progress"));
                     return;
                 }
@@ -972,24 +1011,34 @@ impl FtpServer {
                 };
                 let c = self.control(slot);
                 c.busy = true;
-                c.transferring = true;
+                c.transferring |= !on_control;
                 let folders = c.session.folders().to_vec();
+                let facts = c.session.facts();
+                // STAT's lines go out as a reply, encoded with the rest of it.
+                let latin1 = c.latin1 && !on_control;
+                let recent = self.recent_of(&path);
                 self.jobs.send(Job::List {
                     conn,
                     folder,
                     folders,
                     name,
                     kind,
+                    facts,
+                    latin1,
+                    recent,
                 });
             }
             Action::Mlst(path) => {
                 if let VPath::Root | VPath::Folder(_) = path {
-                    let facts = super::listing::facts(&super::listing::Entry {
-                        name: path.to_string(),
-                        is_dir: true,
-                        size: 0,
-                        modified: 0,
-                    });
+                    let facts = super::listing::facts(
+                        &super::listing::Entry {
+                            name: path.to_string(),
+                            is_dir: true,
+                            size: 0,
+                            modified: 0,
+                        },
+                        c.session.facts(),
+                    );
                     let r = Reply {
                         code: 250,
                         lines: vec!["listing".into(), facts, "end".into()],
@@ -1026,14 +1075,18 @@ impl FtpServer {
                     c.reply(Reply::new(553, "files cannot move between folders"));
                     return;
                 }
-                if let Some((Some(folder), _)) = self.locate(slot, &VPath::Folder(f1), true, false)
+                if let Some((Some(folder), _)) =
+                    self.locate(slot, &VPath::Folder(f1.clone()), true, false)
                 {
                     self.control(slot).busy = true;
+                    let recent = matches!(folder, Folder::Spool(_))
+                        && self.recent.rename(&f1, &from, &to, unix_now());
                     self.jobs.send(Job::Rename {
                         conn,
                         folder,
                         from,
                         to,
+                        recent,
                     });
                 }
             }
@@ -1055,13 +1108,31 @@ impl FtpServer {
         let c = self.control(slot);
         let conn = ConnRef { slot, id: c.id };
         if let Some((folder, name)) = self.locate(slot, &path, true, false) {
-            self.control(slot).busy = true;
+            let recent = match folder {
+                Some(Folder::Spool(_)) => self.recent_of(&path),
+                _ => Vec::new(),
+            };
+            let c = self.control(slot);
+            c.busy = true;
+            let facts = c.session.facts();
             self.jobs.send(Job::Stat {
                 conn,
                 folder,
                 name,
                 what,
+                facts,
+                recent,
             });
+        }
+    }
+
+    /// The recent uploads of `path`'s folder (none for `/` and `ssl_update`).
+    fn recent_of(&mut self, path: &VPath) -> Vec<super::listing::Entry> {
+        match path {
+            VPath::Folder(f) | VPath::File { folder: f, .. } if f != SSL_UPDATE => {
+                self.recent.entries(f, unix_now())
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -1172,7 +1243,15 @@ impl FtpServer {
         }
     }
 
-    fn store(&mut self, registry: &Registry, slot: usize, path: VPath, offset: u64, private: bool) {
+    fn store(
+        &mut self,
+        registry: &Registry,
+        slot: usize,
+        path: VPath,
+        offset: u64,
+        private: bool,
+        ascii: bool,
+    ) {
         if offset > 0 {
             self.control(slot).reply(Reply::new(
                 554,
@@ -1222,6 +1301,8 @@ impl FtpServer {
             temp,
             file: Arc::new(file),
             bytes: 0,
+            written: 0,
+            content: content::Upload::new(ascii),
         };
         self.start_transfer(registry, slot, Task::Upload(upload), "ready for the file");
     }
@@ -1539,14 +1620,13 @@ impl FtpServer {
                             format!("the file is larger than max_file_bytes ({max}); discarded"),
                         )));
                     }
-                    let written = (&*u.file).write_all(&self.scratch[..n]);
-                    let window = |b: u64| b / WRITEBACK_WINDOW;
-                    if written.is_ok() && window(u.bytes - n as u64) != window(u.bytes) {
-                        let end = window(u.bytes) * WRITEBACK_WINDOW;
-                        self.writeback
-                            .start(&u.file, end - WRITEBACK_WINDOW, WRITEBACK_WINDOW);
+                    self.converted.clear();
+                    u.content.push(&self.scratch[..n], &mut self.converted);
+                    if let Some(refusal) = too_large(u, self.max_compressed) {
+                        self.counters.refused_too_large += 1;
+                        break Some(Err(refusal));
                     }
-                    if let Err(e) = written {
+                    if let Err(e) = write_upload(u, &self.converted, &self.writeback) {
                         let full = matches!(
                             e.raw_os_error(),
                             Some(nix::libc::ENOSPC) | Some(nix::libc::EDQUOT)
@@ -1564,13 +1644,21 @@ impl FtpServer {
                 }
                 Ok(Got::Eof) => break Some(Ok(())),
                 Ok(Got::Truncated) => {
-                    // TCP closed without a TLS close_notify: nothing says the file is complete
-                    // (a killed client looks just like this). curl, lftp and ftplib all end
-                    // their uploads with close_notify.
-                    break Some(Err(Reply::new(
-                        426,
-                        "the data connection ended without TLS close_notify; upload discarded",
-                    )));
+                    // TCP closed without a TLS close_notify. RFC 8446 section 6.1 calls that a
+                    // possible truncation, but in stream mode the close of the data connection
+                    // is the end of the file (RFC 959 section 3.4.1), appliances' FTPS clients
+                    // end their uploads this way, and pure-ftpd keeps such files: kept too,
+                    // and counted so an operator can tell.
+                    self.counters.no_close_notify += 1;
+                    let Some(Task::Upload(u)) = d.task.as_ref() else {
+                        unreachable!()
+                    };
+                    log::info!(
+                        "ftp: /{}/{}: the data connection ended without TLS close_notify; kept",
+                        u.folder,
+                        escaped(&u.name)
+                    );
+                    break Some(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let _ = d.stream.flush();
@@ -1596,9 +1684,22 @@ impl FtpServer {
                 false
             }
             Some(Ok(())) => {
-                let Some(Task::Upload(u)) = d.task.take() else {
+                let Some(Task::Upload(mut u)) = d.task.take() else {
                     unreachable!()
                 };
+                // What the converter held back (a short file's first bytes, a final CR).
+                self.converted.clear();
+                let kind = u.content.finish(&mut self.converted);
+                if let Err(e) = write_upload(&mut u, &self.converted, &self.writeback) {
+                    log::warn!("ftp: {}: write failed: {e}", u.temp.display());
+                    d.task = Some(Task::Upload(u));
+                    let reply = Reply::new(451, "cannot store the file; upload discarded");
+                    match self.control_slot(owner) {
+                        Some(c) => self.end_transfer(registry, c, Some(reply)),
+                        None => self.close(registry, slot),
+                    }
+                    return false;
+                }
                 // Answer the client's close_notify (Python's ftplib waits for it); the few
                 // bytes fit the socket buffer, so one try suffices.
                 d.stream.close_notify();
@@ -1610,6 +1711,7 @@ impl FtpServer {
                     temp,
                     file,
                     bytes,
+                    ..
                 } = u;
                 drop(file);
                 self.counters.files += 1;
@@ -1620,12 +1722,17 @@ impl FtpServer {
                         c.transferring = false;
                         c.busy = true;
                         c.session.transfer_finished();
-                        log::info!("ftp: {}: received /{folder}/{name} ({bytes} bytes)", c.peer);
+                        log::info!(
+                            "ftp: {}: received /{folder}/{} ({bytes} bytes, {kind:?})",
+                            c.peer,
+                            escaped(&name)
+                        );
                         self.events.push(Event::Received {
                             conn: owner,
                             folder,
                             name,
                             temp,
+                            kind,
                         });
                     }
                     // The client left before its 226; what arrived completely still counts.
@@ -1634,6 +1741,7 @@ impl FtpServer {
                         folder,
                         name,
                         temp,
+                        kind,
                     }),
                 }
                 false
@@ -1713,6 +1821,7 @@ impl FtpServer {
             Outcome::Committed {
                 conn,
                 spooled,
+                listed,
                 result,
             } => {
                 let reply = match &result {
@@ -1725,21 +1834,34 @@ impl FtpServer {
                         Reply::new(451, "cannot store the file; upload discarded")
                     }
                 };
-                if let Some((source, seq, raw, bytes)) = spooled {
+                if let Some((source, seq, raw, bytes, precompressed)) = spooled {
+                    if let Some(entry) = listed {
+                        self.recent.add(&source, entry, unix_now());
+                    }
                     self.events.push(Event::Spooled {
                         source,
                         seq,
                         raw,
                         bytes,
+                        precompressed,
                     });
                 }
                 self.reply_to(conn, reply);
             }
-            Outcome::Listed { conn, result } => {
+            Outcome::Listed {
+                conn,
+                result,
+                kind,
+                file,
+            } => {
                 let Some(slot) = self.control_slot(conn) else {
                     return;
                 };
                 self.control(slot).busy = false;
+                if let ListKind::Stat = kind {
+                    self.reply_to(conn, stat_reply(file, result));
+                    return;
+                }
                 match result {
                     Ok(bytes) => self.start_transfer(
                         registry,
@@ -1763,9 +1885,76 @@ impl FtpServer {
     }
 }
 
+fn unix_now() -> u64 {
+    crate::clock::unix_secs(std::time::SystemTime::now())
+}
+
+/// `STAT path`'s reply: the LIST lines between a first and a last line (RFC 959 section
+/// 4.1.3), 213 for a file and 212 for a folder, or the refusal.
+fn stat_reply(is_file: bool, result: Result<Vec<u8>, Reply>) -> Reply {
+    match result {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let mut lines = vec!["status:".to_string()];
+            lines.extend(text.lines().map(str::to_string));
+            lines.push("end".into());
+            Reply {
+                code: if is_file { 213 } else { 212 },
+                lines,
+            }
+        }
+        Err(r) => r,
+    }
+}
+
+/// Writes an upload's (converted) bytes to its file, starting writeback each window.
+fn write_upload(u: &mut Upload, data: &[u8], writeback: &Writeback) -> io::Result<()> {
+    (&*u.file).write_all(data)?;
+    let before = u.written;
+    u.written += data.len() as u64;
+    let window = |b: u64| b / WRITEBACK_WINDOW;
+    if window(before) != window(u.written) {
+        let end = window(u.written) * WRITEBACK_WINDOW;
+        writeback.start(&u.file, end - WRITEBACK_WINDOW, WRITEBACK_WINDOW);
+    }
+    Ok(())
+}
+
+/// A `.gz` or `.zip` upload is delivered as the file it is, in one PUT: it cannot be cut at
+/// lines as text is, so one larger than `max` (under the API's 64 MB per PUT) is refused
+/// while it arrives, rather than acknowledged and never delivered.
+fn too_large(u: &Upload, max: u64) -> Option<Reply> {
+    let kind = u.content.kind()?;
+    (kind.precompressed() && u.bytes > max).then(|| {
+        log::warn!(
+            "ftp: /{}/{}: a {kind:?} file larger than max_upload_bytes ({max}) cannot be delivered in one upload; refused",
+            u.folder,
+            escaped(&u.name)
+        );
+        Reply::new(
+            552,
+            format!(
+                "a compressed file is delivered whole and must not exceed {max} bytes; upload discarded (split it, or send it uncompressed)"
+            ),
+        )
+    })
+}
+
+/// A file name as log lines show it: ASCII as it is, anything else escaped (`caf\u{e9}`),
+/// so a Latin-1 name (read byte by byte, `command::latin1`) or a control character cannot
+/// garble the log.
+pub fn escaped(name: &str) -> String {
+    name.escape_default().to_string()
+}
+
 impl Control {
     /// Queues a reply; the next service of the connection sends it.
     fn reply(&mut self, reply: Reply) {
-        self.stream.queue(reply.render().as_bytes());
+        let text = reply.render();
+        if self.latin1 {
+            self.stream.queue(&to_latin1(&text));
+        } else {
+            self.stream.queue(text.as_bytes());
+        }
     }
 }

@@ -10,6 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::command::Command;
+use super::listing::Facts;
 use super::path::{resolve, VPath};
 use crate::allow::canonical;
 use crate::secret::Secret;
@@ -62,6 +63,8 @@ pub enum ListKind {
     List,
     Nlst,
     Mlsd,
+    /// `STAT path`: LIST's lines over the control connection (RFC 959 section 4.1.3).
+    Stat,
 }
 
 /// Work for the server; it replies when done.
@@ -83,12 +86,14 @@ pub enum Action {
     },
     /// RNFR named this file: say 350 if it exists, 550 if not.
     RenameFrom(VPath),
-    /// Upload into `path` over the data connection (`offset`: REST; `append`: APPE).
+    /// Upload into `path` over the data connection (`offset`: REST; `append`: APPE;
+    /// `ascii`: TYPE A, CRLF becomes LF).
     Store {
         path: VPath,
         append: bool,
         offset: u64,
         private: bool,
+        ascii: bool,
     },
     /// Send a listing of `path` over the data connection.
     List {
@@ -137,6 +142,10 @@ pub struct Session {
     rename_from: Option<VPath>,
     epsv_all: bool,
     data: Data,
+    /// TYPE A is in force (the default, RFC 959 section 3.1.1.1): uploads turn CRLF into LF.
+    ascii: bool,
+    /// The MLST/MLSD facts in effect (OPTS MLST).
+    facts: Facts,
 }
 
 fn reply(code: u16, text: impl Into<String>) -> Vec<Action> {
@@ -157,6 +166,8 @@ impl Session {
             rename_from: None,
             epsv_all: false,
             data: Data::None,
+            ascii: true,
+            facts: Facts::default(),
         }
     }
 
@@ -170,6 +181,11 @@ impl Session {
             Login::In(u) => Some(u),
             _ => None,
         }
+    }
+
+    /// The MLST/MLSD facts in effect.
+    pub fn facts(&self) -> Facts {
+        self.facts
     }
 
     /// PROT P is in force: data connections use TLS.
@@ -213,8 +229,8 @@ impl Session {
 
     /// The passive listener is up at `addr` (what PASV/EPSV advertise).
     pub fn passive_ready(&mut self, addr: SocketAddr, extended: bool) -> Reply {
-        self.data = Data::Passive;
         if extended {
+            self.data = Data::Passive;
             return Reply::new(
                 229,
                 format!("entering extended passive mode (|||{}|)", addr.port()),
@@ -222,6 +238,7 @@ impl Session {
         }
         match addr.ip() {
             IpAddr::V4(v4) => {
+                self.data = Data::Passive;
                 let o = v4.octets();
                 let (p1, p2) = (addr.port() >> 8, addr.port() & 0xff);
                 Reply::new(
@@ -232,6 +249,7 @@ impl Session {
                     ),
                 )
             }
+            // No data channel is set up: the server must not have opened a listener either.
             IpAddr::V6(_) => Reply::new(522, "PASV is IPv4 only; use EPSV"),
         }
     }
@@ -280,6 +298,16 @@ impl Session {
             C::Opts(o) if o.eq_ignore_ascii_case("UTF8 ON") => {
                 return reply(200, "UTF8 is always on")
             }
+            // RFC 3659 section 7.9: a fact list (possibly empty) selects what MLST/MLSD show;
+            // the reply names the facts now in effect.
+            C::Opts(o)
+                if o.len() >= 4
+                    && o[..4].eq_ignore_ascii_case("MLST")
+                    && o[4..].chars().next().is_none_or(|c| c == ' ') =>
+            {
+                self.facts = Facts::parse(o[4..].trim());
+                return reply(200, format!("MLST OPTS {}", self.facts.selected()));
+            }
             C::Opts(o) => return reply(501, format!("OPTS {o} not understood")),
             C::Auth(mech) => return self.auth(mech),
             C::Pbsz(_) if !self.control_tls => return reply(503, "PBSZ needs AUTH TLS first"),
@@ -316,7 +344,15 @@ impl Session {
             return reply(530, "log in first");
         }
         match cmd {
-            C::Stat => reply(
+            C::Stat(Some(arg)) => match self.resolve(&arg) {
+                Ok(path) => vec![Action::List {
+                    path,
+                    kind: ListKind::Stat,
+                    private: self.prot_private,
+                }],
+                Err(e) => reply(550, e),
+            },
+            C::Stat(None) => reply(
                 211,
                 format!(
                     "logged in as {}, in {}",
@@ -337,7 +373,10 @@ impl Session {
                 self.cwd = VPath::Root;
                 reply(250, "now in /")
             }
-            C::Type(t) => reply(200, format!("type set to {t}")),
+            C::Type(t) => {
+                self.ascii = t == 'A';
+                reply(200, format!("type set to {t}"))
+            }
             C::Mode(_) => reply(200, "mode S"),
             C::Stru(_) => reply(200, "structure F"),
             C::Allo => reply(202, "ALLO not needed"),
@@ -424,8 +463,9 @@ impl Session {
                 "EPSV",
                 "EPRT",
                 "MDTM",
-                "MLST type*;size*;modify*;",
-                "REST STREAM",
+                &self.facts.feat(),
+                // No "REST STREAM": an interrupted upload is discarded, so STOR after REST
+                // is refused (RFC 3659 section 5.5 says to advertise only what works).
                 "SIZE",
                 "UTF8",
             ]
@@ -499,6 +539,11 @@ impl Session {
             return refused;
         }
         match self.resolve(arg.as_deref().unwrap_or("")) {
+            // RFC 3659 section 7.2.1: MLSD of anything but a folder is 501 (MLST is for files).
+            Ok(p @ VPath::File { .. }) if kind == ListKind::Mlsd => reply(
+                501,
+                format!("{p}: not a folder; MLSD lists folders, use MLST"),
+            ),
             Ok(path) => vec![Action::List {
                 path,
                 kind,
@@ -522,6 +567,7 @@ impl Session {
             append,
             offset,
             private: self.prot_private,
+            ascii: self.ascii,
         }]
     }
 }
@@ -581,7 +627,11 @@ mod tests {
                         append,
                         offset,
                         private,
-                    } => format!("store {path} append={append} offset={offset} private={private}"),
+                        ascii,
+                    } => format!(
+                        "store {path} append={append} offset={offset} private={private}{}",
+                        if ascii { " ascii" } else { "" }
+                    ),
                     Action::List {
                         path,
                         kind,
@@ -686,7 +736,7 @@ mod tests {
                 "200 protection level P",
                 "open passive ext=false",
                 "227 entering passive mode (192,0,2,1,78,33)",
-                "store /asa/x.log append=false offset=0 private=true",
+                "store /asa/x.log append=false offset=0 private=true ascii",
             ],
         );
     }
@@ -706,7 +756,7 @@ mod tests {
             &["PORT 192,0,2,7,78,33", "STOR asa/x"],
             &[
                 "200 active mode ok",
-                "store /asa/x append=false offset=0 private=false",
+                "store /asa/x append=false offset=0 private=false ascii",
             ],
         );
         run(
@@ -738,7 +788,7 @@ mod tests {
                 "open passive ext=false",
                 "227 entering passive mode (192,0,2,1,78,33)",
                 "350 restarting at 10; send STOR or APPE",
-                "store /asa/x append=true offset=10 private=false",
+                "store /asa/x append=true offset=10 private=false ascii",
                 "425 use PASV, EPSV, PORT or EPRT first",
             ],
         );
@@ -806,6 +856,68 @@ mod tests {
             ],
         );
         run(&["MLST ssl_update"], &["mlst /ssl_update"]);
+        // TYPE I keeps bytes as they are; TYPE A (the default) turns CRLF into LF.
+        run(
+            &["PASV", "!pasv", "TYPE I", "STOR asa/x"],
+            &[
+                "open passive ext=false",
+                "227 entering passive mode (192,0,2,1,78,33)",
+                "200 type set to I",
+                "store /asa/x append=false offset=0 private=false",
+            ],
+        );
+        // STAT with a path lists over the control connection, no data connection needed.
+        run(
+            &["STAT asa", "STAT asa/x.log", "STAT nope"],
+            &[
+                "list /asa Stat private=false",
+                "list /asa/x.log Stat private=false",
+                "550 /nope: no such folder",
+            ],
+        );
+        // MLSD lists folders only (RFC 3659 section 7.2.1).
+        run(
+            &["EPSV", "!epsv", "MLSD asa/x.log"],
+            &[
+                "open passive ext=true",
+                "229 entering extended passive mode (|||20001|)",
+                "501 /asa/x.log: not a folder; MLSD lists folders, use MLST",
+            ],
+        );
+    }
+
+    #[test]
+    fn features_and_mlst_facts() {
+        check(
+            Off,
+            &[
+                "FEAT",
+                "OPTS MLST type;",
+                "FEAT",
+                "OPTS MLST",
+                "OPTS MLST size;bogus;Modify",
+            ],
+            &[
+                "211 extensions supported:|EPSV|EPRT|MDTM|MLST type*;size*;modify*;|SIZE|UTF8|end",
+                "200 MLST OPTS type;",
+                "211 extensions supported:|EPSV|EPRT|MDTM|MLST type*;size;modify;|SIZE|UTF8|end",
+                "200 MLST OPTS ",
+                "200 MLST OPTS size;modify;",
+            ],
+        );
+        check(Off, &["OPTS MLSTX"], &["501 OPTS MLSTX not understood"]);
+    }
+
+    #[test]
+    fn pasv_refused_on_ipv6_sets_up_no_data_channel() {
+        let mut s = session(Optional);
+        s.login = Login::In("a".into());
+        let r = s.passive_ready("[2001:db8::1]:20001".parse().unwrap(), false);
+        assert_eq!(r.code, 522);
+        assert_eq!(
+            s.on_command(Command::Stor("asa/x".into())),
+            reply(425, "use PASV, EPSV, PORT or EPRT first")
+        );
     }
 
     #[test]

@@ -1982,6 +1982,7 @@ impl Server {
                     folder,
                     name,
                     temp,
+                    kind,
                 } => {
                     let dest = if folder == crate::ftp::path::SSL_UPDATE {
                         self.ftp
@@ -1995,6 +1996,7 @@ impl Server {
                                 seq,
                                 raw,
                                 name,
+                                kind,
                             }
                         })
                     };
@@ -2007,16 +2009,22 @@ impl Server {
                     seq,
                     raw,
                     bytes,
+                    precompressed,
                 } => {
                     let Some(i) = self.source_index(&source) else {
                         continue;
                     };
                     let src = &mut self.sources[i];
-                    src.spool.adopted(seq, raw.clone(), bytes);
                     src.counters.files += 1;
                     src.counters.bytes += bytes;
                     src.counters.last_received = clock::unix_secs(SystemTime::now());
-                    self.send_seal(i, seq, raw);
+                    if precompressed {
+                        src.spool.adopted_sealed(seq, raw, bytes);
+                        self.try_deliver(i);
+                    } else {
+                        src.spool.adopted(seq, raw.clone(), bytes);
+                        self.send_seal(i, seq, raw);
+                    }
                 }
             }
         }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::clock;
+use crate::ftp::content::Kind;
 use crate::syslog::render::{Origin, Render};
 
 /// The buffer is written out when it reaches this size, even mid-iteration.
@@ -117,7 +118,7 @@ impl SourceSpool {
             if file_name.ends_with(".log.gz.tmp") {
                 // A seal that did not finish; the raw segment is still there.
                 fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
-            } else if file_name.ends_with(".log.gz") {
+            } else if file_name.ends_with(".log.gz") || file_name.ends_with(".zip") {
                 let meta = entry.metadata()?;
                 let sealed_at = meta.modified().map(clock::unix_secs).unwrap_or(0);
                 sealed.push(Sealed {
@@ -316,6 +317,18 @@ impl SourceSpool {
         self.sealing.push((seq, raw, bytes));
     }
 
+    /// A committed `.gz` or `.zip` upload is sealed as it is: it joins the sealed segments.
+    pub fn adopted_sealed(&mut self, seq: u64, path: PathBuf, bytes: u64) {
+        let sealed_at = clock::unix_secs(SystemTime::now());
+        self.add_sealed(vec![Sealed {
+            seq,
+            part: 0,
+            path,
+            bytes,
+            sealed_at,
+        }]);
+    }
+
     /// Bytes this source holds on disk or in memory: open, sealing and sealed segments.
     pub fn backlog_bytes(&self) -> u64 {
         let open = self.open.as_ref().map_or(0, |s| s.written);
@@ -378,6 +391,7 @@ pub fn sidecar_path(segment: &Path) -> PathBuf {
     let stem = name
         .strip_suffix(".log.gz")
         .or_else(|| name.strip_suffix(".log"))
+        .or_else(|| name.strip_suffix(".zip"))
         .unwrap_or(&name);
     let stem = match stem.rsplit_once("-p") {
         Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => head,
@@ -386,11 +400,30 @@ pub fn sidecar_path(segment: &Path) -> PathBuf {
     segment.with_file_name(format!("{stem}.name"))
 }
 
-/// Makes a received FTP upload a raw segment at `raw` (from `reserve_upload`): ends it with a
-/// newline if its last line has none, fsyncs it, writes the `.name` sidecar that keeps it
-/// listed under `name` until delivered, renames it into the spool and fsyncs the folder.
-/// Returns the segment's size. Blocking: runs on the FTP worker thread.
-pub fn commit_upload(upload: &Path, raw: &Path, name: &str) -> io::Result<u64> {
+/// Where an FTP upload of `kind` lands, from the raw path `reserve_upload` gave: text is the
+/// raw segment (split at lines and gzipped by the sealer); a gzip file is the sealed
+/// `X.log.gz` and a zip file `X.zip` as they are, since Cloud Discovery takes both and the
+/// vendor's collector delivers them untouched.
+pub fn upload_path(raw: &Path, kind: Kind) -> PathBuf {
+    match kind {
+        Kind::Text => raw.to_path_buf(),
+        Kind::Gzip => gz_path(raw),
+        Kind::Zip => raw.with_extension("zip"),
+    }
+}
+
+/// Makes a received FTP upload part of the spool at `upload_path(raw, kind)`: a text whose
+/// last line has no newline gets one (compressed files never get a byte), it is fsynced, the
+/// `.name` sidecar that keeps it listed under `name` until delivered is written, it is
+/// renamed into the spool and the folder fsynced. Returns where it is, its size as uploaded
+/// (what SIZE says) and as stored.
+/// Blocking: runs on the FTP worker thread.
+pub fn commit_upload(
+    upload: &Path,
+    raw: &Path,
+    name: &str,
+    kind: Kind,
+) -> io::Result<(PathBuf, u64, u64)> {
     let mut file = OpenOptions::new()
         .read(true)
         .append(true)
@@ -398,7 +431,7 @@ pub fn commit_upload(upload: &Path, raw: &Path, name: &str) -> io::Result<u64> {
         .map_err(|e| annotate(upload, e))?;
     let size = file.metadata()?.len();
     let mut bytes = size;
-    if size > 0 {
+    if size > 0 && kind == Kind::Text {
         let mut last = [0u8; 1];
         file.seek(SeekFrom::Start(size - 1))?;
         file.read_exact(&mut last)?;
@@ -410,9 +443,10 @@ pub fn commit_upload(upload: &Path, raw: &Path, name: &str) -> io::Result<u64> {
     file.sync_all().map_err(|e| annotate(upload, e))?;
     let sidecar = sidecar_path(raw);
     fs::write(&sidecar, format!("{name}\n{size}\n")).map_err(|e| annotate(&sidecar, e))?;
-    fs::rename(upload, raw).map_err(|e| annotate(raw, e))?;
+    let dest = upload_path(raw, kind);
+    fs::rename(upload, &dest).map_err(|e| annotate(&dest, e))?;
     worker::sync_dir(raw.parent().unwrap_or(Path::new(".")))?;
-    Ok(bytes)
+    Ok((dest, size, bytes))
 }
 
 /// An FTP upload still in the spool, as its `.name` sidecar tells.
@@ -677,7 +711,8 @@ mod tests {
         let upload = state.join("upload.tmp");
         fs::write(&upload, b"one\ntwo").unwrap();
         let (seq, raw) = spool.reserve_upload();
-        let bytes = commit_upload(&upload, &raw, "fw 1.log").unwrap();
+        let (at, size, bytes) = commit_upload(&upload, &raw, "fw 1.log", Kind::Text).unwrap();
+        assert_eq!((at, size), (raw.clone(), 7));
         spool.adopted(seq, raw.clone(), bytes);
         assert_eq!((seq, bytes), (1, 8));
         assert_eq!(fs::read(&raw).unwrap(), b"one\ntwo\n");
@@ -717,6 +752,35 @@ mod tests {
         let listed = spooled_uploads(&dir);
         let names: Vec<&str> = listed.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["fine.log"]);
+        fs::remove_dir_all(state).unwrap();
+    }
+
+    #[test]
+    fn a_compressed_upload_is_sealed_as_it_is_without_a_byte_added() {
+        let state = tmp("adopt-gz");
+        let (mut spool, _) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+        for (kind, content, ext) in [
+            (Kind::Gzip, &b"\x1f\x8bno newline"[..], ".log.gz"),
+            (Kind::Zip, b"PK\x03\x04no newline", ".zip"),
+        ] {
+            let upload = state.join("upload.tmp");
+            fs::write(&upload, content).unwrap();
+            let (seq, raw) = spool.reserve_upload();
+            let (at, _, bytes) = commit_upload(&upload, &raw, "x", kind).unwrap();
+            assert!(at.to_string_lossy().ends_with(ext), "{}", at.display());
+            assert_eq!(
+                (fs::read(&at).unwrap(), bytes),
+                (content.to_vec(), content.len() as u64)
+            );
+            assert_eq!(sidecar_path(&at), sidecar_path(&raw));
+            spool.adopted_sealed(seq, at, bytes);
+        }
+        // Sealed as they are after a restart too, their sidecars kept.
+        let (again, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+        assert!(rec.to_seal.is_empty());
+        let paths = |s: &SourceSpool| s.sealed.iter().map(|x| x.path.clone()).collect::<Vec<_>>();
+        assert_eq!(paths(&again), paths(&spool));
+        assert_eq!(spooled_uploads(&again.dir).len(), 2);
         fs::remove_dir_all(state).unwrap();
     }
 

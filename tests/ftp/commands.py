@@ -16,10 +16,12 @@ traceback on stderr is the test's failure message.
 """
 
 import ftplib
+import os
 import re
 import socket
 import ssl
 import sys
+import time
 
 TIMEOUT = 20
 # Exactly [ftp] max_file_bytes, and one byte more.
@@ -225,7 +227,7 @@ class Client:
                     break
                 data += chunk
             if names:
-                detail = " ".join(data.decode().split())
+                detail = " ".join(data.decode(self.ftp.encoding).split())
         sock.close()
         codes.append(self.ftp.getmultiline()[:3])
         self.show(line, codes, detail)
@@ -631,7 +633,109 @@ def scenario_traversal(c):
     c.quit()
 
 
+def fixture(name):
+    """A file tests/it/ftp_fidelity.rs prepared in $LC_FIXTURES."""
+    with open(os.path.join(os.environ["LC_FIXTURES"], name), "rb") as f:
+        return f.read()
+
+
+def wait_delivered(n):
+    """Polls $LC_OUTBOX (with a deadline) until it holds `n` files: what follows runs after
+    lc delivered, and so removed from its spool, what came before."""
+    outbox = os.environ["LC_OUTBOX"]
+    deadline = time.monotonic() + TIMEOUT
+    while len(os.listdir(outbox)) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{outbox}: fewer than {n} files after {TIMEOUT}s")
+        time.sleep(0.05)
+
+
+def size_of(resp):
+    return resp[4:].strip() if resp.startswith("213") else None
+
+
+def scenario_fidelity(c):
+    """What the vendor's pure-ftpd does with uploads (issue 10), url = dir: (instant delivery)."""
+    c.connect()
+    c.feat()
+    c.login()
+    c.cmd("TYPE I")
+    # Compressed files: delivered as they are, whatever their name says.
+    c.pasv()
+    c.transfer("STOR /squid/fw.log.gz", upload=fixture("fw.log.gz"))
+    c.cmd("SIZE /squid/fw.log.gz", detail=size_of)
+    c.pasv()
+    c.transfer("STOR /squid/fw.zip", upload=fixture("fw.zip"))
+    c.pasv()
+    c.transfer("STOR /squid/misnamed.txt", upload=fixture("fw.log.gz"))
+    # TYPE A (RFC 959's default, Windows ftp.exe's): CRLF becomes LF.
+    c.cmd("TYPE A")
+    c.pasv()
+    c.transfer("STOR /squid/crlf.log", upload=fixture("crlf.log"))
+    c.cmd("SIZE /squid/crlf.log", detail=size_of)
+    wait_delivered(4)
+    # After delivery, the file is still known for a while: SIZE, MDTM, MLST, STAT.
+    c.cmd("SIZE /squid/fw.log.gz", label="SIZE /squid/fw.log.gz (delivered)", detail=size_of)
+    c.cmd("MDTM /squid/fw.zip", label="MDTM /squid/fw.zip (delivered)",
+          detail=lambda r: f"{len(r[4:].strip())} digits")
+    c.mlst("/squid/crlf.log")
+    c.cmd("STAT /squid/fw.zip", detail=lambda r: r.splitlines()[1].split()[-1])
+    c.cmd("STAT /squid")
+    c.cmd("STAT /nosuch")
+    c.epsv()
+    c.transfer("NLST /squid", names=True)
+    # WinSCP: upload NAME.filepart, check its size, rename it to NAME (after delivery here).
+    c.cmd("TYPE I")
+    c.pasv()
+    c.transfer("STOR /squid/winscp.log.filepart", upload=lines_of(100, "winscp"))
+    c.cmd("SIZE /squid/winscp.log.filepart", detail=size_of)
+    wait_delivered(5)
+    c.cmd("RNFR /squid/winscp.log.filepart")
+    c.cmd("RNTO /squid/winscp.log")
+    c.cmd("SIZE /squid/winscp.log", detail=size_of)
+    c.cmd("MDTM /squid/winscp.log", detail=lambda r: f"{len(r[4:].strip())} digits")
+    c.cmd("SIZE /squid/winscp.log.filepart")
+    c.cmd("RNFR /squid/never-uploaded.log")
+    c.epsv()
+    c.transfer("NLST /squid", names=True)
+    # A Latin-1 file name, as pure-ftpd takes it: bytes kept, listed as sent.
+    c.ftp.encoding = "latin-1"
+    c.ftp.file = c.ftp.sock.makefile("r", encoding="latin-1")
+    c.pasv()
+    c.transfer("STOR /squid/caf\xe9.log", upload=lines_of(10, "latin1"))
+    c.cmd("SIZE /squid/caf\xe9.log", detail=size_of)
+    c.epsv()
+    c.transfer("NLST /squid/caf\xe9.log", names=True)
+    c.ftp.encoding = "utf-8"
+    c.ftp.file = c.ftp.sock.makefile("r", encoding="utf-8")
+    # Protocol defects an FTP conformance suite found.
+    c.cmd("OPTS MLST type;")
+    c.mlst("/squid/fw.zip")
+    c.feat()
+    c.cmd("OPTS MLST type;size;modify;")
+    c.epsv()
+    c.transfer("MLSD /squid/fw.zip")
+    c.cmd("TYPE")
+    c.cmd("MODE")
+    c.cmd("STRU")
+    c.cmd("PROT")
+    c.quit()
+
+
+def scenario_ipv6_pasv(c):
+    """Over IPv6, a refused PASV leaves no data channel behind."""
+    c.connect()
+    c.login()
+    c.cmd("PASV")
+    c.transfer("STOR /squid/after-pasv.log", upload=b"x\n")
+    c.epsv()
+    c.transfer("STOR /squid/after-epsv.log", upload=b"x\n")
+    c.quit()
+
+
 SCENARIOS = {
+    "fidelity": (scenario_fidelity, False),
+    "ipv6-pasv": (scenario_ipv6_pasv, False),
     "plain": (scenario_plain, False),
     "tls": (scenario_tls, True),
     "truncated": (scenario_truncated, True),

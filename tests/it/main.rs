@@ -8,6 +8,7 @@ mod cloud;
 mod delivery;
 mod ftp;
 mod ftp_faults;
+mod ftp_fidelity;
 pub mod install;
 mod passwd;
 mod peers;
