@@ -41,6 +41,10 @@
 #   BENCH_MSG_SIZE     loggen --size (default 300)
 #   BENCH_STALL_SECS   give up on a row once loggen is done and the output stopped growing this
 #                      long (default 3)
+#   BENCH_RENDER       vendor (default) or raw. vendor: every receiver parses the syslog header
+#                      and writes the traditional file format (lc's render = vendor, rsyslog's
+#                      RSYSLOG_TraditionalFileFormat, syslog-ng's parsed "$DATE $HOST $MSGHDR$MSG");
+#                      raw: every receiver writes the message as received
 #   BENCH_KEEP=1       keep the temp dirs (receiver configs, logs, output) for inspection
 set -euo pipefail
 
@@ -58,6 +62,14 @@ TCP_CONNS=${BENCH_TCP_CONNS:-1}
 TLS_COUNT=${BENCH_TLS_COUNT:-2000000}
 TLS_CONNS=${BENCH_TLS_CONNS:-1}
 UDP_COUNT=${BENCH_UDP_COUNT:-4500000}
+RENDER=${BENCH_RENDER:-vendor}
+case $RENDER in
+vendor | raw) ;;
+*)
+    echo "syslog.sh: BENCH_RENDER must be vendor or raw, not $RENDER" >&2
+    exit 2
+    ;;
+esac
 UDP_RATE=${BENCH_UDP_RATE:-150000}
 UDP_RCVBUF=${BENCH_UDP_RCVBUF:-}
 MSG_SIZE=${BENCH_MSG_SIZE:-300}
@@ -243,11 +255,13 @@ url = dir:$dir/lc/outbox
 format = GENERIC_CEF
 receiver = syslog-tcp
 port = $tcp_port
+render = $RENDER
 
 [source bench_udp]
 format = GENERIC_CEF
 receiver = syslog-udp
 port = $udp_port
+render = $RENDER
 EOF
     if [[ -n $tls_port ]]; then
         cat >>"$dir/lc.ini" <<EOF
@@ -256,6 +270,7 @@ EOF
 format = GENERIC_CEF
 receiver = syslog-tls
 port = $tls_port
+render = $RENDER
 EOF
     fi
     "$LC_BIN" run --config "$dir/lc.ini" >"$dir/receiver.log" 2>&1 &
@@ -269,6 +284,8 @@ EOF
 start_rsyslog() {
     local dir=$1 tcp_port=$2 udp_port=$3 tls_port=$4 rcvbuf='' tls_global='' tls_module='' tls_input=''
     [[ -n $UDP_RCVBUF ]] && rcvbuf="rcvbufSize=\"$UDP_RCVBUF\""
+    local rs_template=raw
+    [[ $RENDER == vendor ]] && rs_template=RSYSLOG_TraditionalFileFormat
     mkdir -p "$dir/work"
     # imptcp has no TLS; imtcp with the gtls stream driver (rsyslog-gnutls) does. Mode 1 is TLS
     # only; AuthMode anon asks for no client certificate.
@@ -288,7 +305,7 @@ module(load="imudp")
 $tls_module
 template(name="raw" type="string" string="%rawmsg%\n")
 ruleset(name="bench") {
-    action(type="omfile" file="$dir/out.log" template="raw")
+    action(type="omfile" file="$dir/out.log" template="$rs_template")
 }
 input(type="imptcp" address="127.0.0.1" port="$tcp_port" ruleset="bench")
 input(type="imudp" address="127.0.0.1" port="$udp_port" ruleset="bench" $rcvbuf)
@@ -312,12 +329,18 @@ start_syslog_ng() {
     fi
     # flags(no-parse) keeps the whole line as $MSG. flags(flow-control) makes syslog-ng stop
     # reading TCP when its file queue is full instead of dropping messages, like rsyslog and lc.
+    local parse='flags(no-parse)' template='\$MSG\n'
+    if [[ $RENDER == vendor ]]; then
+        parse=''
+        template='\$DATE \$HOST \$MSGHDR\$MSG\n'
+        tls_source=${tls_source/ flags(no-parse)/}
+    fi
     cat >"$dir/syslog-ng.conf" <<EOF
 @version: 3.38
-source s_tcp { network(ip("127.0.0.1") port($tcp_port) transport("tcp") flags(no-parse)); };
-source s_udp { network(ip("127.0.0.1") port($udp_port) transport("udp") flags(no-parse) $rcvbuf); };
+source s_tcp { network(ip("127.0.0.1") port($tcp_port) transport("tcp") $parse); };
+source s_udp { network(ip("127.0.0.1") port($udp_port) transport("udp") $parse $rcvbuf); };
 $tls_source
-destination d_file { file("$dir/out.log" template("\$MSG\n")); };
+destination d_file { file("$dir/out.log" template("$template")); };
 log { source(s_tcp); source(s_udp);$tls_log destination(d_file); flags(flow-control); };
 EOF
     # The wrapper puts the persist file, pid file and control socket next to the config.
@@ -445,7 +468,7 @@ run_row() {
 
 echo "syslog receive benchmark: $MSG_SIZE-byte messages; TCP $TCP_COUNT over $TCP_CONNS connection(s), unpaced;" \
     "UDP $UDP_COUNT offered at $UDP_RATE msg/s; UDP rcvbuf ${UDP_RCVBUF:-default};" \
-    "TLS $TLS_COUNT over $TLS_CONNS connection(s), unpaced, no client certificate; $(nproc) cores"
+    "TLS $TLS_COUNT over $TLS_CONNS connection(s), unpaced, no client certificate; render $RENDER; $(nproc) cores"
 
 for recv in $RECEIVERS; do
     case $recv in

@@ -292,8 +292,6 @@ fn kill_9_between_put_and_done_upload_redelivers_at_most_that_segment() {
         delivered_all(&cloud, 100) && lc.source_status("asa")["backlog"]["files"] == 0
     });
     let lines = uploaded_lines(&cloud, &cloud.uploads());
-    let mut unique = lines.clone();
-    unique.dedup_by(|a, b| a == b);
     // The hung call may still have completed on the server: then that segment came twice.
     let once: Vec<String> = {
         let mut seen = std::collections::BTreeSet::new();

@@ -14,13 +14,24 @@ pub const LC: &str = env!("CARGO_BIN_EXE_lc");
 
 /// Polls `cond` every 20 ms until it holds or `secs` pass; panics with `what` on timeout.
 #[track_caller]
-pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_for(secs: u64, what: &str, cond: impl FnMut() -> bool) {
+    wait_explained(secs, what, cond, String::new);
+}
+
+/// Polls `cond` like `wait_for`; on timeout the panic message has `context()` (logs, the last
+/// status). The one poll-until-deadline loop of the tests: every wait goes through it.
+#[track_caller]
+pub fn wait_explained(
+    secs: u64,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for: {what}"
-        );
+        if Instant::now() >= deadline {
+            panic!("timed out after {secs}s waiting for: {what}\n{}", context());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::harness::{
-    base_config, output_with_input, peer, run, source, wait_for, Lc, TempDir, LC,
+    base_config, output_with_input, peer, run, source, wait_explained, wait_for, Lc, TempDir, LC,
 };
 
 /// Validity of the expired certificates, in `openssl ca`'s notation.
@@ -391,23 +391,6 @@ fn assert_events(lines: &[String], n: usize) {
     for (i, l) in lines.iter().enumerate() {
         let tail = format!(" firewall event seq={i:05} action=allow");
         assert!(l.starts_with('<') && l.ends_with(&tail), "line {i}: {l}");
-    }
-}
-
-/// Polls `cond` like `wait_for`; on timeout the panic message has `context()` (the logs).
-#[track_caller]
-fn wait_explained(
-    secs: u64,
-    what: &str,
-    mut cond: impl FnMut() -> bool,
-    context: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        if Instant::now() >= deadline {
-            panic!("timed out after {secs}s waiting for: {what}\n{}", context());
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
