@@ -81,6 +81,13 @@ fn main() -> ExitCode {
             Ok(c) => {
                 print_cut_values(&config_path);
                 println!("{}: ok, {} sources", config_path.display(), c.sources.len());
+                if let config::Target::Console(url) = &c.delivery.target {
+                    println!(
+                        "{}: {url}: at most {} API calls in any 60 s, for every instance on this host together (the tenant takes 30 a minute from all its collectors)",
+                        config_path.display(),
+                        c.delivery.api_calls_per_min
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

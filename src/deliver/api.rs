@@ -138,12 +138,16 @@ pub fn classify_status(what: &str, status: u16, retry_after: Option<&str>, body:
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not used by these APIs; ignored).
+/// The longest Retry-After lc honours.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` in seconds, at most `MAX_RETRY_AFTER` (the HTTP-date form is not used by
+/// these APIs; ignored).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim()
         .parse::<u64>()
         .ok()
-        .map(|s| Duration::from_secs(s.min(3600)))
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// The id of block `k` of an Azure block blob: base64 of a fixed-length label, as Put Block
