@@ -14,6 +14,7 @@ mod logging;
 mod notify;
 mod owner;
 mod prompt;
+mod reactor;
 mod secret;
 mod server;
 mod spool;

@@ -37,6 +37,12 @@ use crate::deliver::{self, DeliverJob};
 use crate::ftp::jobs::Dest;
 use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
 use crate::logging::LimitLog;
+use crate::reactor::guard::{Limits, Refusal};
+use crate::reactor::slab::{Reuse, Slab};
+use crate::reactor::table::{ConnTable, Refused};
+use crate::reactor::{
+    self, Owner, ACCEPT_BUDGET, CONN_BASE, LISTENER_BASE, READ_BUDGET, SIGNALS, UDP_BUDGET, WAKER,
+};
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Counters, Drop};
@@ -44,16 +50,9 @@ use crate::syslog::frame::{self, Decoded, Decoder, Ends};
 use crate::syslog::render::{Origin, Render};
 use crate::tls::cmd::FtpsNeed;
 
-const WAKER: Token = Token(0);
-const SIGNALS: Token = Token(1);
-const LISTENER_BASE: usize = 16;
-const CONN_BASE: usize = 1 << 32;
+// The FTP server's tokens are the reactor's FTP range.
+const _: () = assert!(reactor::FTP_BASE == crate::ftp::server::TOKEN_BASE);
 
-/// Bytes read from one connection, or datagrams from one UDP socket, per loop iteration.
-const READ_BUDGET: usize = 256 * 1024;
-const UDP_BUDGET: usize = 2048;
-/// Connections accepted per listener per iteration.
-const ACCEPT_BUDGET: usize = 256;
 /// The shared read buffer; one read never returns more.
 const SCRATCH_BYTES: usize = 64 * 1024;
 /// How often rotation, fsync, free space, idle connections and status are looked at.
@@ -131,7 +130,6 @@ struct Listener {
     addr: SocketAddr,
     /// Bound as one dual-stack IPv6 socket (`listen = *`); kept to bind the same again.
     dual: bool,
-    ready: bool,
 }
 
 struct Conn {
@@ -140,7 +138,6 @@ struct Conn {
     source: usize,
     framing: Framing,
     last_active: Instant,
-    ready: bool,
     /// The TLS session of a syslog-tls connection.
     tls: Option<Box<TlsState>>,
 }
@@ -171,13 +168,10 @@ pub struct Server {
     config: Config,
     started: u64,
     sources: Vec<SourceState>,
-    listeners: Vec<Option<Listener>>,
-    conns: Vec<Option<Conn>>,
-    free_slots: Vec<usize>,
-    /// Slots closed during the current event batch; reusable from the next one.
-    closed_slots: Vec<usize>,
-    open_conns: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Listener tokens are never reused within the process.
+    listeners: Slab<Listener>,
+    /// Stream connections, their slots and the per-IP counts.
+    conns: ConnTable<Conn>,
     /// Tokens that may have more to read, accept or receive.
     work: Vec<Token>,
     /// Connections with data waiting while the disk is full; back on `work` when it has room.
@@ -303,12 +297,8 @@ impl Server {
             port,
             started: clock::unix_secs(SystemTime::now()),
             sources: Vec::new(),
-            listeners: Vec::new(),
-            conns: Vec::new(),
-            free_slots: Vec::new(),
-            closed_slots: Vec::new(),
-            open_conns: 0,
-            per_ip: HashMap::new(),
+            listeners: Slab::new(LISTENER_BASE, Reuse::Never),
+            conns: ConnTable::new(CONN_BASE, limits(&config)),
             work: Vec::new(),
             parked: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES.max(config.collector.max_message_bytes + 1)],
@@ -405,14 +395,13 @@ impl Server {
                 source,
                 addr: local,
                 dual,
-                ready: true,
             });
         }
         Ok(out)
     }
 
     fn register_listener(&mut self, mut l: Listener) -> io::Result<()> {
-        let token = Token(LISTENER_BASE + self.listeners.len());
+        let token = self.listeners.next_token();
         match &mut l.socket {
             Socket::Udp(u) => self
                 .poll
@@ -434,8 +423,7 @@ impl Server {
             l.addr
         );
         // Data may already be queued: look once without waiting for an edge.
-        self.work.push(token);
-        self.listeners.push(Some(l));
+        self.work.push(self.listeners.insert(l));
         Ok(())
     }
 
@@ -548,17 +536,28 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(RunError(format!("poll: {e}"))),
             }
-            self.free_slots.append(&mut self.closed_slots);
+            self.conns.next_batch();
             for event in events.iter() {
-                match event.token() {
-                    WAKER => self.drain_done(),
-                    SIGNALS => self.read_signals(),
-                    token if FtpServer::owns(token) => {
+                match reactor::owner(event.token()) {
+                    Owner::Waker => self.drain_done(),
+                    Owner::Signals => self.read_signals(),
+                    Owner::Ftp(token) => {
+                        debug_assert!(FtpServer::owns(token));
                         if let Some(ftp) = &mut self.ftp {
                             ftp.ready(token);
                         }
                     }
-                    token => self.mark_ready(token),
+                    Owner::Conn(token) => {
+                        if self.conns.wake(token) {
+                            self.work.push(token);
+                        }
+                    }
+                    Owner::Listener(_) => {
+                        if self.listeners.wake(event.token()) {
+                            self.work.push(event.token());
+                        }
+                    }
+                    Owner::Unknown => {}
                 }
             }
             self.do_work();
@@ -572,35 +571,15 @@ impl Server {
         self.stop()
     }
 
-    fn mark_ready(&mut self, token: Token) {
-        let ready = if token.0 >= CONN_BASE {
-            self.conns
-                .get_mut(token.0 - CONN_BASE)
-                .and_then(Option::as_mut)
-                .map(|c| &mut c.ready)
-        } else {
-            self.listeners
-                .get_mut(token.0 - LISTENER_BASE)
-                .and_then(Option::as_mut)
-                .map(|l| &mut l.ready)
-        };
-        if let Some(ready) = ready {
-            if !*ready {
-                *ready = true;
-                self.work.push(token);
-            }
-        }
-    }
-
     /// Services every ready socket once, within its budget; keeps those with more to do.
     fn do_work(&mut self) {
         let work = std::mem::take(&mut self.work);
         let mut keep = Vec::new();
         for token in work {
             let more = if token.0 >= CONN_BASE {
-                self.read_conn(token.0 - CONN_BASE)
+                self.read_conn(token)
             } else {
-                self.service_listener(token.0 - LISTENER_BASE)
+                self.service_listener(token)
             };
             if more {
                 keep.push(token);
@@ -617,23 +596,21 @@ impl Server {
 
 impl Server {
     /// Accepts connections or receives datagrams; returns whether the socket may have more.
-    fn service_listener(&mut self, index: usize) -> bool {
-        let Some(l) = self.listeners.get_mut(index).and_then(Option::as_mut) else {
+    fn service_listener(&mut self, token: Token) -> bool {
+        let Some(l) = self.listeners.get(token) else {
             return false;
         };
         let more = match &l.socket {
-            Socket::Udp(_) => self.receive_udp(index),
-            Socket::Tcp(_) => self.accept(index),
+            Socket::Udp(_) => self.receive_udp(token),
+            Socket::Tcp(_) => self.accept(token),
         };
         if !more {
-            if let Some(l) = self.listeners[index].as_mut() {
-                l.ready = false;
-            }
+            self.listeners.idle(token);
         }
         more
     }
 
-    fn receive_udp(&mut self, index: usize) -> bool {
+    fn receive_udp(&mut self, token: Token) -> bool {
         let Server {
             listeners,
             sources,
@@ -643,7 +620,7 @@ impl Server {
             config,
             ..
         } = self;
-        let l = listeners[index].as_mut().expect("serviced listeners exist");
+        let l = listeners.get(token).expect("serviced listeners exist");
         let Socket::Udp(sock) = &l.socket else {
             unreachable!()
         };
@@ -700,11 +677,9 @@ impl Server {
         more
     }
 
-    fn accept(&mut self, index: usize) -> bool {
+    fn accept(&mut self, token: Token) -> bool {
         for _ in 0..ACCEPT_BUDGET {
-            let l = self.listeners[index]
-                .as_mut()
-                .expect("serviced listeners exist");
+            let l = self.listeners.get(token).expect("serviced listeners exist");
             let Socket::Tcp(t) = &l.socket else {
                 unreachable!()
             };
@@ -731,94 +706,88 @@ impl Server {
     /// Applies the allow list and connection limits to a new connection, then registers it.
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, source: usize) {
         let ip = canonical(peer.ip());
-        let limits = &self.config.collector;
-        let src = &mut self.sources[source];
+        let Server {
+            sources,
+            conns,
+            poll,
+            tls,
+            limit_log,
+            config,
+            work,
+            ..
+        } = self;
+        let src = &mut sources[source];
         let name = &src.cfg.name;
-        let refused = if !src.cfg.allow.allows(ip) {
-            Some((
-                Drop::NotAllowed,
-                format!("source {name}: {peer}: sender not in the allow list; connection closed"),
-            ))
-        } else if self.open_conns >= limits.max_connections {
-            Some((
-                Drop::MaxConnections,
-                format!(
-                    "source {name}: {peer}: max_connections ({}) reached; connection closed",
-                    limits.max_connections
-                ),
-            ))
-        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_connections_per_ip {
-            Some((
-                Drop::MaxConnectionsPerIp,
-                format!(
-                    "source {name}: {peer}: max_connections_per_ip ({}) reached; connection closed",
-                    limits.max_connections_per_ip
-                ),
-            ))
-        } else {
-            None
-        };
-        if let Some((why, message)) = refused {
-            src.counters.drop(why, 1);
-            self.limit_log.hit(source, why.name(), || message);
+        if !src.cfg.allow.allows(ip) {
+            src.counters.drop(Drop::NotAllowed, 1);
+            limit_log.hit(source, Drop::NotAllowed.name(), || {
+                format!("source {name}: {peer}: sender not in the allow list; connection closed")
+            });
             return;
         }
-        let tls = if src.cfg.receiver == Kind::SyslogTls {
-            let Some(t) = &self.tls else {
-                log::error!(
-                    "source {name}: {peer}: no TLS configuration loaded; connection closed"
-                );
-                return;
-            };
-            match rustls::ServerConnection::new(Arc::clone(&t.config)) {
-                Ok(session) => Some(Box::new(TlsState {
+        let max = config.collector.max_message_bytes;
+        let admitted = conns.admit_with(ip, |token| {
+            let tls = if src.cfg.receiver == Kind::SyslogTls {
+                let Some(t) = tls else {
+                    return Err("no TLS configuration loaded".to_string());
+                };
+                let session = rustls::ServerConnection::new(Arc::clone(&t.config))
+                    .map_err(|e| format!("TLS: {e}"))?;
+                Some(Box::new(TlsState {
                     session,
                     handshake_since: Some(Instant::now()),
                     spoke: false,
-                })),
-                Err(e) => {
-                    log::error!("source {name}: {peer}: TLS: {e}; connection closed");
-                    return;
-                }
+                }))
+            } else {
+                None
+            };
+            // TLS writes handshake records, so it needs to hear when the socket takes more.
+            let interest = if tls.is_some() {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            poll.registry()
+                .register(&mut stream, token, interest)
+                .map_err(|e| format!("cannot register connection: {e}"))?;
+            Ok(Conn {
+                stream,
+                peer,
+                source,
+                framing: Framing::new(max, &src.cfg, peer.ip()),
+                last_active: Instant::now(),
+                tls,
+            })
+        });
+        match admitted {
+            Ok(token) => {
+                src.counters.connections += 1;
+                src.counters.accepted += 1;
+                log::debug!("source {name}: {peer}: connected");
+                work.push(token);
             }
-        } else {
-            None
-        };
-        let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
-        });
-        let token = Token(CONN_BASE + slot);
-        // TLS writes handshake records, so it needs to hear when the socket takes more.
-        let interest = if tls.is_some() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
-            log::warn!("source {name}: {peer}: cannot register connection: {e}");
-            self.free_slots.push(slot);
-            return;
+            Err(Refused::Limit(refusal)) => {
+                let (why, message) = match refusal {
+                    Refusal::Total(n) => (
+                        Drop::MaxConnections,
+                        format!("source {name}: {peer}: max_connections ({n}) reached; connection closed"),
+                    ),
+                    Refusal::PerIp(n) => (
+                        Drop::MaxConnectionsPerIp,
+                        format!("source {name}: {peer}: max_connections_per_ip ({n}) reached; connection closed"),
+                    ),
+                };
+                src.counters.drop(why, 1);
+                limit_log.hit(source, why.name(), || message);
+            }
+            Err(Refused::Failed(e)) => {
+                log::error!("source {name}: {peer}: {e}; connection closed");
+            }
         }
-        src.counters.connections += 1;
-        src.counters.accepted += 1;
-        self.open_conns += 1;
-        *self.per_ip.entry(ip).or_insert(0) += 1;
-        log::debug!("source {name}: {peer}: connected");
-        self.conns[slot] = Some(Conn {
-            stream,
-            peer,
-            source,
-            framing: Framing::new(limits.max_message_bytes, &src.cfg, peer.ip()),
-            last_active: Instant::now(),
-            ready: true,
-            tls,
-        });
-        self.work.push(token);
     }
 
     /// Reads one connection within its budget; returns whether it may have more to read.
-    fn read_conn(&mut self, slot: usize) -> bool {
+    fn read_conn(&mut self, token: Token) -> bool {
         let Server {
             conns,
             sources,
@@ -826,7 +795,7 @@ impl Server {
             disk_full,
             ..
         } = self;
-        let Some(conn) = conns.get_mut(slot).and_then(Option::as_mut) else {
+        let Some(conn) = conns.get_mut(token) else {
             return false;
         };
         if *disk_full {
@@ -848,7 +817,7 @@ impl Server {
         match outcome {
             ReadOutcome::More => true,
             ReadOutcome::Drained => {
-                conn.ready = false;
+                conns.idle(token);
                 false
             }
             ReadOutcome::Closed(err) => {
@@ -875,7 +844,7 @@ impl Server {
                         conn.peer
                     );
                 }
-                self.close_conn(slot);
+                self.close_conn(token);
                 false
             }
             ReadOutcome::TlsFailed(e) => {
@@ -887,7 +856,7 @@ impl Server {
                         crate::tls::explain(&e)
                     )
                 });
-                self.close_conn(slot);
+                self.close_conn(token);
                 false
             }
             ReadOutcome::NameRefused(names) => {
@@ -896,31 +865,22 @@ impl Server {
                 self.limit_log.hit(conn.source, "allow_cn", || {
                     format!("source {name}: {peer}: client certificate names {names:?} not in allow_cn; connection closed")
                 });
-                self.close_conn(slot);
+                self.close_conn(token);
                 false
             }
         }
     }
 
     /// Closes a connection, keeping any partial frame the sender had sent.
-    fn close_conn(&mut self, slot: usize) {
-        let Some(mut conn) = self.conns[slot].take() else {
+    fn close_conn(&mut self, token: Token) {
+        let Some(mut conn) = self.conns.remove(token) else {
             return;
         };
         let src = &mut self.sources[conn.source];
         conn.framing.finish(src);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         src.counters.connections -= 1;
-        self.open_conns -= 1;
-        let ip = canonical(conn.peer.ip());
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
         log::debug!("source {}: {}: closed", src.cfg.name, conn.peer);
-        self.closed_slots.push(slot);
     }
 
     /// Writes every source's buffered lines to its open segment.
@@ -1531,8 +1491,7 @@ impl Server {
         let timeout = self.config.collector.idle_timeout;
         let handshake_timeout = self.config.collector.handshake_timeout;
         let mut stale = Vec::new();
-        for (slot, c) in self.conns.iter().enumerate() {
-            let Some(c) = c else { continue };
+        for (slot, c) in self.conns.iter() {
             let handshake = c.tls.as_ref().and_then(|t| t.handshake_since);
             if handshake.is_some_and(|t| now.duration_since(t) >= handshake_timeout) {
                 stale.push((slot, true));
@@ -1541,7 +1500,7 @@ impl Server {
             }
         }
         for (slot, handshaking) in stale {
-            let conn = self.conns[slot].as_ref().expect("just found");
+            let conn = self.conns.get(slot).expect("just found");
             let src = &mut self.sources[conn.source];
             if handshaking {
                 src.counters.drop(Drop::TlsHandshake, 1);
@@ -1569,7 +1528,7 @@ impl Server {
     fn update_udp_drops(&mut self) {
         let mut per_source: HashMap<usize, u64> = HashMap::new();
         let table = udp_drop_table();
-        for l in self.listeners.iter().flatten() {
+        for (_, l) in self.listeners.iter() {
             if let Socket::Udp(u) = &l.socket {
                 let Ok(st) = nix::sys::stat::fstat(u.as_raw_fd()) else {
                     continue;
@@ -1616,8 +1575,7 @@ impl Server {
         let listeners: Vec<_> = self
             .listeners
             .iter()
-            .flatten()
-            .map(|l| {
+            .map(|(_, l)| {
                 json!({
                     "source": self.sources[l.source].cfg.name,
                     "proto": if matches!(l.socket, Socket::Udp(_)) { "udp" } else { "tcp" },
@@ -1637,7 +1595,7 @@ impl Server {
             "updated": now,
             "state_dir": self.config.collector.state_dir.display().to_string(),
             "disk": { "free_bytes": self.disk_free, "total_bytes": self.disk_total, "spool_bytes": spool_bytes, "full": self.disk_full },
-            "connections": self.open_conns,
+            "connections": self.conns.len(),
             "reloaded_at": self.reloaded_at,
             "reload_error": self.reload_error,
             "tls": self.tls.as_ref().map(|t| json!({
@@ -1824,6 +1782,7 @@ impl Server {
         for src in &mut self.sources {
             src.spool.rotate_bytes = self.config.spool.rotate_bytes;
         }
+        self.conns.set_limits(limits(&self.config));
         let need = SCRATCH_BYTES.max(self.config.collector.max_message_bytes + 1);
         self.scratch.resize(need, 0);
         Ok(())
@@ -1852,9 +1811,15 @@ impl Server {
     /// Closes source `i`'s sockets; returns the addresses they had.
     fn close_listeners_of(&mut self, source: usize) -> Vec<(SocketAddr, bool)> {
         let mut closed = Vec::new();
-        for slot in self.listeners.iter_mut() {
-            if slot.as_ref().is_some_and(|l| l.source == source) {
-                let mut l = slot.take().expect("checked");
+        let tokens: Vec<Token> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.source == source)
+            .map(|(t, _)| t)
+            .collect();
+        for token in tokens {
+            {
+                let mut l = self.listeners.remove(token).expect("listed");
                 let _ = match &mut l.socket {
                     Socket::Udp(u) => self.poll.registry().deregister(u),
                     Socket::Tcp(t) => self.poll.registry().deregister(t),
@@ -1871,11 +1836,14 @@ impl Server {
     }
 
     fn close_conns_of(&mut self, source: usize) {
-        let slots: Vec<usize> = (0..self.conns.len())
-            .filter(|&s| self.conns[s].as_ref().is_some_and(|c| c.source == source))
+        let tokens: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.source == source)
+            .map(|(t, _)| t)
             .collect();
-        for slot in slots {
-            self.close_conn(slot);
+        for token in tokens {
+            self.close_conn(token);
         }
     }
 
@@ -1897,13 +1865,13 @@ impl Server {
         // counted and logged below, never lost in silence.
         let deadline = Instant::now() + Duration::from_secs(2);
         self.check_disk();
-        for slot in 0..self.conns.len() {
-            while !self.disk_full && Instant::now() < deadline && self.read_conn(slot) {
-                if let Some(i) = self.conns[slot].as_ref().map(|c| c.source) {
+        for token in self.conns.tokens() {
+            while !self.disk_full && Instant::now() < deadline && self.read_conn(token) {
+                if let Some(i) = self.conns.get(token).map(|c| c.source) {
                     self.flush_source(i);
                 }
             }
-            self.close_conn(slot);
+            self.close_conn(token);
         }
         self.flush_spools();
         for src in &mut self.sources {
@@ -2028,6 +1996,14 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+/// The connection limits of `config`.
+fn limits(config: &Config) -> Limits {
+    Limits {
+        total: config.collector.max_connections,
+        per_ip: config.collector.max_connections_per_ip,
     }
 }
 

@@ -1,0 +1,210 @@
+//! The connection table: slots (with deferred reuse) and admission in one type, so a slot is
+//! taken exactly when a ticket is, and given back exactly when the ticket is released.
+//!
+//! The syslog server keeps its stream connections here. What a connection is (a TCP stream,
+//! a TLS session, its framing) is the caller's `C`; the table never touches it.
+
+use std::net::IpAddr;
+
+use mio::Token;
+
+use super::guard::{Admission, Limits, Refusal, Ticket};
+use super::slab::{Reuse, Slab};
+
+/// Why `admit_with` stored nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused<E> {
+    /// A connection limit.
+    Limit(Refusal),
+    /// The caller's constructor failed (registering the socket, a TLS session).
+    Failed(E),
+}
+
+struct Held<C> {
+    conn: C,
+    ticket: Ticket,
+}
+
+pub struct ConnTable<C> {
+    slab: Slab<Held<C>>,
+    admission: Admission,
+}
+
+impl<C> ConnTable<C> {
+    /// Tokens are `base + slot`.
+    pub fn new(base: usize, limits: Limits) -> ConnTable<C> {
+        ConnTable {
+            slab: Slab::new(base, Reuse::NextBatch),
+            admission: Admission::new(limits),
+        }
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.admission.set_limits(limits);
+    }
+
+    /// Admits a connection from `ip` and stores what `make` builds for the token it will
+    /// have (`make` registers the socket under it). When a limit refuses or `make` fails,
+    /// nothing changes.
+    pub fn admit_with<E>(
+        &mut self,
+        ip: IpAddr,
+        make: impl FnOnce(Token) -> Result<C, E>,
+    ) -> Result<Token, Refused<E>> {
+        let ticket = self.admission.admit(ip).map_err(Refused::Limit)?;
+        let token = self.slab.next_token();
+        match make(token) {
+            Ok(conn) => Ok(self.slab.insert(Held { conn, ticket })),
+            Err(e) => {
+                self.admission.release(ticket);
+                Err(Refused::Failed(e))
+            }
+        }
+    }
+
+    /// Takes a connection out and releases its place in the counts.
+    pub fn remove(&mut self, token: Token) -> Option<C> {
+        let held = self.slab.remove(token)?;
+        self.admission.release(held.ticket);
+        Some(held.conn)
+    }
+
+    /// A new event batch begins (see `Slab::next_batch`).
+    pub fn next_batch(&mut self) {
+        self.slab.next_batch();
+    }
+
+    pub fn get(&self, token: Token) -> Option<&C> {
+        self.slab.get(token).map(|h| &h.conn)
+    }
+
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut C> {
+        self.slab.get_mut(token).map(|h| &mut h.conn)
+    }
+
+    /// See `Slab::wake`.
+    pub fn wake(&mut self, token: Token) -> bool {
+        self.slab.wake(token)
+    }
+
+    /// See `Slab::idle`.
+    pub fn idle(&mut self, token: Token) {
+        self.slab.idle(token);
+    }
+
+    /// Connections open.
+    pub fn len(&self) -> usize {
+        debug_assert_eq!(self.slab.len(), self.admission.open());
+        self.slab.len()
+    }
+
+    /// Connections open from `ip`.
+    #[cfg(test)]
+    pub fn from(&self, ip: IpAddr) -> usize {
+        self.admission.from(ip)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Token, &C)> {
+        self.slab.iter().map(|(t, h)| (t, &h.conn))
+    }
+
+    pub fn tokens(&self) -> Vec<Token> {
+        self.slab.tokens()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `script` on a table with base 100 and limits (2 total, 1 per IP): `+IP` admits,
+    /// `!IP` admits with a constructor that fails, `-N` removes token N, `|` starts a batch.
+    /// `+` writes the token or refusal; the end shows open connections per address.
+    #[track_caller]
+    fn check(script: &str, expected: &str) {
+        let mut t: ConnTable<String> = ConnTable::new(
+            100,
+            Limits {
+                total: 2,
+                per_ip: 1,
+            },
+        );
+        let mut out = Vec::new();
+        for step in script.split_whitespace() {
+            let (op, arg) = step.split_at(1);
+            match op {
+                "+" | "!" => {
+                    let ip: IpAddr = arg.parse().unwrap();
+                    let got = t.admit_with(ip, |token| {
+                        if op == "!" {
+                            Err("register failed")
+                        } else {
+                            Ok(format!("{arg}@{}", token.0))
+                        }
+                    });
+                    out.push(match got {
+                        Ok(token) => token.0.to_string(),
+                        Err(e) => format!("{e:?}"),
+                    });
+                }
+                "-" => {
+                    let got = t.remove(Token(arg.parse().unwrap()));
+                    out.push(got.unwrap_or_else(|| "none".into()));
+                }
+                "|" => t.next_batch(),
+                _ => panic!("bad step {step}"),
+            }
+        }
+        let mut live: Vec<String> = t.iter().map(|(_, c)| c.clone()).collect();
+        live.sort();
+        let got = format!("{} / {} [{}]", out.join(" "), t.len(), live.join(" "));
+        assert_eq!(got, expected, "script {script:?}");
+        for (_, c) in t.iter() {
+            let ip: IpAddr = c.split('@').next().unwrap().parse().unwrap();
+            assert_eq!(t.from(ip), 1, "{c}");
+        }
+    }
+
+    #[test]
+    fn slots_follow_tickets() {
+        // The constructor sees the token the connection gets.
+        check(
+            "+10.0.0.1 +10.0.0.2",
+            "100 101 / 2 [10.0.0.1@100 10.0.0.2@101]",
+        );
+        check(
+            "+10.0.0.1 +10.0.0.1",
+            "100 Limit(PerIp(1)) / 1 [10.0.0.1@100]",
+        );
+        check(
+            "+10.0.0.1 +10.0.0.2 +10.0.0.3",
+            "100 101 Limit(Total(2)) / 2 [10.0.0.1@100 10.0.0.2@101]",
+        );
+        // Removing gives the place back at once, the slot after the batch.
+        check(
+            "+10.0.0.1 -100 +10.0.0.1",
+            "100 10.0.0.1@100 101 / 1 [10.0.0.1@101]",
+        );
+        check(
+            "+10.0.0.1 -100 | +10.0.0.1",
+            "100 10.0.0.1@100 100 / 1 [10.0.0.1@100]",
+        );
+        check("+10.0.0.1 -100 -100", "100 10.0.0.1@100 none / 0 []");
+    }
+
+    #[test]
+    fn a_failed_constructor_changes_nothing() {
+        check(
+            "!10.0.0.1 +10.0.0.1",
+            "Failed(\"register failed\") 100 / 1 [10.0.0.1@100]",
+        );
+        check(
+            "+10.0.0.1 !10.0.0.2 +10.0.0.3",
+            "100 Failed(\"register failed\") 101 / 2 [10.0.0.1@100 10.0.0.3@101]",
+        );
+        check(
+            "+10.0.0.1 +10.0.0.2 !10.0.0.3",
+            "100 101 Limit(Total(2)) / 2 [10.0.0.1@100 10.0.0.2@101]",
+        );
+    }
+}
