@@ -12,6 +12,7 @@
 //! the worker threads of `spool::worker`, which report through a channel and the waker.
 
 pub mod listen;
+mod reload;
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -49,6 +50,7 @@ use crate::status::{self, Counters, Drop};
 use crate::syslog::frame::{self, Decoded, Decoder, Ends};
 use crate::syslog::render::{Origin, Render};
 use crate::tls::cmd::FtpsNeed;
+use reload::{Current, ReloadPlan};
 
 // The FTP server's tokens are the reactor's FTP range.
 const _: () = assert!(reactor::FTP_BASE == crate::ftp::server::TOKEN_BASE);
@@ -1681,74 +1683,32 @@ impl Server {
         crate::notify::ready();
     }
 
-    /// Applies a new config: limits and spool settings at once; sources added, removed or
-    /// moved to other ports get their listeners bound or closed. New sockets are bound before
-    /// anything changes, so a port in use leaves the instance as it was.
+    /// Applies a new config by its plan: new sockets are all bound before anything changes;
+    /// then limits and spool settings apply at once, sources are added, moved or retired.
     fn apply(&mut self, new: Config) -> Result<(), RunError> {
-        if new.collector.state_dir != self.config.collector.state_dir
-            || new.collector.run_dir != self.config.collector.run_dir
-        {
-            return Err(RunError(
-                "state_dir and run_dir change only with a restart".into(),
-            ));
-        }
-        let wanted = new.sources_for(self.port);
-        let listen_key = |s: &Source| (s.receiver, s.port, s.listen.clone());
-        // Which sources need new sockets: new ones, and ones whose port or addresses changed.
-        let mut to_bind = Vec::new();
-        for s in &wanted {
-            match self.source_index(&s.name) {
-                Some(i)
-                    if !self.sources[i].retired
-                        && !self.sources[i].unbound
-                        && listen_key(&self.sources[i].cfg) == listen_key(s) => {}
-                _ => to_bind.push(s.clone()),
-            }
-        }
-        let moved: Vec<usize> = to_bind
+        let current: Vec<Current> = self
+            .sources
             .iter()
-            .filter_map(|s| self.source_index(&s.name))
+            .map(|s| Current {
+                cfg: &s.cfg,
+                retired: s.retired,
+                unbound: s.unbound,
+            })
             .collect();
-        let removed: Vec<usize> = (0..self.sources.len())
-            .filter(|&i| !wanted.iter().any(|w| w.name == self.sources[i].cfg.name))
-            .collect();
-        let mut old_config = std::mem::replace(&mut self.config, new);
-        // Bind everything new before anything is committed. A moving source may hold the
-        // address another one (or itself) moves to: then the moving sources' sockets close
-        // and the bind is tried once more. If anything still fails, the new sockets go, the
-        // closed ones are bound again where they were, and the old config stays.
-        let mut bound = Vec::new();
-        let mut closed: Vec<(usize, Vec<(SocketAddr, bool)>)> = Vec::new();
-        let mut failure = None;
-        for s in &to_bind {
-            // The source index is fixed below; bind with a placeholder.
-            let mut result = self.bind(s, usize::MAX);
-            if result.is_err() && closed.is_empty() && !(moved.is_empty() && removed.is_empty()) {
-                for &i in moved.iter().chain(&removed) {
-                    closed.push((i, self.close_listeners_of(i)));
-                }
-                result = self.bind(s, usize::MAX);
+        let plan = ReloadPlan::new(&self.config, &current, &new, self.port).map_err(RunError)?;
+        let old_config = std::mem::replace(&mut self.config, new);
+        let bound = match self.bind_all(&plan) {
+            Ok(bound) => bound,
+            Err(e) => {
+                self.config = old_config;
+                return Err(e);
             }
-            match result {
-                Ok(ls) => bound.push((s.clone(), ls)),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
+        };
+        // Commit: nothing below can be refused.
+        for &i in &plan.close {
+            self.close_listeners_of(i);
         }
-        if let Some(e) = failure {
-            drop(bound);
-            std::mem::swap(&mut self.config, &mut old_config);
-            for (i, addrs) in closed {
-                self.listen_again(i, &addrs);
-            }
-            return Err(e);
-        }
-        for i in moved.iter().chain(&removed) {
-            self.close_listeners_of(*i);
-        }
-        for i in removed {
+        for &i in &plan.retire {
             log::info!(
                 "source {}: removed from the config; its spool is still delivered",
                 self.sources[i].cfg.name
@@ -1757,26 +1717,20 @@ impl Server {
             self.seal_open(i);
             self.close_conns_of(i);
         }
-        for (s, listeners) in bound {
-            let i = match self.source_index(&s.name) {
-                Some(i) => i,
-                None => {
-                    self.add_source(s.clone())?;
-                    let i = self.sources.len() - 1;
-                    self.start_recovered(i);
-                    i
-                }
-            };
+        for (i, cfg) in plan.update {
+            self.sources[i].retired = false;
+            self.sources[i].cfg = cfg;
+        }
+        for s in plan.add {
+            self.add_source(s)?;
+            self.start_recovered(self.sources.len() - 1);
+        }
+        for (name, listeners) in bound {
+            let i = self.source_index(&name).expect("bound sources are served");
             self.sources[i].unbound = false;
             for mut l in listeners {
                 l.source = i;
                 self.register_listener(l)?;
-            }
-        }
-        for s in wanted {
-            if let Some(i) = self.source_index(&s.name) {
-                self.sources[i].retired = false;
-                self.sources[i].cfg = s;
             }
         }
         for src in &mut self.sources {
@@ -1786,6 +1740,37 @@ impl Server {
         let need = SCRATCH_BYTES.max(self.config.collector.max_message_bytes + 1);
         self.scratch.resize(need, 0);
         Ok(())
+    }
+
+    /// Binds the sockets of every source in `plan.bind`, or none. A moving source may hold
+    /// the address another one (or itself) moves to: then the listeners of `plan.close` close
+    /// and the binds are tried once more. If one still fails, what was bound is dropped and
+    /// what was closed is bound again where it was: the instance listens as before.
+    fn bind_all(&mut self, plan: &ReloadPlan) -> Result<Vec<(String, Vec<Listener>)>, RunError> {
+        let try_all = |server: &Server| -> Result<Vec<(String, Vec<Listener>)>, RunError> {
+            plan.bind
+                .iter()
+                // The source index is set at commit; bind with a placeholder.
+                .map(|s| Ok((s.name.clone(), server.bind(s, usize::MAX)?)))
+                .collect()
+        };
+        let first = try_all(self);
+        if first.is_ok() || plan.close.is_empty() {
+            return first;
+        }
+        drop(first);
+        let closed: Vec<_> = plan
+            .close
+            .iter()
+            .map(|&i| (i, self.close_listeners_of(i)))
+            .collect();
+        let second = try_all(self);
+        if second.is_err() {
+            for (i, addrs) in closed {
+                self.listen_again(i, &addrs);
+            }
+        }
+        second
     }
 
     /// A refused reload had closed source `i`'s sockets: bind them again on the same
