@@ -208,6 +208,13 @@ pub struct FtpServer {
     scratch: Vec<u8>,
     /// New uploads are refused: free space is below `min_free_bytes`.
     no_space: bool,
+    /// Bytes the spool can still take without evicting anything (`max_spool_bytes` and
+    /// `min_free_bytes`), as of the loop's last `set_disk`.
+    room: u64,
+    /// Bytes of uploads received since that `set_disk` (its backlog did not count them yet).
+    received_since: u64,
+    /// Bytes of the uploads under way.
+    receiving: u64,
     /// A precompressed upload cannot be split at lines: larger than this (`[delivery]
     /// max_upload_bytes`, under the API's 64 MB per PUT) it is refused with 552.
     max_compressed: u64,
@@ -272,6 +279,9 @@ impl FtpServer {
             events: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES],
             no_space: false,
+            room: u64::MAX,
+            received_since: 0,
+            receiving: 0,
             max_compressed: cfg.delivery.max_upload_bytes,
             converted: Vec::with_capacity(SCRATCH_BYTES),
             recent: Recent::default(),
@@ -335,9 +345,12 @@ impl FtpServer {
         !self.work.is_empty() || !self.events.is_empty()
     }
 
-    /// The disk state from the loop's free-space check.
-    pub fn set_disk(&mut self, no_space: bool, full: bool) {
+    /// The disk state from the loop's free-space check; `room`: what the spool can take
+    /// before it would evict acknowledged data.
+    pub fn set_disk(&mut self, no_space: bool, full: bool, room: u64) {
         self.no_space = no_space;
+        self.room = room;
+        self.received_since = 0;
         if self.paused && !full {
             self.work.append(&mut self.parked);
         }
@@ -650,6 +663,7 @@ impl FtpServer {
             u.bytes
         );
         drop(u.file);
+        self.receiving = self.receiving.saturating_sub(u.bytes);
         self.counters.aborted += 1;
         self.jobs.send(Job::Discard(u.temp));
     }
@@ -1136,6 +1150,12 @@ impl FtpServer {
         }
     }
 
+    /// What a new upload may still add without eviction.
+    fn room_left(&self) -> u64 {
+        self.room
+            .saturating_sub(self.receiving + self.received_since)
+    }
+
     /// The real folder and file name of `path`, after the source's allow list and, for
     /// `ftps` sources, the need for protected data. Replies itself when refused.
     fn locate(
@@ -1266,7 +1286,7 @@ impl FtpServer {
             VPath::File { folder, .. } => folder.clone(),
             _ => return,
         };
-        if self.no_space {
+        if self.no_space || self.room_left() == 0 {
             self.control(slot).reply(Reply::new(
                 452,
                 "not enough free space on the collector; try again later",
@@ -1614,6 +1634,18 @@ impl FtpServer {
                         unreachable!()
                     };
                     u.bytes += n as u64;
+                    self.receiving += n as u64;
+                    // Never make the loop evict data a client already got 226 for: the
+                    // upload that would is refused instead (DESIGN: never a silent loss).
+                    if self.receiving + self.received_since > self.room {
+                        self.limit_log.hit(usize::MAX, "room", || {
+                            "ftp: an upload would need eviction of acknowledged data (max_spool_bytes or min_free_bytes); refused with 452".to_string()
+                        });
+                        break Some(Err(Reply::new(
+                            452,
+                            "the collector's spool is full; upload discarded, try again later",
+                        )));
+                    }
                     if u.bytes > max {
                         break Some(Err(Reply::new(
                             552,
@@ -1714,6 +1746,8 @@ impl FtpServer {
                     ..
                 } = u;
                 drop(file);
+                self.receiving = self.receiving.saturating_sub(bytes);
+                self.received_since += bytes;
                 self.counters.files += 1;
                 self.counters.bytes += bytes;
                 match self.control_slot(owner) {

@@ -1354,7 +1354,14 @@ impl Server {
         }
         self.close_idle(now);
         if let Some(ftp) = &mut self.ftp {
-            ftp.set_disk(self.disk_full, self.disk_full);
+            // What an upload may add without making check_disk evict acknowledged data.
+            let backlog: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
+            let spool = &self.config.spool;
+            let mut room = spool.max_spool_bytes.saturating_sub(backlog);
+            if self.disk_total > 0 {
+                room = room.min(self.disk_free.saturating_sub(spool.min_free_bytes));
+            }
+            ftp.set_disk(self.disk_full, self.disk_full, room);
             ftp.tick(self.poll.registry(), now);
         }
         if now >= self.next_status {

@@ -317,3 +317,56 @@ fn an_ipv6_pasv_refusal_leaves_no_listener_behind() {
         "QUIT -> 221",
     ]);
 }
+
+#[test]
+fn an_upload_that_would_evict_acknowledged_data_is_refused_with_452() {
+    let mut ftp = Ftp::start("ftp-fidelity-room", "", Delivery::Never);
+    // 1 MiB of spool: the first upload fits, the second would push it out.
+    let config = ftp.dir().join("lc.ini");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        text.replacen(
+            "min_free_bytes = 0\n",
+            "min_free_bytes = 0\nmax_spool_bytes = 1M\nrotate_bytes = 256K\n",
+            1,
+        ),
+    )
+    .unwrap();
+    ftp.restart();
+    // Hex noise: about half its size once gzipped, so 700 KB + 700 KB overflow 1 MiB whether
+    // or not the first is sealed yet.
+    let noise = |seed: u64| -> Vec<u8> {
+        let mut x = seed;
+        (0..10_000)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!(
+                    "{x:016x}{:016x}{:016x}{:016x}\n",
+                    x.rotate_left(7),
+                    x.rotate_left(19),
+                    !x
+                )
+                .into_bytes()
+            })
+            .collect()
+    };
+    let first = noise(0x9E3779B97F4A7C15);
+    assert!(first.len() > 600_000 && first.len() < 1 << 20);
+    let mut s = ftp.logged_in();
+    let (a, b) = s.store("/squid/first.log", &first);
+    assert_eq!((code(&a), code(&b)), (150, 226), "{a} / {b}");
+    let (a, b) = s.store("/squid/second.log", &noise(0x1234_5678_9ABC_DEF1));
+    assert_eq!((code(&a), code(&b)), (150, 452), "{a} / {b}");
+    ftp.wait_ftp("the refused upload discarded", |f| f["aborted"] == 1);
+    // Nothing acknowledged was evicted: the first file is still there, listed.
+    ftp.wait_status("a disk check after the refusal", |st| {
+        st["sources"].as_array().into_iter().flatten().any(|src| {
+            src["name"] == "squid" && src["drops"]["evicted_segments"].as_u64().unwrap_or(0) == 0
+        })
+    });
+    assert_eq!(s.nlst("/squid").unwrap(), ["first.log"]);
+    assert!(!ftp.lc.log().contains("evicted undelivered segment"));
+}
