@@ -11,7 +11,10 @@ pub enum Command {
     Run {
         port: Option<u16>,
     },
-    ConfigCheck,
+    /// `lc config check [--port N]`: with a port, only that instance's problems are errors.
+    ConfigCheck {
+        port: Option<u16>,
+    },
     Status {
         json: bool,
     },
@@ -56,6 +59,12 @@ pub struct Args {
     pub config: Option<PathBuf>,
 }
 
+/// What a usage error prints after its message: a few lines, not the whole help.
+pub const SHORT_USAGE: &str = "\
+usage: lc [--config PATH] COMMAND [ARGS]
+commands: run, config check, status, tail, connect, certs, passwd, version, help
+";
+
 pub const USAGE: &str = "\
 lc: log collector for Cloud Discovery (Microsoft Defender for Cloud Apps)
 
@@ -63,7 +72,8 @@ usage: lc [--config PATH] COMMAND
 
 commands:
   run [PORT]          serve the sources on PORT (all sources without PORT)
-  config check        validate the config; print every problem with its line
+  config check [--port N]
+                      validate the config; print every problem with its line
   status [--json]     state, counters and backlog of every instance on this host
   tail SOURCE [-f]    the latest received lines of SOURCE
   certs init|check|reload
@@ -73,14 +83,23 @@ commands:
   connect --token-file FILE TENANT [NAME]
                       deliver to a Cloud Discovery tenant: check the token, store it,
                       set [delivery] url (and [collector] name), reload running instances
-  version             print the version
-  help                this text; `lc COMMAND --help` for one command
+  version             print the version (also -V, --version)
+  help [COMMAND]      this text, or one command's (also `lc COMMAND --help`)
 
 options:
   -c, --config PATH   config file (default: $LC_CONFIG, else /etc/lc/lc.ini)
   -h, --help          help
+  -V, --version       the version
+
+man lc: the manual page
 
 exit status: 0 ok, 1 runtime failure, 2 usage or config error
+";
+
+const VERSION_USAGE: &str = "\
+usage: lc version
+
+Prints the version (`lc 0.1.0+g1234abcd`: Cargo's version and the commit). Also -V, --version.
 ";
 
 const RUN_USAGE: &str = "\
@@ -92,9 +111,13 @@ SIGHUP re-reads the config. systemd's lc@PORT.service runs `lc run PORT`.
 ";
 
 const CONFIG_USAGE: &str = "\
-usage: lc config check [--config PATH]
+usage: lc config check [--port N] [--config PATH]
 
-Validates the config file and prints every problem as FILE:LINE: message. Exit 0 if valid, 2 if not.
+Validates the config file and the files it names (token, ca_file, certificates and keys of
+the receivers in use) and prints every problem as FILE:LINE: message. Exit 0 if valid, 2 if
+not. With --port N (what lc@N.service runs before it starts and reloads) only what the
+instance on port N serves must be valid: problems of sources on other ports, and of their
+certificates, are printed as warnings and do not fail the check.
 ";
 
 const STATUS_USAGE: &str = "\
@@ -156,7 +179,74 @@ comments and the other users' lines stay as they are. User names: 1 to 64 bytes,
 spaces or control characters. Passwords: 1 to 1024 bytes. Exit 2 for a bad name or password.
 ";
 
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::Error> {
+/// A command line that cannot be run: what is wrong, and the usage lines of the command it
+/// was for (or of lc), which main prints instead of the whole help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    pub message: String,
+    /// The command the help is for (`run`, `certs`), empty for lc as a whole.
+    pub command: &'static str,
+}
+
+impl UsageError {
+    /// The message, the command's `usage:` lines, and where the full help is.
+    pub fn render(&self) -> String {
+        let (usage, more) = match help_for(self.command) {
+            Some(text) if !self.command.is_empty() => {
+                (short(text), format!("try `lc {} --help`", self.command))
+            }
+            _ => (SHORT_USAGE.to_string(), "try `lc --help`".to_string()),
+        };
+        format!("lc: {}\n{usage}{more}\n", self.message)
+    }
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The commands with their own help text.
+const COMMANDS: &[&str] = &[
+    "run", "config", "status", "tail", "connect", "certs", "passwd", "version",
+];
+
+/// The first paragraph of a command's help: its `usage:` lines.
+fn short(help: &str) -> String {
+    let end = help.find("\n\n").map_or(help.len(), |i| i + 1);
+    help[..end].to_string()
+}
+
+/// The help text of COMMAND (`lc help COMMAND`, `lc COMMAND --help`).
+fn help_for(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "" => USAGE,
+        "run" => RUN_USAGE,
+        "config" => CONFIG_USAGE,
+        "status" => STATUS_USAGE,
+        "tail" => TAIL_USAGE,
+        "connect" => CONNECT_USAGE,
+        "certs" => CERTS_USAGE,
+        "passwd" => PASSWD_USAGE,
+        "version" => VERSION_USAGE,
+        "help" => USAGE,
+        _ => return None,
+    })
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, UsageError> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // Which command a usage error is about: the first word that names one.
+    let command = args
+        .iter()
+        .filter_map(|a| a.to_str())
+        .find_map(|a| COMMANDS.iter().find(|c| **c == a).copied())
+        .unwrap_or("");
+    parse_inner(args).map_err(|message| UsageError { message, command })
+}
+
+fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = None;
     let mut words: Vec<String> = Vec::new();
@@ -164,6 +254,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
     let mut follow = false;
     let mut lines = 10usize;
     let mut help = false;
+    let mut version = false;
     let mut token_file = None;
     let mut days = 397u32;
     let mut names: Vec<String> = Vec::new();
@@ -171,30 +262,65 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
     let mut stdin = false;
     let mut delete = false;
     let mut list = false;
-    while let Some(arg) = parser.next()? {
+    let mut port: Option<u16> = None;
+    let e = |e: lexopt::Error| e.to_string();
+    while let Some(arg) = parser.next().map_err(e)? {
         match arg {
-            Short('c') | Long("config") => config = Some(PathBuf::from(parser.value()?)),
+            Short('c') | Long("config") => config = Some(PathBuf::from(parser.value().map_err(e)?)),
             Short('h') | Long("help") => help = true,
+            Short('V') | Long("version") => version = true,
             Long("json") => json = true,
             Short('f') | Long("follow") => follow = true,
-            Short('n') | Long("lines") => lines = parser.value()?.parse()?,
-            Long("token-file") => token_file = Some(PathBuf::from(parser.value()?)),
-            Long("days") => days = parser.value()?.parse()?,
-            Long("name") => names.push(parser.value()?.string()?),
+            Short('n') | Long("lines") => lines = parser.value().map_err(e)?.parse().map_err(e)?,
+            Long("token-file") => token_file = Some(PathBuf::from(parser.value().map_err(e)?)),
+            Long("days") => days = parser.value().map_err(e)?.parse().map_err(e)?,
+            Long("name") => names.push(parser.value().map_err(e)?.string().map_err(e)?),
             Long("force") => force = true,
             Long("stdin") => stdin = true,
             Long("delete") => delete = true,
             Long("list") => list = true,
-            Long("version") => words.insert(0, "version".into()),
-            Value(v) => words.push(v.string()?),
-            _ => return Err(arg.unexpected()),
+            Long("port") => {
+                let p = parser.value().map_err(e)?.string().map_err(e)?;
+                port = Some(
+                    p.parse::<u16>()
+                        .map_err(|_| format!("--port {p:?} is not a port number"))?,
+                );
+            }
+            Value(v) => words.push(v.string().map_err(e)?),
+            _ => return Err(arg.unexpected().to_string()),
         }
     }
     let mut words = words.into_iter();
     let first = words.next();
+    if help {
+        // `lc COMMAND [SUBCOMMAND ...] --help`: that command's help, whatever else was given.
+        let text = help_for(first.as_deref().unwrap_or(""))
+            .ok_or_else(|| format!("unknown command {:?}", first.unwrap_or_default()))?;
+        return Ok(Args {
+            command: Command::Help(text),
+            config,
+        });
+    }
+    if version && first.is_none() {
+        return Ok(Args {
+            command: Command::Version,
+            config,
+        });
+    }
+    if port.is_some() && first.as_deref() != Some("config") {
+        return Err(
+            "--port is for `lc config check --port N`; `lc run` takes PORT as a word".into(),
+        );
+    }
     let command = match first.as_deref() {
-        None | Some("help") => Command::Help(USAGE),
-        Some("run") if help => Command::Help(RUN_USAGE),
+        None => return Err("missing command".into()),
+        Some("help") => {
+            let topic = words.next();
+            let text = help_for(topic.as_deref().unwrap_or("")).ok_or_else(|| {
+                format!("no help for {:?}: not a command", topic.unwrap_or_default())
+            })?;
+            Command::Help(text)
+        }
         Some("run") => {
             let port = match words.next() {
                 None => None,
@@ -205,19 +331,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
             };
             Command::Run { port }
         }
-        Some("config") if help => Command::Help(CONFIG_USAGE),
         Some("config") => match words.next().as_deref() {
-            Some("check") => Command::ConfigCheck,
+            Some("check") => Command::ConfigCheck { port },
             Some(other) => {
-                return Err(
-                    format!("unknown config command {other:?}; expected `lc config check`").into(),
-                )
+                return Err(format!(
+                    "unknown config command {other:?}; expected `lc config check`"
+                ))
             }
             None => return Err("`lc config` needs a command: check".into()),
         },
-        Some("status") if help => Command::Help(STATUS_USAGE),
         Some("status") => Command::Status { json },
-        Some("tail") if help => Command::Help(TAIL_USAGE),
         Some("tail") => match words.next() {
             Some(source) => Command::Tail {
                 source,
@@ -226,7 +349,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
             },
             None => return Err("`lc tail` needs a SOURCE".into()),
         },
-        Some("certs") if help => Command::Help(CERTS_USAGE),
         Some("certs") => match words.next().as_deref() {
             Some("init") => Command::CertsInit {
                 dir: words.next().map(PathBuf::from),
@@ -241,12 +363,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
             Some(other) => {
                 return Err(format!(
                     "unknown certs command {other:?}; expected init, check or reload"
-                )
-                .into())
+                ))
             }
             None => return Err("`lc certs` needs a command: init, check or reload".into()),
         },
-        Some("connect") if help => Command::Help(CONNECT_USAGE),
         Some("connect") => {
             let tenant = words.next().ok_or("`lc connect` needs a TENANT")?;
             let token_file = token_file.ok_or("`lc connect` needs --token-file FILE")?;
@@ -256,7 +376,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
                 name: words.next(),
             }
         }
-        Some("passwd") if help => Command::Help(PASSWD_USAGE),
         Some("passwd") => match (words.next(), stdin, delete, list) {
             (None, _, _, true) if !stdin && !delete => Command::PasswdList,
             (_, _, _, true) => {
@@ -270,19 +389,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, lexopt::E
             (None, ..) => return Err("`lc passwd` needs a USER (or --list)".into()),
         },
         Some("version") => Command::Version,
-        Some(other) => return Err(format!("unknown command {other:?}").into()),
-    };
-    let command = if help && matches!(command, Command::Version) {
-        Command::Help(USAGE)
-    } else {
-        command
+        Some(other) => return Err(format!("unknown command {other:?}")),
     };
     if let Some(extra) = words.next() {
-        return Err(format!("unexpected argument {extra:?}").into());
-    }
-    if matches!(command, Command::Help(USAGE)) && first.is_none() && !help {
-        // Bare `lc`: usage is an error, not a request.
-        return Err("missing command".into());
+        return Err(format!("unexpected argument {extra:?}"));
     }
     Ok(Args { command, config })
 }
@@ -296,8 +406,14 @@ mod tests {
         let got = match parse(args.split_whitespace().map(OsString::from)) {
             Ok(a) => format!("{:?} {:?}", a.command, a.config)
                 .replace(&format!("{USAGE:?}"), "USAGE")
-                .replace(&format!("{PASSWD_USAGE:?}"), "PASSWD_USAGE"),
-            Err(e) => format!("error: {e}"),
+                .replace(&format!("{PASSWD_USAGE:?}"), "PASSWD_USAGE")
+                .replace(&format!("{CONFIG_USAGE:?}"), "CONFIG_USAGE")
+                .replace(&format!("{CERTS_USAGE:?}"), "CERTS_USAGE")
+                .replace(&format!("{RUN_USAGE:?}"), "RUN_USAGE")
+                .replace(&format!("{CONNECT_USAGE:?}"), "CONNECT_USAGE")
+                .replace(&format!("{VERSION_USAGE:?}"), "VERSION_USAGE"),
+            Err(e) if e.command.is_empty() => format!("error: {e}"),
+            Err(e) => format!("error ({}): {e}", e.command),
         };
         let got = if got.len() > 120 {
             got[..120].to_string()
@@ -328,29 +444,58 @@ mod tests {
             "tail asa -n 3",
             "Tail { source: \"asa\", follow: false, lines: 3 } None",
         );
-        check("config check", "ConfigCheck None");
+        check("config check", "ConfigCheck { port: None } None");
+        check(
+            "config check --port 514",
+            "ConfigCheck { port: Some(514) } None",
+        );
+        check(
+            "config check --port x",
+            "error (config): --port \"x\" is not a port number",
+        );
+        check(
+            "run --port 514",
+            "error (run): --port is for `lc config check --port N`; `lc run` takes PORT as a word",
+        );
+        // Every command has its help, asked for either way; `-V` is the version.
+        check("config check --help", "Help(CONFIG_USAGE) None");
+        check("certs init --help", "Help(CERTS_USAGE) None");
+        check("certs check -h", "Help(CERTS_USAGE) None");
+        check("certs reload --help", "Help(CERTS_USAGE) None");
+        check("help run", "Help(RUN_USAGE) None");
+        check("help connect", "Help(CONNECT_USAGE) None");
+        check("run 514 --help", "Help(RUN_USAGE) None");
+        check("version --help", "Help(VERSION_USAGE) None");
+        check("help bogus", "error: no help for \"bogus\": not a command");
+        check("-V", "Version None");
         check("version", "Version None");
         check("--version", "Version None");
         check("help", "Help(USAGE) None");
         check("--help", "Help(USAGE) None");
         check("", "error: missing command");
-        check("run 99999", "error: PORT \"99999\" is not a port number");
-        check("run 1 2", "error: unexpected argument \"2\"");
+        check(
+            "run 99999",
+            "error (run): PORT \"99999\" is not a port number",
+        );
+        check("run 1 2", "error (run): unexpected argument \"2\"");
         check("frobnicate", "error: unknown command \"frobnicate\"");
-        check("config", "error: `lc config` needs a command: check");
-        check("tail", "error: `lc tail` needs a SOURCE");
-        check("status --bogus", "error: invalid option '--bogus'");
+        check(
+            "config",
+            "error (config): `lc config` needs a command: check",
+        );
+        check("tail", "error (tail): `lc tail` needs a SOURCE");
+        check("status --bogus", "error (status): invalid option '--bogus'");
         check("connect --token-file t.txt tenant.example LC1", "Connect { token_file: \"t.txt\", tenant: \"tenant.example\", name: Some(\"LC1\") } None");
         check(
             "connect tenant.example",
-            "error: `lc connect` needs --token-file FILE",
+            "error (connect): `lc connect` needs --token-file FILE",
         );
         check("certs init --days 30 --name a.example --name 10.0.0.1", "CertsInit { dir: None, days: 30, names: [\"a.example\", \"10.0.0.1\"], force: false } None");
         check("certs check /x", "CertsCheck { dir: Some(\"/x\") } None");
         check("certs reload", "CertsReload None");
         check(
             "certs",
-            "error: `lc certs` needs a command: init, check or reload",
+            "error (certs): `lc certs` needs a command: init, check or reload",
         );
         check(
             "passwd discovery",
@@ -366,19 +511,39 @@ mod tests {
         );
         check("passwd --list", "PasswdList None");
         check("passwd --help", "Help(PASSWD_USAGE) None");
-        check("passwd", "error: `lc passwd` needs a USER (or --list)");
+        check(
+            "passwd",
+            "error (passwd): `lc passwd` needs a USER (or --list)",
+        );
         check(
             "passwd --stdin",
-            "error: `lc passwd` needs a USER (or --list)",
+            "error (passwd): `lc passwd` needs a USER (or --list)",
         );
         check(
             "passwd --list bob",
-            "error: `lc passwd --list` takes no USER, --stdin or --delete",
+            "error (passwd): `lc passwd --list` takes no USER, --stdin or --delete",
         );
         check(
             "passwd --delete --stdin bob",
-            "error: `lc passwd` takes --stdin or --delete, not both",
+            "error (passwd): `lc passwd` takes --stdin or --delete, not both",
         );
-        check("passwd a b", "error: unexpected argument \"b\"");
+        check("passwd a b", "error (passwd): unexpected argument \"b\"");
+    }
+
+    #[test]
+    fn usage_errors_print_the_commands_usage_lines_not_the_whole_help() {
+        let e = parse(["certs", "frob"].map(OsString::from)).unwrap_err();
+        assert_eq!(
+            e.render(),
+            "lc: unknown certs command \"frob\"; expected init, check or reload\n\
+             usage: lc certs init [DIR] [--days N] [--name DNS|IP ...] [--force]\n       \
+             lc certs check [DIR]\n       lc certs reload\ntry `lc certs --help`\n"
+        );
+        let e = parse(["frobnicate"].map(OsString::from)).unwrap_err();
+        assert_eq!(
+            e.render(),
+            format!("lc: unknown command \"frobnicate\"\n{SHORT_USAGE}try `lc --help`\n")
+        );
+        assert!(e.render().lines().count() <= 5);
     }
 }

@@ -1,7 +1,9 @@
 //! Logging setup. On a terminal: simple_logger with timestamps. Under systemd (JOURNAL_STREAM
-//! set, stderr connected to the journal) each line starts with a `<N>` syslog priority and has
-//! no timestamp, so journald keeps the level and adds its own time. Either way each line is
-//! `secret::scrub`bed first.
+//! names stderr: it is connected to the journal) each line starts with a `<N>` syslog priority
+//! and has no timestamp, so journald keeps the level and adds its own time; a message of
+//! several lines gets the prefix on every line, since journald reads each line as its own
+//! entry. Either way each line is `secret::scrub`bed first. `report` writes a command's
+//! errors and warnings (`lc config check` under ExecStartPre) the same way.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -64,9 +66,9 @@ impl Log for JournalLogger {
             Level::Info => 6,
             Level::Debug | Level::Trace => 7,
         };
-        // One write per line so concurrent threads don't interleave.
-        let line = format!("<{priority}>{}\n", record.args());
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        // One write per message so concurrent threads don't interleave.
+        let text = prefixed(priority, &record.args().to_string());
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 
     fn flush(&self) {}
@@ -103,9 +105,55 @@ impl<L: Log> Log for Scrubbed<L> {
     }
 }
 
+/// `<N>` before every line of `text`, each line ending in a newline: journald takes each line
+/// of a stream as one entry and reads the priority of each from its own prefix.
+fn prefixed(priority: u8, text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in text.lines() {
+        out.push_str(&format!("<{priority}>{line}\n"));
+    }
+    if text.is_empty() {
+        out.push_str(&format!("<{priority}>\n"));
+    }
+    out
+}
+
+/// Whether stderr is the journal: systemd sets `JOURNAL_STREAM` when it connects stdout or
+/// stderr to the journal (systemd.exec(5)). Its DEVICE:INODE value is not compared with
+/// stderr's: the tests stand in for the journal with a file and a made-up value.
+pub fn stderr_is_journal() -> bool {
+    std::env::var_os("JOURNAL_STREAM").is_some()
+}
+
+/// How bad a line of a command's report is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// Writes a command's error or warning (one or more lines) to stderr: as it is on a terminal,
+/// with `<3>`/`<4>` before each line when stderr is the journal, so `lc config check` under
+/// ExecStartPre or ExecReload logs its problems at error and warning priority.
+pub fn report(severity: Severity, text: &str) {
+    let text = crate::secret::scrub(text);
+    let out = if stderr_is_journal() {
+        prefixed(
+            match severity {
+                Severity::Error => 3,
+                Severity::Warning => 4,
+            },
+            &text,
+        )
+    } else {
+        format!("{text}\n")
+    };
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
+}
+
 /// Installs the logger once; later calls only change the level.
 pub fn init(level: LevelFilter) {
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let under_journal = stderr_is_journal();
     // A second call finds the logger installed and only changes the level below.
     let _ = if under_journal {
         log::set_boxed_logger(Box::new(Scrubbed(JournalLogger {
@@ -120,4 +168,30 @@ pub fn init(level: LevelFilter) {
         )))
     };
     log::set_max_level(level);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(priority: u8, text: &str, expected: &str) {
+        assert_eq!(prefixed(priority, text), expected);
+    }
+
+    #[test]
+    fn every_line_has_its_priority() {
+        check(3, "one", "<3>one\n");
+        check(
+            3,
+            "/etc/lc/lc.ini:4: unknown format\n/etc/lc/lc.ini:9: bad port",
+            "<3>/etc/lc/lc.ini:4: unknown format\n<3>/etc/lc/lc.ini:9: bad port\n",
+        );
+        check(
+            4,
+            "reload refused:\nx.ini:2: y\n",
+            "<4>reload refused:\n<4>x.ini:2: y\n",
+        );
+        check(6, "", "<6>\n");
+    }
 }

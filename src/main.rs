@@ -4,6 +4,7 @@
 
 mod allow;
 mod careful;
+mod check;
 mod cli;
 mod clock;
 mod config;
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
     let args = match cli::parse(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("lc: {e}\n\n{}", cli::USAGE);
+            eprint!("{}", e.render());
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -73,30 +74,7 @@ fn main() -> ExitCode {
             println!("lc {VERSION}");
             ExitCode::SUCCESS
         }
-        Command::ConfigCheck => match config::load(&config_path) {
-            // The files the config names (token, ca_file) are part of it.
-            Ok(c) if server::prepare(&c, None).is_err() => {
-                eprintln!("{}", server::prepare(&c, None).err().unwrap_or_default());
-                ExitCode::from(EXIT_USAGE)
-            }
-            Ok(c) => {
-                print_cut_values(&config_path);
-                println!("{}: ok, {} sources", config_path.display(), c.sources.len());
-                if let config::Target::Console(url) = &c.delivery.target {
-                    println!(
-                        "{}: {url}: at most {} API calls in any 60 s, for every instance on this host together (the tenant takes 30 a minute from all its collectors)",
-                        config_path.display(),
-                        c.delivery.api_calls_per_min
-                    );
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                print_cut_values(&config_path);
-                ExitCode::from(EXIT_USAGE)
-            }
-        },
+        Command::ConfigCheck { port } => config_check(&config_path, port),
         Command::Run { port } => run(&config_path, port),
         Command::CertsInit {
             dir,
@@ -246,11 +224,42 @@ fn main() -> ExitCode {
     }
 }
 
-/// `config check`'s warnings about values that look cut by a comment.
-fn print_cut_values(config_path: &std::path::Path) {
-    let text = std::fs::read_to_string(config_path).unwrap_or_default();
-    for w in config::cut_values(&text, config_path) {
-        eprintln!("{w}");
+/// `lc config check [--port N]`: errors and warnings on stderr (with journald priorities
+/// under ExecStartPre and ExecReload), the verdict on stdout.
+fn config_check(config_path: &std::path::Path, port: Option<u16>) -> ExitCode {
+    use logging::Severity;
+    let out = check::check(config_path, port, true);
+    for e in &out.errors {
+        logging::report(Severity::Error, e);
+    }
+    for w in &out.warnings {
+        logging::report(Severity::Warning, w);
+    }
+    match (&out.config, out.errors.is_empty()) {
+        (Some(config), true) => {
+            let n = config.sources_for(port).len();
+            let others = match out.warnings.len() {
+                0 => String::new(),
+                w => format!(" ({w} warnings above)"),
+            };
+            match port {
+                Some(p) => println!(
+                    "{}: ok for lc@{p}: {}{others}",
+                    config_path.display(),
+                    check::serves(config, port)
+                ),
+                None => println!("{}: ok, {n} sources{others}", config_path.display()),
+            }
+            if let config::Target::Console(url) = &config.delivery.target {
+                println!(
+                    "{}: {url}: at most {} API calls in any 60 s, for every instance on this host together (the tenant takes 30 a minute from all its collectors)",
+                    config_path.display(),
+                    config.delivery.api_calls_per_min
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        _ => ExitCode::from(EXIT_USAGE),
     }
 }
 
@@ -354,22 +363,36 @@ fn run(config_path: &std::path::Path, port: Option<u16>) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let config = match config::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            logging::init(log::LevelFilter::Info);
-            log::error!("{e}");
+    // The same check as `lc config check --port PORT`, without the other instances'
+    // certificates: what would stop this instance is an error (exit 2, which the unit does
+    // not restart), problems of other instances' sources are warnings.
+    let out = check::check(config_path, port, false);
+    let level = out
+        .config
+        .as_ref()
+        .map_or(log::LevelFilter::Info, |c| c.collector.log_level);
+    logging::init(level);
+    for w in &out.warnings {
+        log::warn!("{w}");
+    }
+    let config = match (out.config, out.errors.is_empty()) {
+        (Some(config), true) => config,
+        _ => {
+            let instance = port.map_or_else(|| "lc run".to_string(), |p| format!("lc@{p}"));
+            log::error!("{instance}: cannot start:\n{}", out.errors.join("\n"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    logging::init(config.collector.log_level);
     let prepared = match server::prepare(&config, port) {
         Ok(p) => p,
         Err(e) => {
-            log::error!("{e}");
+            log::error!("{}: {e}", check::serves(&config, port));
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if nix::unistd::geteuid().is_root() {
+        act_as_state_dir_owner(&config);
+    }
     raise_fd_limit();
     let result = server::Server::new(config, port, mask, prepared).and_then(|s| s.run());
     match result {
@@ -379,6 +402,63 @@ fn run(config_path: &std::path::Path, port: Option<u16>) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// `lc run` as root (a test from a shell, or OPERATIONS' `sudo lc run 21`): the spool
+/// folders, segments, pid files and status snapshots it creates must stay usable by the
+/// service user that owns state_dir, or a later `lc@PORT` (User=lc) finds root's files and
+/// fails. So this process takes state_dir's owner as its file system identity (setfsuid and
+/// setfsgid: what it creates gets that owner, and it can open only what that user can; the
+/// network privileges stay root's). Must run before any thread exists: the file system ids
+/// are per thread, and threads inherit them.
+fn act_as_state_dir_owner(config: &config::Config) {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let state = &config.collector.state_dir;
+    let run = &config.collector.run_dir;
+    let meta = match std::fs::metadata(state) {
+        Ok(m) => m,
+        Err(_) => {
+            log::warn!(
+                "{}: running as root, and the folder does not exist: what lc makes there belongs to root, and a service running as another user cannot use it (prefer `systemctl start lc@PORT`, or `chown -R lc:lc` it after)",
+                state.display()
+            );
+            return;
+        }
+    };
+    if meta.uid() == 0 {
+        log::warn!(
+            "{}: running as root in a folder root owns: what lc makes there belongs to root, and a service running as another user cannot use it (prefer `systemctl start lc@PORT`)",
+            state.display()
+        );
+        return;
+    }
+    let (uid, gid) = (meta.uid(), meta.gid());
+    // /run is root's: a missing run_dir is made here, as root, for the owner (systemd's
+    // RuntimeDirectory= does the same for the service).
+    if !run.exists() {
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(run)
+            .and_then(|()| {
+                nix::unistd::chown(
+                    run,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .map_err(std::io::Error::from)
+            });
+        if let Err(e) = made {
+            log::warn!("{}: cannot make it for uid {uid}: {e}", run.display());
+        }
+    }
+    nix::unistd::setfsgid(nix::unistd::Gid::from_raw(gid));
+    nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
+    log::warn!(
+        "{}: running as root; files and folders lc makes under it and {} get its owner (uid {uid}, gid {gid}), as the service makes them (prefer `systemctl start lc@PORT`)",
+        state.display(),
+        run.display()
+    );
 }
 
 /// Thousands of connections need more than the usual soft limit of 1024 descriptors.

@@ -31,9 +31,13 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// The UTF-8 byte order mark Windows editors (Notepad) put at the start of a file.
+const BOM: char = '\u{feff}';
+
 /// Splits `text` into sections. Entries before the first section header are errors. Every bad
-/// line is reported, not just the first.
+/// line is reported, not just the first. A byte order mark at the start is skipped.
 pub fn parse(text: &str) -> (Vec<Section>, Vec<SyntaxError>) {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     let mut sections: Vec<Section> = Vec::new();
     let mut errors = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -108,6 +112,10 @@ pub fn parse(text: &str) -> (Vec<Section>, Vec<SyntaxError>) {
 /// else a new line after the section's last entry, else a new section at the end. Comments,
 /// order and everything else are kept, so `lc connect` can edit an operator's file.
 pub fn set_key(text: &str, section: &str, key: &str, value: &str) -> String {
+    // A byte order mark stays where it was, out of the way of the first line's parsing.
+    if let Some(rest) = text.strip_prefix(BOM) {
+        return format!("{BOM}{}", set_key(rest, section, key, value));
+    }
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let mut in_section = false;
     let mut insert_at = None;
@@ -249,6 +257,17 @@ mod tests {
     }
 
     #[test]
+    fn set_key_keeps_a_byte_order_mark() {
+        check_set(
+            "\u{feff}[delivery]\nurl = x\n",
+            "delivery",
+            "url",
+            "u",
+            "\u{feff}[delivery]\nurl = u\n",
+        );
+    }
+
+    #[test]
     fn set_keys() {
         check_set(
             "[delivery]\nurl = dir:/x ; old\n",
@@ -321,6 +340,10 @@ mod tests {
             "[a]@1; !2:the value of \"k\" opens a double quote it does not close",
         );
         check("[a]\nk = v\"x\"\n", "[a]@1 k=v\"x\"@2;");
+        // Notepad's UTF-8 byte order mark before the first section (or a comment).
+        check("\u{feff}[a]\nk = v\n", "[a]@1 k=v@2;");
+        check("\u{feff}; c\n[a]\n", "[a]@2;");
+        check("[a]\n\u{feff}k = v\n", "[a]@1 \u{feff}k=v@2;");
     }
 
     #[test]

@@ -199,6 +199,34 @@ pub struct Config {
 pub struct Problem {
     pub line: usize,
     pub message: String,
+    /// The `[source NAME]` section the problem is in and where that source listens, as far
+    /// as its section says; None for the rest of the file, which every instance reads.
+    pub source: Option<(String, Site)>,
+}
+
+/// Where a source listens, as far as its (maybe broken) section says: which instance a
+/// problem in it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// A syslog receiver on this port (or a section with this `port` and no known receiver).
+    Port(u16),
+    /// A folder of the FTP server: the instance on `[ftp] port`.
+    Ftp,
+    /// Neither receiver nor port could be read: no `lc run PORT` serves it, and each
+    /// warns about it (`lc run` and `lc config check` without a port refuse it).
+    Unknown,
+}
+
+impl Site {
+    /// Whether the instance `lc run PORT` serves this source (`lc run` serves all).
+    pub fn served_by(self, port: Option<u16>, ftp_port: u16) -> bool {
+        match (self, port) {
+            (_, None) => true,
+            (Site::Unknown, Some(_)) => false,
+            (Site::Port(p), Some(q)) => p == q,
+            (Site::Ftp, Some(q)) => q == ftp_port,
+        }
+    }
 }
 
 /// Every problem found in one file.
@@ -233,9 +261,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         problems: vec![Problem {
             line: 0,
             message: format!("cannot read: {e}"),
+            source: None,
         }],
     })?;
     parse_str(&text, path)
+}
+
+/// Reads and validates the file at `path` for the instance on `port` (see `parse_str_for`).
+pub fn load_for(path: &Path, port: Option<u16>) -> Result<(Config, Vec<Problem>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        problems: vec![Problem {
+            line: 0,
+            message: format!("cannot read: {e}"),
+            source: None,
+        }],
+    })?;
+    parse_str_for(&text, path, port)
 }
 
 /// Lines whose unquoted value is followed by what looks like its own rest cut off as a
@@ -260,6 +302,18 @@ pub fn cut_values(text: &str, path: &Path) -> Vec<String> {
 
 /// Validates config text as if read from `path` (relative paths resolve against its folder).
 pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_str_for(text, path, None).map(|(config, _)| config)
+}
+
+/// Validates config text for the instance `lc run PORT` (all of it for `None`): problems in
+/// sections of sources another instance serves do not stop this one, so one broken source
+/// does not keep every `lc@PORT` from starting. Those come back as the second value, to be
+/// shown as warnings, and their sources are left out of the config.
+pub fn parse_str_for(
+    text: &str,
+    path: &Path,
+    port: Option<u16>,
+) -> Result<(Config, Vec<Problem>), ConfigError> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut v = Validator {
         base,
@@ -269,16 +323,27 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     for e in syntax {
         v.problem(e.line, e.message);
     }
-    let config = v.config(&sections, path);
-    if v.problems.is_empty() {
-        Ok(config)
-    } else {
-        v.problems.sort_by_key(|p| p.line);
-        Err(ConfigError {
+    let mut config = v.config(&sections, path);
+    let ftp_port = config.ftp.port;
+    let (mut errors, mut others): (Vec<Problem>, Vec<Problem>) =
+        v.problems.into_iter().partition(|p| match &p.source {
+            None => true,
+            Some((_, site)) => site.served_by(port, ftp_port),
+        });
+    if !errors.is_empty() {
+        errors.sort_by_key(|p| p.line);
+        return Err(ConfigError {
             path: path.to_path_buf(),
-            problems: v.problems,
-        })
+            problems: errors,
+        });
     }
+    others.sort_by_key(|p| p.line);
+    config.sources.retain(|s| {
+        !others
+            .iter()
+            .any(|p| p.source.as_ref().is_some_and(|(name, _)| *name == s.name))
+    });
+    Ok((config, others))
 }
 
 struct Validator {
@@ -336,7 +401,18 @@ impl<'a> Keys<'a> {
 
 impl Validator {
     fn problem(&mut self, line: usize, message: String) {
-        self.problems.push(Problem { line, message });
+        self.problems.push(Problem {
+            line,
+            message,
+            source: None,
+        });
+    }
+
+    /// Marks the problems from `from` on as those of source `name` at `site`.
+    fn blame(&mut self, from: usize, name: &str, site: Site) {
+        for p in &mut self.problems[from..] {
+            p.source.get_or_insert_with(|| (name.to_string(), site));
+        }
     }
 
     fn config(&mut self, sections: &[ini::Section], path: &Path) -> Config {
@@ -671,6 +747,30 @@ impl Validator {
     }
 
     fn source(&mut self, name: &str, s: &ini::Section) -> Option<Source> {
+        let from = self.problems.len();
+        let source = self.source_keys(name, s);
+        let site = match &source {
+            Some(src) if src.receiver.is_syslog() => Site::Port(src.port),
+            Some(_) => Site::Ftp,
+            None => {
+                // No receiver: the port says whose it is, if it is a number.
+                let port = s.entries.iter().rev().find(|e| e.key == "port");
+                match port.map(|e| e.value.parse::<u16>()) {
+                    Some(Ok(p)) => Site::Port(p),
+                    _ => Site::Unknown,
+                }
+            }
+        };
+        // A syslog source whose port is not a number is no instance's.
+        let site = match (site, s.entries.iter().rev().find(|e| e.key == "port")) {
+            (Site::Port(_), Some(e)) if e.value.parse::<u16>().is_err() => Site::Unknown,
+            (site, _) => site,
+        };
+        self.blame(from, name, site);
+        source
+    }
+
+    fn source_keys(&mut self, name: &str, s: &ini::Section) -> Option<Source> {
         let mut k = Keys::new(s);
         if !valid_name(name) {
             self.problem(
@@ -823,6 +923,7 @@ impl Validator {
                 continue;
             }
             let proto = if s.receiver.is_udp() { "UDP" } else { "TCP" };
+            let from = self.problems.len();
             if let Some((other, line)) =
                 ports.insert((s.receiver.is_udp(), s.port), (&s.name, s.line))
             {
@@ -843,6 +944,7 @@ impl Validator {
                     ),
                 );
             }
+            self.blame(from, &s.name, Site::Port(s.port));
         }
     }
 
@@ -910,7 +1012,7 @@ impl Validator {
                 self.problem(
                     e.line,
                     format!(
-                        "{} {:?} is not a size (a number with optional K, M or G)",
+                        "{} {:?} is not a size (a number with optional K, M, G or T, e.g. 64K, 32M, 32MB, 1GiB)",
                         e.key, e.value
                     ),
                 );
@@ -937,8 +1039,21 @@ impl Validator {
     }
 
     fn secs(&mut self, e: Option<&ini::Entry>, default: Duration, min: u64) -> Duration {
-        let n = self.number(e, default.as_secs(), min, 365 * 86400);
-        Duration::from_secs(n)
+        let Some(e) = e else { return default };
+        let max = 365 * 86400;
+        match parse_secs(&e.value) {
+            Some(n) if n >= min && n <= max => Duration::from_secs(n),
+            _ => {
+                self.problem(
+                    e.line,
+                    format!(
+                        "{} {:?} must be a duration from {min} to {max} seconds (a number of seconds, or with s, m, h or d: 300, 5m, 1h)",
+                        e.key, e.value
+                    ),
+                );
+                default
+            }
+        }
     }
 }
 
@@ -982,17 +1097,38 @@ pub fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `32M`, `1G`, `4096`, `64K`: powers of 1024.
+/// `32M`, `1G`, `4096`, `64K`, and as operators also write them, `32MB`, `32 MiB`, `512B`:
+/// K, M, G, T with an optional `B` or `iB`, any case, all powers of 1024 (`MB` too: a spool
+/// size is not the place for the SI/IEC distinction, and 1024 is what `M` already means here).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let (digits, mult) = match s.as_bytes().last()? {
-        b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
-        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
-        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
-        b'T' | b't' => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(digits_end);
+    let shift = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
     };
-    digits.trim().parse::<u64>().ok()?.checked_mul(mult)
+    digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+/// A `*_secs` value: seconds, or a number with a unit as operators write it: `300`, `300s`,
+/// `5m`, `5min`, `2h`, `1d` (any case, space allowed before the unit).
+pub fn parse_secs(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(digits_end);
+    let mult = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86400,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mult)
 }
 
 impl Config {
@@ -1079,7 +1215,20 @@ mod tests {
             "3: unknown receiver \"pigeon\"; expected syslog-udp, syslog-tcp, syslog-tls, ftp or ftps");
         check(
             "[spool]\nrotate_bytes = 32X\n",
-            "2: rotate_bytes \"32X\" is not a size (a number with optional K, M or G)",
+            "2: rotate_bytes \"32X\" is not a size (a number with optional K, M, G or T, e.g. 64K, 32M, 32MB, 1GiB)",
+        );
+        check(
+            "[spool]\nrotate_secs = 5 fortnights\n",
+            "2: rotate_secs \"5 fortnights\" must be a duration from 1 to 31536000 seconds (a number of seconds, or with s, m, h or d: 300, 5m, 1h)",
+        );
+        check(
+            "[spool]\nsync_secs = 0\n",
+            "2: sync_secs \"0\" must be a duration from 1 to 31536000 seconds (a number of seconds, or with s, m, h or d: 300, 5m, 1h)",
+        );
+        // Sizes and durations as operators write them, and a file saved by Notepad.
+        check(
+            "\u{feff}[spool]\nrotate_bytes = 32MB\nrotate_secs = 5m\nmax_spool_bytes = 20 GiB\n[source a]\nformat = SQUID\nreceiver = ftp\n",
+            "a SQUID ftp 0",
         );
         check(
             "[spool]\nrotate_bytes = 2G\nmax_spool_bytes = 1G\n",
@@ -1190,6 +1339,52 @@ mod tests {
         );
     }
 
+    #[track_caller]
+    fn check_size(input: &str, expected: Option<u64>) {
+        assert_eq!(parse_size(input), expected, "{input:?}");
+    }
+
+    #[track_caller]
+    fn check_secs(input: &str, expected: Option<u64>) {
+        assert_eq!(parse_secs(input), expected, "{input:?}");
+    }
+
+    #[test]
+    fn size_units() {
+        check_size("32MB", Some(32 << 20));
+        check_size("32mb", Some(32 << 20));
+        check_size("32 MiB", Some(32 << 20));
+        check_size("1GB", Some(1 << 30));
+        check_size("1gib", Some(1 << 30));
+        check_size("64KB", Some(64 << 10));
+        check_size("2TB", Some(2 << 40));
+        check_size("512B", Some(512));
+        check_size("512 b", Some(512));
+        check_size(" 7 ", Some(7));
+        check_size("1.5G", None);
+        check_size("32 M B", None);
+        check_size("MB", None);
+        check_size("32Mx", None);
+        check_size("32 PB", None);
+    }
+
+    #[test]
+    fn durations() {
+        check_secs("300", Some(300));
+        check_secs("300s", Some(300));
+        check_secs("5m", Some(300));
+        check_secs("5 min", Some(300));
+        check_secs("5M", Some(300));
+        check_secs("2h", Some(7200));
+        check_secs("1d", Some(86400));
+        check_secs("10 seconds", Some(10));
+        check_secs("1.5h", None);
+        check_secs("m", None);
+        check_secs("-5", None);
+        check_secs("5w", None);
+        check_secs("99999999999999999999d", None);
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(parse_size("32M"), Some(32 << 20));
@@ -1199,6 +1394,98 @@ mod tests {
         assert_eq!(parse_size("M"), None);
         assert_eq!(parse_size("-1"), None);
         assert_eq!(parse_size("99999999999T"), None);
+    }
+
+    /// `parse_str_for(input, port)`: the sources the instance serves and the warnings, or
+    /// the errors.
+    #[track_caller]
+    fn check_for(input: &str, port: u16, expected: &str) {
+        let got = match parse_str_for(input, Path::new("x.ini"), Some(port)) {
+            Ok((c, warnings)) => {
+                let mut out: Vec<String> = c
+                    .sources_for(Some(port))
+                    .into_iter()
+                    .map(|s| s.name)
+                    .collect();
+                for w in warnings {
+                    out.push(format!("warning {}: {}", w.line, w.message));
+                }
+                out.join("; ")
+            }
+            Err(e) => e
+                .problems
+                .iter()
+                .map(|p| format!("error {}: {}", p.line, p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn problems_of_other_instances_are_warnings() {
+        const A514: &str = "[source a]\nformat = SQUID\nreceiver = syslog-udp\nport = 514\n";
+        const F: &str = "[source f]\nformat = SQUID\nreceiver = ftp\n";
+        let t6514 = |extra: &str| {
+            format!(
+                "{A514}{F}[source t]\nformat = SQUID\nreceiver = syslog-tls\nport = 6514\n{extra}"
+            )
+        };
+        check_for(&t6514(""), 514, "a");
+        check_for(&t6514(""), 21, "f");
+        check_for(&t6514(""), 6514, "t");
+        // A broken source on 6514: a warning for the others, an error for its own instance.
+        let broken = t6514("allow = 10.0.0.0/33\n");
+        check_for(
+            &broken,
+            514,
+            "a; warning 12: allow: \"10.0.0.0/33\" has a prefix length outside 0..=32",
+        );
+        check_for(
+            &broken,
+            21,
+            "f; warning 12: allow: \"10.0.0.0/33\" has a prefix length outside 0..=32",
+        );
+        check_for(
+            &broken,
+            6514,
+            "error 12: allow: \"10.0.0.0/33\" has a prefix length outside 0..=32",
+        );
+        // A broken FTP source is the FTP port's.
+        let ftp = format!("{A514}[source f]\nformat = SQUID\nreceiver = ftp\nrender = raw\n");
+        check_for(&ftp, 514, "a; warning 8: `render` is for syslog receivers; ftp sources deliver the uploaded file's own lines");
+        check_for(&ftp, 21, "error 8: `render` is for syslog receivers; ftp sources deliver the uploaded file's own lines");
+        // An unknown receiver: the port still says whose it is.
+        let typo =
+            format!("{A514}[source t]\nformat = SQUID\nreceiver = syslog-tpc\nport = 6514\n");
+        check_for(&typo, 514, "a; warning 7: unknown receiver \"syslog-tpc\"; expected syslog-udp, syslog-tcp, syslog-tls, ftp or ftps");
+        check_for(&typo, 6514, "error 7: unknown receiver \"syslog-tpc\"; expected syslog-udp, syslog-tcp, syslog-tls, ftp or ftps");
+        // A port that is no number: no instance serves it, every instance warns.
+        let noport =
+            format!("{A514}[source t]\nformat = SQUID\nreceiver = syslog-tcp\nport = 65a\n");
+        check_for(
+            &noport,
+            514,
+            "a; warning 8: port \"65a\" must be a number from 0 to 65535",
+        );
+        // Two sources on one port: that port's problem.
+        let clash = format!("{A514}[source b]\nformat = SQUID\nreceiver = syslog-udp\nport = 601\n[source c]\nformat = SQUID\nreceiver = syslog-udp\nport = 601\n");
+        check_for(
+            &clash,
+            514,
+            "a; warning 9: source \"c\" claims UDP port 601 already used by source \"b\" (line 5)",
+        );
+        check_for(
+            &clash,
+            601,
+            "error 9: source \"c\" claims UDP port 601 already used by source \"b\" (line 5)",
+        );
+        // What is not in a source section is every instance's.
+        let global = format!("[spool]\nrotate_bytes = lots\n{A514}");
+        check_for(&global, 514, "error 2: rotate_bytes \"lots\" is not a size (a number with optional K, M, G or T, e.g. 64K, 32M, 32MB, 1GiB)");
+        check_for(&global, 6514, "error 2: rotate_bytes \"lots\" is not a size (a number with optional K, M, G or T, e.g. 64K, 32M, 32MB, 1GiB)");
+        // Without a port (`lc run`, `lc config check`) every problem is an error.
+        assert!(parse_str(&broken, Path::new("x.ini")).is_err());
     }
 
     #[test]

@@ -1631,7 +1631,20 @@ impl Server {
         crate::notify::reloading();
         let path = self.config.path.clone();
         let port = self.port;
-        let loaded = config::load(&path)
+        // Problems of other instances' sources do not refuse this one's reload (`lc config
+        // check --port`, which ExecReload runs, passes them too); they are logged.
+        let loaded = config::load_for(&path, port)
+            .map(|(new, others)| {
+                for p in &others {
+                    log::warn!(
+                        "{}:{}: {} (another instance's source, not served here)",
+                        path.display(),
+                        p.line,
+                        p.message
+                    );
+                }
+                new
+            })
             .map_err(|e| format!("\n{e}"))
             .and_then(|new| {
                 // The token, ca_file and certificates are read now, so a bad one refuses the
@@ -1676,6 +1689,12 @@ impl Server {
                         self.try_deliver(i);
                     }
                     log::info!("{}: config reloaded", path.display());
+                    if let (Some(p), true) = (self.port, wanted.is_empty()) {
+                        log::error!(
+                            "{}: no source listens on port {p} any more: this instance receives nothing (stop it: systemctl disable --now lc@{p})",
+                            path.display()
+                        );
+                    }
                     Ok(())
                 }
                 Err(e) => Err(e.to_string()),

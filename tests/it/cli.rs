@@ -21,17 +21,55 @@ fn unknown_command_prints_usage_and_exits_2() {
 fn help_for_each_command_exits_0() {
     for cmd in [
         &["--help"][..],
+        &["help"],
         &["run", "--help"],
+        &["help", "run"],
         &["status", "-h"],
         &["tail", "--help"],
         &["config", "--help"],
+        &["config", "check", "--help"],
+        &["certs", "init", "--help"],
+        &["certs", "check", "--help"],
+        &["certs", "reload", "--help"],
+        &["help", "certs"],
+        &["passwd", "--help"],
+        &["connect", "--help"],
+        &["version", "--help"],
     ] {
         let out = Command::new(LC).args(cmd).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{cmd:?}");
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
         assert!(
-            String::from_utf8_lossy(&out.stdout).starts_with("usage: lc") || cmd == ["--help"],
-            "{cmd:?}"
+            text.starts_with("usage: lc") || text.starts_with("lc: log collector"),
+            "{cmd:?}: {text}"
         );
+    }
+    for flag in ["-V", "--version", "version"] {
+        let out = Command::new(LC).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("lc 0."),
+            "{flag}"
+        );
+    }
+}
+
+/// A usage error says what is wrong and the command's usage lines, not 25 lines of help.
+#[test]
+fn usage_errors_are_short_and_point_at_the_help() {
+    for (cmd, expected) in [
+        (&["certs", "frob"][..], "try `lc certs --help`"),
+        (&["run", "x"], "try `lc run --help`"),
+        (&["frobnicate"], "try `lc --help`"),
+        (&[], "try `lc --help`"),
+    ] {
+        let out = Command::new(LC).args(cmd).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("lc: "), "{cmd:?}: {err}");
+        assert!(err.trim_end().ends_with(expected), "{cmd:?}: {err}");
+        assert!(err.lines().count() <= 5, "{cmd:?}: {err}");
+        assert!(out.stdout.is_empty(), "{cmd:?}");
     }
 }
 
@@ -110,13 +148,24 @@ fn run_on_a_port_without_sources_is_an_error() {
         ),
     )
     .unwrap();
-    let out = Command::new(LC)
-        .args(["run", "9", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no source listens on port 9"));
+    // A config error (exit 2, which lc@.service does not restart), not a runtime failure.
+    for args in [&["run", "9"][..], &["config", "check", "--port", "9"]] {
+        let out = Command::new(LC)
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "{}: no source listens on port 9; the configured instances are: lc@0",
+                path.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -248,7 +297,12 @@ fn under_journald_log_lines_carry_priorities_and_no_timestamps() {
     .unwrap();
     let lc = crate::harness::Lc::attach_with_env(dir, config, &[("JOURNAL_STREAM", "8:12345")]);
     let log = lc.log();
-    let first = log.lines().next().unwrap_or_default().to_string();
+    // (As root, a warning about that comes first.)
+    let first = log
+        .lines()
+        .find(|l| !l.contains("running as root"))
+        .unwrap_or_default()
+        .to_string();
     assert!(
         first.starts_with("<6>source a: listening on UDP 127.0.0.1:"),
         "{log}"
@@ -302,4 +356,295 @@ fn a_bad_ca_file_or_missing_token_is_a_config_error_naming_the_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains(&format!("{}: cannot read the API token", token.display())));
+}
+
+/// The reboot loop of issue 13: one expired certificate of a syslog-tls source on 6514 kept
+/// `lc@514` and `lc@21` from starting, since ExecStartPre checked the whole file. Each
+/// instance's check now fails only on what that instance serves; the rest is a warning.
+#[test]
+fn an_expired_certificate_on_another_port_does_not_stop_an_instance() {
+    let dir = TempDir::new("expired-elsewhere");
+    let d = dir.0.display();
+    let certs = dir.0.join("certs");
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nstate_dir = {d}/state\nrun_dir = {d}/run\ncerts_dir = {d}/certs\n\
+             [source asa]\nformat = CISCO_ASA_SYSLOG\nreceiver = syslog-udp\nport = 514\n\
+             [source squid]\nformat = SQUID\nreceiver = ftp\n\
+             [source pa]\nformat = PALO_ALTO_SYSLOG\nreceiver = syslog-tls\nport = 6514\n"
+        ),
+    )
+    .unwrap();
+    let init = Command::new(LC)
+        .args(["certs", "init", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let work = dir.0.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    crate::tls::cert_with_dates(
+        &work,
+        Some(&certs),
+        &certs.join("server-key.pem"),
+        "/CN=localhost",
+        &[
+            "subjectAltName=DNS:localhost",
+            "extendedKeyUsage=serverAuth",
+        ],
+        crate::tls::LONG_AGO,
+        &certs.join("server-cert.pem"),
+    );
+    let check = |args: &[&str], journal: bool| {
+        let mut cmd = Command::new(LC);
+        cmd.args(["config", "check"])
+            .args(args)
+            .arg("--config")
+            .arg(&config);
+        if journal {
+            cmd.env("JOURNAL_STREAM", "8:12345");
+        } else {
+            cmd.env_remove("JOURNAL_STREAM");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let cert = certs.join("server-cert.pem");
+    for port in ["514", "21"] {
+        let (code, out, err) = check(&["--port", port], false);
+        assert_eq!(code, Some(0), "--port {port}: {out}{err}");
+        assert!(out.contains(&format!("ok for lc@{port}")), "{out}");
+        assert!(
+            err.starts_with("warning: port 6514 (source pa syslog-tls): ")
+                && err.contains(&cert.display().to_string())
+                && err.contains("lc@6514 will not start"),
+            "--port {port}: {err}"
+        );
+    }
+    // The instance that serves the source fails, and says which source on which port.
+    let (code, _, err) = check(&["--port", "6514"], false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("port 6514 (source pa syslog-tls): "),
+        "{err}"
+    );
+    assert!(err.contains(&cert.display().to_string()), "{err}");
+    let (code, _, err) = check(&[], false);
+    assert_eq!(code, Some(2), "{err}");
+    // Under systemd (ExecStartPre, ExecReload) every line carries its journald priority.
+    let (code, _, err) = check(&["--port", "6514"], true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.lines().all(|l| l.starts_with("<3>")), "{err}");
+    let (code, _, err) = check(&["--port", "514"], true);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !err.is_empty() && err.lines().all(|l| l.starts_with("<4>")),
+        "{err}"
+    );
+    // `lc run 6514` refuses to start the same way, at error priority on every line.
+    let out = Command::new(LC)
+        .args(["run", "6514", "--config"])
+        .arg(&config)
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("<3>lc@6514: cannot start:\n<3>port 6514 (source pa syslog-tls): "),
+        "{err}"
+    );
+    assert!(err.lines().all(|l| l.starts_with("<3>")), "{err}");
+}
+
+/// A config error in another instance's source section is a warning for this instance's
+/// check and start; its own instance's check fails on it.
+#[test]
+fn a_broken_source_on_another_port_is_a_warning() {
+    let dir = TempDir::new("broken-elsewhere");
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        crate::harness::base_config(&dir.0, "", "")
+            + &source("a", "syslog-udp", "")
+            + "[source b]\nformat = CISCO\nreceiver = syslog-tcp\nport = 601\n",
+    )
+    .unwrap();
+    let check = |port: &str| {
+        Command::new(LC)
+            .args(["config", "check", "--port", port, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = check("0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: unknown format \"CISCO\"") && err.contains("source b is lc@601's"),
+        "{err}"
+    );
+    assert_eq!(check("601").status.code(), Some(2));
+}
+
+/// Multi-line messages (a refused config lists every problem) keep their priority on every
+/// line under journald.
+#[test]
+fn under_journald_every_line_of_a_message_has_its_priority() {
+    let dir = TempDir::new("journal-lines");
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        "[collector]\nnmae = x\n[spool]\nrotate_bytes = lots\n",
+    )
+    .unwrap();
+    let out = Command::new(LC)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().count() >= 3, "{err}");
+    assert!(err.lines().all(|l| l.starts_with("<3>")), "{err}");
+    assert!(
+        err.contains(":2: unknown key") && err.contains(":4: rotate_bytes"),
+        "{err}"
+    );
+}
+
+/// `sudo lc run` (as OPERATIONS once suggested) left root-owned spool folders, and the
+/// service (User=lc) then failed on them. As root, lc warns and creates what it creates in
+/// state_dir and run_dir with state_dir's owner.
+#[test]
+fn run_as_root_creates_files_owned_by_the_state_dirs_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = TempDir::new("as-root");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.0.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let nobody = 65534;
+    nix::unistd::chown(
+        &state,
+        Some(nix::unistd::Uid::from_raw(nobody)),
+        Some(nix::unistd::Gid::from_raw(nobody)),
+    )
+    .unwrap();
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        crate::harness::config_with(
+            &dir.0,
+            "",
+            "",
+            &format!("url = dir:{}/outbox", state.display()),
+        ) + &source("a", "syslog-udp", ""),
+    )
+    .unwrap();
+    let mut lc = Lc::attach(dir, config);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"<13>hello", lc.addr("a", "udp")).unwrap();
+    crate::harness::wait_for(10, "the message counted", || {
+        lc.source_status("a")["messages"] == 1
+    });
+    assert!(lc.stop().success());
+    assert!(lc.log().contains("running as root"), "{}", lc.log());
+    let owner = |p: &std::path::Path| std::fs::metadata(p).map(|m| (m.uid(), m.gid())).unwrap();
+    for p in [
+        state.join("spool"),
+        state.join("spool/a"),
+        lc.dir.0.join("run"),
+        lc.dir.0.join("run/all.json"),
+    ] {
+        assert_eq!(owner(&p), (nobody, nobody), "{}", p.display());
+    }
+    for entry in std::fs::read_dir(state.join("spool/a")).unwrap() {
+        let p = entry.unwrap().path();
+        assert_eq!(owner(&p), (nobody, nobody), "{}", p.display());
+    }
+}
+
+/// A reload: a broken source of another port does not refuse it (a warning), and one that
+/// moves every source off this instance is logged as an error, not at info.
+#[test]
+fn reload_warns_about_other_ports_and_errs_when_nothing_is_left() {
+    let p1 = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p2 = p1.wrapping_add(1).max(1024);
+    let dir = TempDir::new("reload-empty");
+    let path = dir.0.join("lc.ini");
+    let write = |sources: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[collector]\nstate_dir = {d}/s\nrun_dir = {d}/r\nlisten = 127.0.0.1\n[spool]\nmin_free_bytes = 0\n{sources}",
+                d = dir.0.display()
+            ),
+        )
+        .unwrap()
+    };
+    let a =
+        |port: u16| format!("[source a]\nformat = SQUID\nreceiver = syslog-udp\nport = {port}\n");
+    write(&a(p1));
+    let log = dir.0.join("stderr.log");
+    let mut child = Command::new(LC)
+        .args(["run", &p1.to_string(), "--config"])
+        .arg(&path)
+        .env("JOURNAL_STREAM", "8:12345")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    crate::harness::wait_for(10, "the instance started", || {
+        read_log().contains("instance ") && read_log().contains(" started")
+    });
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    write(&format!(
+        "{}[source b]\nformat = CISCO\nreceiver = syslog-tcp\nport = {p2}\n",
+        a(p1)
+    ));
+    hup();
+    crate::harness::wait_for(10, "the reload", || read_log().contains("config reloaded"));
+    let text = read_log();
+    assert!(
+        text.contains("<4>")
+            && text.contains("unknown format \"CISCO\"")
+            && !text.contains("reload refused"),
+        "{text}"
+    );
+    write(&a(p2));
+    hup();
+    let expected = format!(
+        "<3>{}: no source listens on port {p1} any more",
+        path.display()
+    );
+    crate::harness::wait_for(10, "the error about an empty instance", || {
+        read_log().contains(&expected)
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap();
 }

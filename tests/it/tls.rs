@@ -19,7 +19,7 @@ use crate::harness::{
 };
 
 /// Validity of the expired certificates, in `openssl ca`'s notation.
-const LONG_AGO: (&str, &str) = ("20200101000000Z", "20200201000000Z");
+pub const LONG_AGO: (&str, &str) = ("20200101000000Z", "20200201000000Z");
 
 /// A path as one word of a command line given as a string: the temp dirs have no spaces.
 fn word(path: &Path) -> &str {
@@ -171,7 +171,7 @@ fn openssl_ca(dir: &Path, cn: &str) {
 /// (lines of an openssl extfile), signed by the CA in `ca_dir` or self-signed. OpenSSL 3.0's
 /// `req` and `x509` take no validity in the past; `openssl ca` takes any dates but wants a
 /// database, made afresh in `work`.
-fn cert_with_dates(
+pub fn cert_with_dates(
     work: &Path,
     ca_dir: Option<&Path>,
     key: &Path,
