@@ -91,6 +91,8 @@ units=/etc/systemd/system
 etc=/etc/lc
 state=/var/lib/lc
 changed=false
+# Whether any file was written (binary, units, docs): if not, this release is installed.
+anything=false
 upgrade=false
 [ ! -e "$root$bin" ] || upgrade=true
 old_version=
@@ -204,6 +206,7 @@ put() {
     chmod "$4" "$target.lc-new"
     mv -f "$target.lc-new" "$target"
     placed=true
+    anything=true
     say "installed $2"
 }
 
@@ -232,9 +235,12 @@ dir "$state/ftp/ssl_update" "$lc_uid:$lc_gid" 0750
 put "$binary" "$bin" 0:0 0755
 if $placed; then changed=true; fi
 put "$here/uninstall.sh" "$prefix/lib/lc/uninstall.sh" 0:0 0755
-for f in README.md LICENSE lc.ini.example; do
+for f in README.md OPERATIONS.md LICENSE lc.ini.example; do
     put "$here/$f" "$prefix/share/doc/lc/$f" 0:0 0644
 done
+dir "$prefix/share/man" 0:0 0755
+dir "$prefix/share/man/man8" 0:0 0755
+put "$here/lc.8" "$prefix/share/man/man8/lc.8" 0:0 0644
 unit "$here/systemd/lc@.service" lc@.service
 unit "$here/systemd/lc.target" lc.target
 
@@ -271,13 +277,18 @@ if [ -z "$root" ] && [ -d /run/systemd/system ]; then
             cut -d' ' -f1 | tr '\n' ' ')
         running=${running% }
         if [ -n "$running" ]; then
-            if "$bin" config check --config "$etc/lc.ini" >/dev/null; then
-                # shellcheck disable=SC2086 # one unit name per word
-                systemctl restart $running
-                say "restarted $running"
-            else
-                say "not restarting $running: $etc/lc.ini does not pass 'lc config check'"
-            fi
+            # Each instance is checked for itself, as it checks itself at start: a problem
+            # of one port's sources does not keep the others on the old binary.
+            for unit_name in $running; do
+                port=${unit_name#lc@}
+                port=${port%.service}
+                if "$bin" config check --port "$port" --config "$etc/lc.ini" >/dev/null 2>&1; then
+                    systemctl restart "$unit_name"
+                    say "restarted $unit_name"
+                else
+                    say "not restarting $unit_name: $etc/lc.ini does not pass 'lc config check --port $port'"
+                fi
+            done
         fi
     fi
 fi
@@ -285,6 +296,10 @@ fi
 # --- what now -------------------------------------------------------------------------------
 [ -z "$owner_note" ] || say "$owner_note"
 new_version=$("$root$bin" version 2>/dev/null || echo "lc (cannot run here)")
+if $upgrade && ! $anything; then
+    say "$new_version is already installed${root:+ in $root}, nothing changed"
+    exit 0
+fi
 if [ -n "$root" ]; then
     say "staged $new_version into $root"
     exit 0

@@ -11,9 +11,11 @@ set -eu
 
 usage() {
     cat <<'EOF'
-usage: uninstall.sh [--purge] [--prefix DIR] [--root DIR]
+usage: uninstall.sh [--purge [--force]] [--prefix DIR] [--root DIR]
 
-  --purge        also remove /etc/lc, /var/lib/lc, /run/lc and the lc user and group
+  --purge        also remove /etc/lc, /var/lib/lc, /run/lc and the lc user and group;
+                 refused while /var/lib/lc holds data not delivered yet (spool, outbox)
+  --force        with --purge: remove undelivered data too
   --prefix DIR   where lc was installed (default: found from this script's place, else /usr/local)
   --root DIR     work on a tree staged with install.sh --root DIR
 EOF
@@ -30,11 +32,13 @@ die() {
 
 here=$(cd "$(dirname "$0")" && pwd)
 purge=false
+force=false
 root=
 prefix=
 while [ $# -gt 0 ]; do
     case $1 in
         --purge) purge=true; shift ;;
+        --force) force=true; shift ;;
         --prefix) [ $# -ge 2 ] || die "--prefix needs a folder"; prefix=$2; shift 2 ;;
         --prefix=*) prefix=${1#--prefix=}; shift ;;
         --root) [ $# -ge 2 ] || die "--root needs a folder"; root=$2; shift 2 ;;
@@ -67,6 +71,26 @@ if [ "$(id -u)" -ne 0 ] && [ -z "$root" ]; then
 fi
 
 units=/etc/systemd/system
+
+# --- undelivered data -----------------------------------------------------------------------
+# --purge would delete what the collector received and has not delivered: segments waiting in
+# spool/ and, with `url = dir:`, files not yet taken from outbox/. Refuse before anything
+# changes, say how much and where, unless --force. (A state_dir elsewhere is never purged.)
+if $purge && ! $force; then
+    waiting=
+    for d in /var/lib/lc/spool /var/lib/lc/outbox; do
+        [ -d "$root$d" ] || continue
+        n=$(find "$root$d" -type f -size +0 ! -name '*.name' | wc -l)
+        [ "$n" -gt 0 ] || continue
+        size=$(du -sh "$root$d" | cut -f1)
+        waiting="$waiting
+  $d: $n files, $size"
+    done
+    if [ -n "$waiting" ]; then
+        die "--purge would delete data not delivered yet:$waiting
+let the instances deliver it (sudo lc status shows the backlog), move it away, or add --force; nothing was changed"
+    fi
+fi
 
 # --- stop and disable -----------------------------------------------------------------------
 # The enabled instances are the lc@PORT links in the .wants folders (enabled but stopped ones
@@ -125,6 +149,12 @@ for f in "$prefix/bin/lc" "$units/lc@.service" "$units/lc.target"; do
     fi
 done
 # The drop-ins an operator made with `systemctl edit lc@` are theirs; only --purge removes them.
+for f in "$prefix/share/man/man8/lc.8"; do
+    if [ -e "$root$f" ]; then
+        rm -f "$root$f"
+        say "removed $f"
+    fi
+done
 for d in "$prefix/share/doc/lc" "$prefix/lib/lc"; do
     if [ -e "$root$d" ]; then
         rm -rf "$root$d"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release tarball: a static x86_64 musl binary (no dynamic loader, no libc to
 # match, runs on any x86_64 Linux), the systemd units, install.sh and uninstall.sh, the example
-# config, README and LICENSE:
+# config, README, OPERATIONS.md, the man page lc.8 (docs/lc.8, written by hand) and LICENSE:
 #
 #     dist/lc-VERSION-x86_64-linux-musl.tar.gz          one folder, lc-VERSION/
 #     dist/lc-VERSION-x86_64-linux-musl.tar.gz.sha256   `sha256sum -c` it from dist/
@@ -122,7 +122,7 @@ mkdir -p "$STAGE/$NAME/bin" "$STAGE/$NAME/systemd"
 install -m 0755 "$BINARY" "$STAGE/$NAME/bin/lc"
 install -m 0644 systemd/lc@.service systemd/lc.target "$STAGE/$NAME/systemd/"
 install -m 0755 packaging/install.sh packaging/uninstall.sh "$STAGE/$NAME/"
-install -m 0644 packaging/lc.ini.example README.md LICENSE "$STAGE/$NAME/"
+install -m 0644 packaging/lc.ini.example README.md docs/OPERATIONS.md docs/lc.8 LICENSE "$STAGE/$NAME/"
 chmod 0755 "$STAGE/$NAME" "$STAGE/$NAME/bin" "$STAGE/$NAME/systemd"
 
 DIST=${DIST_DIR:-$REPO_ROOT/dist}

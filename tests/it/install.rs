@@ -54,6 +54,8 @@ impl Setup {
             ("packaging/uninstall.sh", "uninstall.sh"),
             ("packaging/lc.ini.example", "lc.ini.example"),
             ("README.md", "README.md"),
+            ("docs/OPERATIONS.md", "OPERATIONS.md"),
+            ("docs/lc.8", "lc.8"),
             ("LICENSE", "LICENSE"),
         ] {
             fs::copy(repo.join(from), rel.join(to)).unwrap();
@@ -204,6 +206,8 @@ const FRESH: &[(&str, &str)] = &[
     ("usr/local/bin/lc", "f 755 root:root"),
     ("usr/local/lib/lc/uninstall.sh", "f 755 root:root"),
     ("usr/local/share/doc/lc/README.md", "f 644 root:root"),
+    ("usr/local/share/doc/lc/OPERATIONS.md", "f 644 root:root"),
+    ("usr/local/share/man/man8/lc.8", "f 644 root:root"),
     ("usr/local/share/doc/lc/LICENSE", "f 644 root:root"),
     ("usr/local/share/doc/lc/lc.ini.example", "f 644 root:root"),
     ("etc/systemd/system/lc@.service", "f 644 root:root"),
@@ -259,8 +263,20 @@ fn reinstall_changes_nothing() {
     let before = s.snapshot();
     let out = s.install("rel", &[]);
     assert_eq!(s.snapshot(), before);
-    assert!(!out.contains("installed "), "{out}");
+    assert!(!out.contains("installed /"), "{out}");
     assert!(out.contains("kept /etc/lc/lc.ini"), "{out}");
+    // Not "upgraded X to X" and the next steps again: it says so and stops.
+    assert!(
+        out.contains(&format!(
+            "is already installed in {}, nothing changed",
+            s.root().display()
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains("upgraded") && !out.contains("staged lc"),
+        "{out}"
+    );
     assert_eq!(
         fs::read_to_string(s.root().join("etc/passwd"))
             .unwrap()
@@ -303,7 +319,7 @@ fn custom_prefix_goes_into_the_units() {
         "{unit}"
     );
     assert!(
-        unit.contains("\nExecStartPre=/opt/lc/bin/lc config check\n"),
+        unit.contains("\nExecReload=/opt/lc/bin/lc config check --port %i\n"),
         "{unit}"
     );
     assert!(!unit.contains("/usr/local"), "{unit}");
@@ -385,6 +401,78 @@ fn purge_leaves_only_what_was_there_before() {
     ]);
 }
 
+/// `uninstall.sh --purge` deleted undelivered spool without a word: it refuses, says how
+/// much and where, and changes nothing; `--force` purges.
+#[test]
+fn purge_refuses_while_undelivered_data_remains() {
+    let s = Setup::new("install-purge-spool");
+    s.install("rel", &[]);
+    let segment = s
+        .root()
+        .join("var/lib/lc/spool/asa/0000000001-20261127T025644Z.log");
+    fs::create_dir_all(segment.parent().unwrap()).unwrap();
+    fs::write(&segment, "Nov 27 02:49:55 fw asa a line\n").unwrap();
+    let before = s.snapshot();
+    let script = s.root().join("usr/local/lib/lc/uninstall.sh");
+    let out = sh(&script, &["--root", s.root().to_str().unwrap(), "--purge"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--purge would delete data not delivered yet:")
+            && err.contains("/var/lib/lc/spool: 1 files, ")
+            && err.contains("--force; nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(s.snapshot(), before);
+    let out = s.uninstall(&["--purge", "--force"]);
+    assert!(out.contains("removed /var/lib/lc"), "{out}");
+    s.check_tree(&[
+        ("var/lib/lc", "missing"),
+        ("usr/local/share/man/man8/lc.8", "missing"),
+    ]);
+}
+
+/// The man page renders without a warning and names every command of `lc --help`.
+#[test]
+fn man_page_renders_and_names_every_command() {
+    let page = Path::new(REPO).join("docs/lc.8");
+    if Path::new("/usr/bin/groff").exists() {
+        let out = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&page)
+            .output()
+            .unwrap();
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    }
+    let text = fs::read_to_string(&page).unwrap().replace("\\-", "-");
+    let help = Command::new(LC).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    let commands = help
+        .split("commands:")
+        .nth(1)
+        .and_then(|c| c.split("options:").next())
+        .unwrap();
+    for line in commands
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let command = match words.as_slice() {
+            ["config", "check", ..] => "config check".to_string(),
+            [first, ..] => first.split('|').next().unwrap().to_string(),
+            [] => continue,
+        };
+        assert!(
+            text.contains(&format!(".B lc {command}"))
+                || text.contains(&format!(".B lc\n.I {command}")),
+            "lc.8 has no synopsis line for {command:?}"
+        );
+    }
+    for option in ["--config", "--help", "--version", "--port"] {
+        assert!(text.contains(option), "lc.8 does not name {option}");
+    }
+}
+
 #[test]
 fn staged_tree_without_passwd_says_no_user_was_added() {
     let s = Setup::new("install-nopasswd");
@@ -420,6 +508,49 @@ fn refuses_to_install_onto_the_system_without_root() {
     }
     // And a staged install of nothing leaves nothing behind.
     assert!(!s.root().join("usr").exists());
+}
+
+/// The restart rules of issue 13's reboot loop: a config error ends the unit `failed` (exit
+/// status 2 of the main process, which RestartPreventExitStatus covers and an ExecStartPre's
+/// would not), repeated failures hit a start limit that RestartSec lets them reach, and the
+/// service cannot write /run/lock.
+#[test]
+fn unit_ends_failed_instead_of_looping_and_cannot_write_run_lock() {
+    let unit = fs::read_to_string(Path::new(REPO).join("systemd/lc@.service")).unwrap();
+    let values = |key: &str| -> Vec<String> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(String::from)
+            .collect()
+    };
+    let secs = |v: &str| -> u64 {
+        match v.strip_suffix("min") {
+            Some(m) => m.parse::<u64>().unwrap() * 60,
+            None => v.trim_end_matches('s').parse().unwrap(),
+        }
+    };
+    assert!(values("ExecStartPre").is_empty(), "{unit}");
+    assert_eq!(values("ExecStart"), ["/usr/local/bin/lc run %i"]);
+    assert_eq!(
+        values("ExecReload")[0],
+        "/usr/local/bin/lc config check --port %i"
+    );
+    assert_eq!(values("RestartPreventExitStatus"), ["2"]);
+    assert_eq!(values("Restart"), ["on-failure"]);
+    let burst: u64 = values("StartLimitBurst")[0].parse().unwrap();
+    let interval = secs(&values("StartLimitIntervalSec")[0]);
+    let restart = secs(&values("RestartSec")[0]);
+    assert!(
+        (2..=10).contains(&burst) && interval >= burst * restart * 2,
+        "a crash loop must reach the start limit: {burst} starts in {interval} s, every {restart} s"
+    );
+    // The start limit is a [Unit] setting: in [Service] systemd ignores it (with a warning).
+    let unit_section = unit.split("[Service]").next().unwrap();
+    assert!(unit_section.contains("\nStartLimitBurst="), "{unit}");
+    assert!(
+        values("InaccessiblePaths").contains(&"-/run/lock".to_string()),
+        "{unit}"
+    );
 }
 
 /// `systemd-analyze verify` on the units as install.sh stages them, with ExecStart pointing at
