@@ -142,19 +142,13 @@ fi
 rmdir "$root$units/lc.target.wants" 2>/dev/null || true
 
 # --- files ----------------------------------------------------------------------------------
-for f in "$prefix/bin/lc" "$units/lc@.service" "$units/lc.target"; do
+for f in "$prefix/bin/lc" "$prefix/share/man/man8/lc.8" "$units/lc@.service" "$units/lc.target"; do
     if [ -e "$root$f" ]; then
         rm -f "$root$f"
         say "removed $f"
     fi
 done
 # The drop-ins an operator made with `systemctl edit lc@` are theirs; only --purge removes them.
-for f in "$prefix/share/man/man8/lc.8"; do
-    if [ -e "$root$f" ]; then
-        rm -f "$root$f"
-        say "removed $f"
-    fi
-done
 for d in "$prefix/share/doc/lc" "$prefix/lib/lc"; do
     if [ -e "$root$d" ]; then
         rm -rf "$root$d"
