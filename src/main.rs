@@ -109,6 +109,20 @@ fn main() -> ExitCode {
             };
             // Whatever folder is checked, it is checked for what the configured receivers need.
             let (need_tls, ftps) = tls::cmd::needs(&config);
+            // A folder named on the command line must exist (a typo must not pass as an
+            // empty set); a missing certs_dir is reported file by file as the receivers need.
+            if let Some(dir) = dir.as_ref().filter(|d| !d.is_dir()) {
+                eprintln!(
+                    "lc: {}: {}; `lc certs init` makes a set",
+                    dir.display(),
+                    if dir.exists() {
+                        "not a folder"
+                    } else {
+                        "the folder does not exist"
+                    }
+                );
+                return ExitCode::from(EXIT_FAILURE);
+            }
             let dir = dir.unwrap_or(config.collector.certs_dir);
             let report = tls::cmd::check(&dir, need_tls, ftps);
             for l in &report.lines {
@@ -288,6 +302,14 @@ fn passwd(path: &std::path::Path, command: Command) -> ExitCode {
     }
     let p = path.display();
     match command {
+        Command::PasswdList
+            if std::fs::symlink_metadata(path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+        {
+            // Before the first `lc passwd USER`: not an error, and nothing on stdout.
+            eprintln!("{p}: no users yet (the file does not exist; `lc passwd USER` adds one)");
+            ExitCode::SUCCESS
+        }
         Command::PasswdList => match pw::list(path) {
             Ok(users) => {
                 let mut out = std::io::stdout().lock();

@@ -369,16 +369,25 @@ fn install(
     let report = check(&staging, need_tls, ftps);
     if !report.problems.is_empty() {
         let _ = fs::remove_dir_all(&staging);
-        let mut p: Vec<String> = report
-            .problems
-            .iter()
-            .map(|p| {
-                p.replace(
-                    &staging.display().to_string(),
-                    &update.display().to_string(),
-                )
-            })
-            .collect();
+        // Each file is named where it came from: ssl_update/ if it was dropped there, else
+        // the installed one (a new certificate that does not match the installed key blames
+        // that key, not an ssl_update/server-key.pem that does not exist).
+        let blame = |p: &String| {
+            let mut p = p.clone();
+            for name in known {
+                let from = if new_files.iter().any(|f| f.name == name) {
+                    update.join(name)
+                } else {
+                    certs.join(name)
+                };
+                p = p.replace(
+                    &staging.join(name).display().to_string(),
+                    &from.display().to_string(),
+                );
+            }
+            p.replace(&staging.display().to_string(), &certs.display().to_string())
+        };
+        let mut p: Vec<String> = report.problems.iter().map(blame).collect();
         p.push("nothing changed".into());
         return Err(p);
     }

@@ -648,3 +648,97 @@ fn reload_warns_about_other_ports_and_errs_when_nothing_is_left() {
     .unwrap();
     child.wait().unwrap();
 }
+
+/// First-run messages: `lc passwd --list` before any user, `lc certs check` of a folder that
+/// is not there.
+#[test]
+fn first_run_messages_say_what_is_missing() {
+    let dir = TempDir::new("first-run");
+    let config = dir.0.join("lc.ini");
+    let passwd = dir.0.join("ftp.passwd");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[ftp]\npasswd_file = {}\n{}",
+            crate::harness::base_config(&dir.0, "", ""),
+            passwd.display(),
+            source("a", "syslog-udp", "")
+        ),
+    )
+    .unwrap();
+    let lc = |args: &[&str]| {
+        Command::new(LC)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = lc(&["passwd", "--list"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "{}: no users yet (the file does not exist; `lc passwd USER` adds one)\n",
+            passwd.display()
+        )
+    );
+    let out = lc(&["certs", "check", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "lc: /nonexistent: the folder does not exist; `lc certs init` makes a set\n"
+    );
+}
+
+/// `lc certs reload` with only a new server-cert.pem (which does not match the installed key)
+/// blamed `ssl_update/server-key.pem`, a file that does not exist: the key at fault is the
+/// installed one.
+#[test]
+fn certs_reload_blames_the_installed_key_for_a_new_certificate() {
+    let dir = TempDir::new("reload-blame");
+    let certs = dir.0.join("certs");
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        crate::harness::base_config(&dir.0, "", &format!("certs_dir = {}", certs.display()))
+            + &source("t", "syslog-tls", ""),
+    )
+    .unwrap();
+    let lc = |args: &[&str]| {
+        Command::new(LC)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let other = dir.0.join("other");
+    for args in [
+        &["certs", "init"][..],
+        &["certs", "init", other.to_str().unwrap()],
+    ] {
+        let out = lc(args);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let update = dir.0.join("state/ftp/ssl_update");
+    std::fs::create_dir_all(&update).unwrap();
+    std::fs::copy(
+        other.join("server-cert.pem"),
+        update.join("server-cert.pem"),
+    )
+    .unwrap();
+    let out = lc(&["certs", "reload"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "lc: {}: the private key does not belong to the certificate in {}",
+            certs.join("server-key.pem").display(),
+            update.join("server-cert.pem").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("ssl_update/server-key.pem"), "{err}");
+}
