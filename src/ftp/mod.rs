@@ -11,6 +11,7 @@ pub mod command;
 pub mod content;
 pub mod jobs;
 pub mod listing;
+pub mod lockout;
 pub mod passwd;
 pub mod path;
 pub mod recent;

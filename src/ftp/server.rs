@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use super::command::{is_latin1, parse, to_latin1, LineReader};
 use super::content::{self, Kind as Content};
 use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat, Writeback};
+use super::lockout::Lockout;
 use super::path::{VPath, SSL_UPDATE};
 use super::recent::Recent;
 use super::session::{Action, ListKind, Reply, Session, Settings};
@@ -99,13 +100,8 @@ struct Counters {
     no_close_notify: u64,
     /// Compressed uploads refused for being larger than one upload's limit.
     refused_too_large: u64,
-}
-
-/// Failed logins from one address; forgotten `lockout` after the last one.
-struct LoginFailures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
+    /// Addresses the failed-login table forgot to make room for others.
+    lockout_evicted: u64,
 }
 
 /// Why `tick` ends something.
@@ -197,7 +193,7 @@ pub struct FtpServer {
     parked: Vec<usize>,
     per_ip: HashMap<IpAddr, usize>,
     sessions: usize,
-    failures: HashMap<IpAddr, LoginFailures>,
+    failures: Lockout,
     jobs: Jobs,
     writeback: Writeback,
     next_id: u64,
@@ -268,7 +264,7 @@ impl FtpServer {
             parked: Vec::new(),
             per_ip: HashMap::new(),
             sessions: 0,
-            failures: HashMap::new(),
+            failures: Lockout::new(cfg.ftp.max_login_failures, cfg.ftp.lockout),
             jobs,
             writeback: Writeback::spawn()
                 .map_err(|e| format!("ftp: cannot start its thread: {e}"))?,
@@ -327,6 +323,8 @@ impl FtpServer {
         self.cfg = cfg.clone();
         self.cfg.port = port;
         self.folders = folders;
+        self.failures
+            .set_limits(cfg.max_login_failures, cfg.lockout);
         if let Some(t) = &tls {
             log::info!(
                 "ftp: new TLS sessions use {} (serial {})",
@@ -417,10 +415,7 @@ impl FtpServer {
 
     /// Timeouts: idle sessions, data connections that never came, held-back replies, lockouts.
     pub fn tick(&mut self, registry: &Registry, now: Instant) {
-        let lockout = self.cfg.lockout;
-        self.failures.retain(|_, f| {
-            f.locked_until.is_some_and(|t| t > now) || now.duration_since(f.last) < lockout
-        });
+        self.failures.expire(now);
         let idle = self.cfg.idle_timeout;
         for slot in 0..self.slots.len() {
             let expired = match &mut self.slots[slot] {
@@ -508,7 +503,9 @@ impl FtpServer {
             "logins": c.logins,
             "failed_logins": c.failed_logins,
             "lockouts": c.lockouts,
-            "locked_out_now": self.failures.values().filter(|f| f.locked_until.is_some_and(|t| t > now)).count(),
+            "locked_out_now": self.failures.locked_now(now),
+            "lockout_tracked": self.failures.tracked(),
+            "lockout_evicted": c.lockout_evicted,
             "refused": {
                 "max_connections": c.refused_max_connections,
                 "max_connections_per_ip": c.refused_max_per_ip,
@@ -743,12 +740,7 @@ impl FtpServer {
                 format!("ftp: {peer}: not in any FTP source's allow list; refused"),
                 "not allowed from your address",
             ))
-        } else if self
-            .failures
-            .get(&ip)
-            .and_then(|f| f.locked_until)
-            .is_some_and(|t| t > now)
-        {
+        } else if self.failures.locked(ip, now) {
             self.counters.refused_locked_out += 1;
             Some((
                 format!("ftp: {peer}: locked out after failed logins; refused"),
@@ -960,11 +952,7 @@ impl FtpServer {
             }
             Action::CheckPassword { user, password } => {
                 let ip = canonical(c.peer.ip());
-                let locked = self
-                    .failures
-                    .get(&ip)
-                    .and_then(|f| f.locked_until)
-                    .is_some_and(|t| t > Instant::now());
+                let locked = self.failures.locked(ip, Instant::now());
                 let c = self.control(slot);
                 if locked {
                     // Not even checked; answered as slowly as a wrong password.
@@ -1822,7 +1810,7 @@ impl FtpServer {
                     c.reply(reply);
                     self.wake(slot);
                     self.counters.logins += 1;
-                    self.failures.remove(&ip);
+                    self.failures.succeeded(ip);
                     log::info!("ftp: {peer}: {user} logged in");
                     return;
                 }
@@ -1830,21 +1818,19 @@ impl FtpServer {
                 self.counters.failed_logins += 1;
                 let max = self.cfg.max_login_failures;
                 let lockout = self.cfg.lockout;
-                let now = Instant::now();
-                let f = self.failures.entry(ip).or_insert(LoginFailures {
-                    count: 0,
-                    last: now,
-                    locked_until: None,
-                });
-                f.count += 1;
-                f.last = now;
-                log::warn!(
-                    "ftp: {peer}: failed login as {user:?} ({} of {max})",
-                    f.count
-                );
-                if f.count >= max {
-                    f.count = 0;
-                    f.locked_until = Some(Instant::now() + lockout);
+                let failed = self.failures.failed(ip, Instant::now());
+                let count = if failed.locked { max } else { failed.count };
+                log::warn!("ftp: {peer}: failed login as {user:?} ({count} of {max})");
+                if failed.evicted {
+                    self.counters.lockout_evicted += 1;
+                    self.warn_limited("lockout", || {
+                        format!(
+                            "ftp: the failed-login table is full ({} addresses); forgetting the least recent",
+                            super::lockout::MAX_TRACKED
+                        )
+                    });
+                }
+                if failed.locked {
                     self.counters.lockouts += 1;
                     log::warn!(
                         "ftp: {ip}: locked out for {}s after {max} failed logins",
