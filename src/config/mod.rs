@@ -24,6 +24,9 @@ pub const DEFAULT_PATH: &str = "/etc/lc/lc.ini";
 /// Defaults for the receive limits (DESIGN.md "Limits on everything").
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Incomplete frames of all connections together: 1,024 connections each holding a whole
+/// maximal message, where `max_connections` x `max_message_bytes` would be 256 MiB.
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 << 20;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1024;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// What lc asks the kernel for on UDP sockets; capped by net.core.rmem_max unless lc may force it.
@@ -108,6 +111,8 @@ pub struct Collector {
     pub log_level: log::LevelFilter,
     pub listen: Listen,
     pub max_message_bytes: usize,
+    /// Bytes of incomplete frames all stream connections of an instance may hold at once.
+    pub max_pending_bytes: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub idle_timeout: Duration,
@@ -525,6 +530,12 @@ impl Validator {
             64,
             16 << 20,
         ) as usize;
+        let max_pending_bytes = self.size(
+            k.get("max_pending_bytes"),
+            DEFAULT_MAX_PENDING_BYTES as u64,
+            64 << 10,
+            1 << 40,
+        ) as usize;
         let max_connections = self.number(
             k.get("max_connections"),
             DEFAULT_MAX_CONNECTIONS as u64,
@@ -556,6 +567,7 @@ impl Validator {
             log_level,
             listen,
             max_message_bytes,
+            max_pending_bytes,
             max_connections,
             max_connections_per_ip,
             idle_timeout,
@@ -1187,7 +1199,7 @@ mod tests {
         check("[bogus]\n", "1: unknown section [bogus]; expected [collector], [spool], [delivery], [ftp] or [source NAME]");
         check(
             "[collector]\nnmae = x\n",
-            "2: unknown key \"nmae\" in [collector]; expected one of: certs_dir, handshake_timeout_secs, idle_timeout_secs, listen, log_level, max_connections, max_connections_per_ip, max_message_bytes, metrics_dir, name, run_dir, state_dir, udp_rcvbuf",
+            "2: unknown key \"nmae\" in [collector]; expected one of: certs_dir, handshake_timeout_secs, idle_timeout_secs, listen, log_level, max_connections, max_connections_per_ip, max_message_bytes, max_pending_bytes, metrics_dir, name, run_dir, state_dir, udp_rcvbuf",
         );
         check(
             "[source a]\nformat = SQUID\nreceiver = syslog-tcp\nport = 70000\n",

@@ -1,7 +1,8 @@
 //! Binding receiver sockets: dual-stack `*`, explicit addresses, large UDP receive buffers.
 //!
 //! Sockets are made with nix so options that must precede `bind` (IPV6_V6ONLY, SO_REUSEADDR)
-//! can be set, then handed to mio. Nothing here reads or writes data.
+//! can be set, then handed to mio. A `Listener` is one bound socket with its source; the loop
+//! registers it and reads from it. Nothing here reads or writes data.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -12,7 +13,9 @@ use nix::sys::socket::{
     self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
 };
 
-use crate::config::Listen;
+use mio::net::{TcpListener, UdpSocket};
+
+use crate::config::{Listen, Source};
 
 /// Pending connections the kernel queues before `accept`.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -112,4 +115,76 @@ fn bind_error(addr: SocketAddr, proto: &str, e: Errno) -> io::Error {
         io::Error::from(e).kind(),
         format!("cannot bind {proto} {addr}: {}{hint}", e.desc()),
     )
+}
+
+/// A bound receiver socket of the syslog server.
+pub enum Socket {
+    Udp(UdpSocket),
+    Tcp(TcpListener),
+}
+
+pub struct Listener {
+    pub socket: Socket,
+    /// The index of its source in the loop's list.
+    pub source: usize,
+    pub addr: SocketAddr,
+    /// Bound as one dual-stack IPv6 socket (`listen = *`); kept to bind the same again.
+    pub dual: bool,
+}
+
+impl Listener {
+    pub fn proto(&self) -> &'static str {
+        match self.socket {
+            Socket::Udp(_) => "UDP",
+            Socket::Tcp(_) => "TCP",
+        }
+    }
+
+    /// The socket, to register with or deregister from the poll.
+    pub fn event_source(&mut self) -> &mut dyn mio::event::Source {
+        match &mut self.socket {
+            Socket::Udp(u) => u,
+            Socket::Tcp(t) => t,
+        }
+    }
+}
+
+/// The addresses `s` listens on.
+pub fn addresses_of(s: &Source) -> Vec<(SocketAddr, bool)> {
+    addresses(s.listen.as_ref().unwrap_or(&Listen::Any), s.port)
+}
+
+/// Binds `s`'s sockets on exactly `addrs` (address, dual-stack) for source index `source`:
+/// all of them, or none (what was bound is closed when one fails).
+pub fn bind(
+    s: &Source,
+    source: usize,
+    addrs: &[(SocketAddr, bool)],
+    udp_rcvbuf: usize,
+) -> Result<Vec<Listener>, String> {
+    let err = |e: io::Error| format!("source {}: {e}", s.name);
+    let mut out = Vec::new();
+    for &(addr, dual) in addrs {
+        let socket = if s.receiver.is_udp() {
+            let (sock, warning) = udp(addr, dual, udp_rcvbuf).map_err(err)?;
+            if let Some(w) = warning {
+                log::warn!("source {}: {w}", s.name);
+            }
+            Socket::Udp(sock)
+        } else {
+            Socket::Tcp(tcp(addr, dual).map_err(err)?)
+        };
+        let local = match &socket {
+            Socket::Udp(u) => u.local_addr(),
+            Socket::Tcp(t) => t.local_addr(),
+        }
+        .map_err(err)?;
+        out.push(Listener {
+            socket,
+            source,
+            addr: local,
+            dual,
+        });
+    }
+    Ok(out)
 }

@@ -1,56 +1,64 @@
-//! The event loop of one `lc run` instance: sockets in, spool out.
+//! The event loop of one `lc run` instance: events in, calls out.
 //!
-//! One `mio::Poll` drives everything. Tokens: the waker, the signalfd, listeners (indices that
-//! are never reused within a process) and connections (slab slots, freed only after the event
-//! batch that closed them, so a stale event never names a new connection). Sockets are
-//! registered once, edge-triggered; readiness is tracked here (`ready` flags plus a work list)
-//! and each ready socket is drained to `WouldBlock` under a per-iteration byte budget, so one
-//! busy sender cannot starve the rest. Stream reads pause while the disk is full; the kernel's
-//! buffers then push back on senders.
+//! One `mio::Poll` drives everything; the token space, the slots and the connection limits
+//! are `reactor`'s. Sockets are registered once, edge-triggered; readiness is tracked in
+//! userland (ready flags in the slots, plus a work list) and each ready socket is serviced
+//! under a per-iteration budget, so one busy sender cannot starve the rest. Stream reads pause
+//! while the disk is full; the kernel's buffers then push back on senders.
 //!
-//! The loop never blocks on the disk beyond page-cache writes: fsync, gzip and delivery run on
-//! the worker threads of `spool::worker`, which report through a channel and the waker.
+//! This file wires the seams to sockets and threads and holds no rule of its own beyond
+//! that wiring: `udp.rs` and `stream.rs` receive, `source.rs` stores and answers what to
+//! deliver next, `reload.rs` plans a reload, `housekeeping.rs` decides what idles, what is
+//! evicted and which partial frames are cut, `chores.rs` does the blocking work a reload and
+//! eviction need off the loop, `snapshot.rs` builds the status file, `lifecycle.rs` is what
+//! happens before the loop starts and after it ends. fsync, gzip and delivery run on the
+//! worker threads of `spool::worker`, which report through a channel and the waker.
 
+mod chores;
+mod housekeeping;
+mod lifecycle;
 pub mod listen;
 mod reload;
+mod snapshot;
+mod source;
+mod stream;
+mod udp;
 
-use std::collections::HashMap;
-use std::io::{self, Read};
-use std::net::{IpAddr, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use serde_json::json;
 
 use crate::allow::canonical;
 use crate::clock;
-use crate::config::{self, Config, Receiver as Kind, Source};
-use crate::deliver::api::Failure;
-use crate::deliver::{self, DeliverJob};
+use crate::config::{Config, Receiver as Kind, Source};
 use crate::ftp::jobs::Dest;
 use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
 use crate::logging::LimitLog;
 use crate::reactor::guard::{Limits, Refusal};
 use crate::reactor::slab::{Reuse, Slab};
 use crate::reactor::table::{ConnTable, Refused};
-use crate::reactor::{
-    self, Owner, ACCEPT_BUDGET, CONN_BASE, LISTENER_BASE, READ_BUDGET, SIGNALS, UDP_BUDGET, WAKER,
-};
+use crate::reactor::{self, Owner, ACCEPT_BUDGET, CONN_BASE, LISTENER_BASE, SIGNALS, WAKER};
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
-use crate::spool::{SourceSpool, WriteError};
-use crate::status::{self, Counters, Drop};
-use crate::syslog::frame::{self, Decoded, Decoder, Ends};
-use crate::syslog::render::{Origin, Render};
-use crate::tls::cmd::FtpsNeed;
-use reload::{Current, ReloadPlan};
+use crate::spool::WriteError;
+use crate::status::{self, Drop};
+use chores::{Chore, ChoreDone, Chores};
+use housekeeping::{Activity, Evictable, Stale};
+use lifecycle::PidFile;
+pub use lifecycle::{block_signals, prepare, Prepared, RunError};
+use listen::{Listener, Socket};
+use reload::ReloadPlan;
+use source::{SourceState, RETRY_MAX, RETRY_MIN};
+use stream::{read_plain, read_tls, Conn, Framing, ReadOutcome, TlsState};
 
 // The FTP server's tokens are the reactor's FTP range.
 const _: () = assert!(reactor::FTP_BASE == crate::ftp::server::TOKEN_BASE);
@@ -61,107 +69,8 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// Delivery and sealing retries back off from this to `RETRY_MAX`.
-const RETRY_MIN: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(60);
-/// Failures that need an operator (token, data source) are retried this rarely, and at once
-/// after a reload.
-const RETRY_PERMANENT: Duration = Duration::from_secs(300);
 /// How long a stop waits for sealing to finish before leaving it to the next start.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-
-#[derive(Debug)]
-pub struct RunError(pub String);
-
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RunError {}
-
-impl From<io::Error> for RunError {
-    fn from(e: io::Error) -> Self {
-        RunError(e.to_string())
-    }
-}
-
-/// A source being served: its config, spool and counters.
-struct SourceState {
-    cfg: Source,
-    spool: SourceSpool,
-    counters: Counters,
-    /// When delivery of the front segment may be tried again.
-    retry_at: Option<Instant>,
-    retry_delay: Duration,
-    /// Set when the source left the config at a reload: served no more, drained then dropped.
-    retired: bool,
-    /// Segments whose sealing failed, to be sent to the sealer again (not those still queued
-    /// or in progress there).
-    seal_failed: Vec<u64>,
-    /// The sender and receive time of the datagram being stored (UDP sources).
-    udp_origin: Origin,
-    /// Its sockets were closed for a reload that was then refused, and could not be bound
-    /// again: the next reload binds them whatever changed.
-    unbound: bool,
-}
-
-impl SourceState {
-    /// Stores one received message as a spool line, rendered as the source says, and counts
-    /// it (or counts it dropped, when the rendering keeps nothing of it).
-    #[inline]
-    fn store(&mut self, msg: &[u8], origin: &Origin) {
-        if self.spool.append_message(self.cfg.render, msg, origin) {
-            self.counters.messages += 1;
-            self.counters.bytes += msg.len() as u64;
-        } else {
-            self.counters.drop(Drop::Empty, 1);
-        }
-    }
-}
-
-enum Socket {
-    Udp(UdpSocket),
-    Tcp(TcpListener),
-}
-
-struct Listener {
-    socket: Socket,
-    source: usize,
-    addr: SocketAddr,
-    /// Bound as one dual-stack IPv6 socket (`listen = *`); kept to bind the same again.
-    dual: bool,
-}
-
-struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
-    source: usize,
-    framing: Framing,
-    last_active: Instant,
-    /// The TLS session of a syslog-tls connection.
-    tls: Option<Box<TlsState>>,
-}
-
-/// RFC 6587 decoding state of one stream.
-struct Framing {
-    decoder: Decoder,
-    /// The sender and the time of the current read, for the rendering.
-    origin: Origin,
-    /// Bytes of an incomplete frame, kept between reads.
-    pending: Vec<u8>,
-}
-
-struct TlsState {
-    session: rustls::ServerConnection,
-    /// Set until the handshake completes; the handshake timeout counts from here.
-    handshake_since: Option<Instant>,
-    /// The client sent something: a close before the handshake is done is then a failed
-    /// handshake, where a connection closed without a byte is a probe (a load balancer's
-    /// TCP check).
-    spoke: bool,
-}
 
 pub struct Server {
     poll: Poll,
@@ -191,8 +100,20 @@ pub struct Server {
     next_status: Instant,
     next_disk_check: Instant,
     next_sync: Instant,
-    /// The pid file and the lock held on it while the instance runs.
-    pid_file: Option<(PathBuf, nix::fcntl::Flock<std::fs::File>)>,
+    /// The pid file, locked while the instance runs.
+    pid_file: Option<PidFile>,
+    /// The thread that does a reload's and eviction's blocking work.
+    chores: Chores,
+    /// A reload is being prepared on the chores thread; another SIGHUP meanwhile runs after it.
+    reloading: bool,
+    reload_again: bool,
+    /// Bytes of segments handed to the chores thread for unlinking, not yet gone.
+    freeing: u64,
+    /// Backups are being pruned, or the last pruning found none: eviction comes next.
+    pruning: bool,
+    backups_gone: bool,
+    /// Bytes of incomplete frames held by all stream connections, and the budget for them.
+    pending: usize,
     /// The syslog-tls configuration, when this instance serves syslog-tls sources.
     tls: Option<crate::tls::SyslogTls>,
     /// When the last SIGHUP was handled (ms since the epoch) and why it was refused, if it was:
@@ -201,64 +122,6 @@ pub struct Server {
     reload_error: Option<String>,
     /// The FTP server, when this instance serves FTP sources.
     ftp: Option<FtpServer>,
-}
-
-/// What an instance needs from files beyond the config: the delivery target (token, ca_file)
-/// and, when it serves syslog-tls, the certificates. Read at start and at each reload, so a
-/// bad file refuses the reload and keeps what runs.
-pub struct Prepared {
-    pub target: deliver::Target,
-    pub tls: Option<crate::tls::SyslogTls>,
-    pub ftp_tls: Option<crate::tls::FtpTls>,
-}
-
-pub fn prepare(config: &Config, port: Option<u16>) -> Result<Prepared, String> {
-    let target = deliver::Target::from_config(config)?;
-    let needs_tls = config
-        .sources_for(port)
-        .iter()
-        .any(|s| s.receiver == Kind::SyslogTls);
-    let tls = if needs_tls {
-        let now = clock::unix_secs(SystemTime::now()) as i64;
-        Some(crate::tls::load_syslog(&config.collector.certs_dir, now).map_err(|p| p.join("\n"))?)
-    } else {
-        None
-    };
-    let pem = config.collector.certs_dir.join(crate::tls::FTP_PEM);
-    let ftp_tls = match crate::tls::cmd::ftps_need(&config.sources_for(port), config.ftp.tls) {
-        FtpsNeed::Unused => None,
-        FtpsNeed::IfPresent if !pem.exists() => {
-            log::warn!(
-                "ftp: {} is missing: FTPS (AUTH TLS) is not offered; `lc certs init` makes one",
-                pem.display()
-            );
-            None
-        }
-        FtpsNeed::IfPresent | FtpsNeed::Required => {
-            let now = clock::unix_secs(SystemTime::now()) as i64;
-            Some(crate::tls::load_ftp(&config.collector.certs_dir, now).map_err(|p| p.join("\n"))?)
-        }
-    };
-    Ok(Prepared {
-        target,
-        tls,
-        ftp_tls,
-    })
-}
-
-/// Blocks the signals lc handles so they arrive on a signalfd. Must run before any thread is
-/// spawned, so every thread inherits the mask.
-pub fn block_signals() -> io::Result<SigSet> {
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGINT);
-    mask.add(Signal::SIGHUP);
-    mask.thread_block()?;
-    // A peer that closes while we write must not kill the process.
-    unsafe {
-        nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn)?;
-    }
-    Ok(mask)
 }
 
 impl Server {
@@ -292,6 +155,7 @@ impl Server {
         )?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (done_tx, done_rx) = mpsc::channel();
+        let chores = Chores::spawn(Arc::clone(&waker))?;
         let now = Instant::now();
         let mut server = Server {
             poll,
@@ -317,6 +181,13 @@ impl Server {
             next_disk_check: now,
             next_sync: now + config.spool.sync_secs,
             pid_file: None,
+            chores,
+            reloading: false,
+            reload_again: false,
+            freeing: 0,
+            pruning: false,
+            backups_gone: false,
+            pending: 0,
             tls,
             reloaded_at: 0,
             reload_error: None,
@@ -326,7 +197,7 @@ impl Server {
         // Bind first: a port in use must fail before this instance touches any spool.
         let mut bound = Vec::new();
         for (i, s) in wanted.iter().enumerate() {
-            bound.extend(server.bind(s, i)?);
+            bound.extend(server.bind(s, i).map_err(RunError)?);
         }
         if wanted.iter().any(|s| !s.receiver.is_syslog()) {
             let folders = server.ftp_folders(&wanted);
@@ -340,9 +211,18 @@ impl Server {
             .map_err(RunError)?;
             server.ftp = Some(ftp);
         }
-        server.write_pid_file()?;
+        server.pid_file = Some(PidFile::lock(
+            &server.config.collector.run_dir,
+            &server.instance,
+        )?);
         for s in wanted {
-            server.add_source(s)?;
+            let (dir, rotate) = (
+                &server.config.collector.state_dir,
+                server.config.spool.rotate_bytes,
+            );
+            server
+                .sources
+                .push(source::recover(dir, rotate, s).map_err(RunError)?);
         }
         for l in bound {
             server.register_listener(l)?;
@@ -357,114 +237,19 @@ impl Server {
         Ok(server)
     }
 
-    fn bind(&self, s: &Source, source: usize) -> Result<Vec<Listener>, RunError> {
-        if !s.receiver.is_syslog() {
-            // A folder of the FTP server, which binds its own port.
-            return Ok(Vec::new());
-        }
-        let listen = s.listen.clone().unwrap_or(config::Listen::Any);
-        self.bind_at(s, source, &listen::addresses(&listen, s.port))
-    }
-
-    /// Binds `s`'s sockets on exactly `addrs` (address, dual-stack).
-    fn bind_at(
-        &self,
-        s: &Source,
-        source: usize,
-        addrs: &[(SocketAddr, bool)],
-    ) -> Result<Vec<Listener>, RunError> {
-        let mut out = Vec::new();
-        for &(addr, dual) in addrs {
-            let socket = if s.receiver.is_udp() {
-                let (sock, warning) = listen::udp(addr, dual, self.config.collector.udp_rcvbuf)
-                    .map_err(|e| RunError(format!("source {}: {e}", s.name)))?;
-                if let Some(w) = warning {
-                    log::warn!("source {}: {w}", s.name);
-                }
-                Socket::Udp(sock)
-            } else {
-                Socket::Tcp(
-                    listen::tcp(addr, dual)
-                        .map_err(|e| RunError(format!("source {}: {e}", s.name)))?,
-                )
-            };
-            let local = match &socket {
-                Socket::Udp(u) => u.local_addr()?,
-                Socket::Tcp(t) => t.local_addr()?,
-            };
-            out.push(Listener {
-                socket,
-                source,
-                addr: local,
-                dual,
-            });
-        }
-        Ok(out)
-    }
-
     fn register_listener(&mut self, mut l: Listener) -> io::Result<()> {
         let token = self.listeners.next_token();
-        match &mut l.socket {
-            Socket::Udp(u) => self
-                .poll
-                .registry()
-                .register(u, token, Interest::READABLE)?,
-            Socket::Tcp(t) => self
-                .poll
-                .registry()
-                .register(t, token, Interest::READABLE)?,
-        }
-        let proto = if matches!(l.socket, Socket::Udp(_)) {
-            "UDP"
-        } else {
-            "TCP"
-        };
+        self.poll
+            .registry()
+            .register(l.event_source(), token, Interest::READABLE)?;
         log::info!(
-            "source {}: listening on {proto} {}",
+            "source {}: listening on {} {}",
             self.sources[l.source].cfg.name,
+            l.proto(),
             l.addr
         );
         // Data may already be queued: look once without waiting for an edge.
         self.work.push(self.listeners.insert(l));
-        Ok(())
-    }
-
-    fn add_source(&mut self, cfg: Source) -> Result<(), RunError> {
-        let (spool, recovery) = SourceSpool::recover(
-            &self.config.collector.state_dir,
-            &cfg.name,
-            self.config.spool.rotate_bytes,
-        )
-        .map_err(|e| RunError(format!("source {}: spool: {e}", cfg.name)))?;
-        if recovery.torn_bytes > 0 {
-            log::warn!(
-                "source {}: cut {} bytes of incomplete last lines left by an unclean stop",
-                cfg.name,
-                recovery.torn_bytes
-            );
-        }
-        if !recovery.to_seal.is_empty() {
-            log::info!(
-                "source {}: recovered {} open segments from the last run",
-                cfg.name,
-                recovery.to_seal.len()
-            );
-        }
-        let mut spool = spool;
-        spool.sealing = recovery.to_seal;
-        let mut counters = Counters::default();
-        (counters.last_received, counters.last_delivery) = last_activity(&spool);
-        self.sources.push(SourceState {
-            cfg,
-            spool,
-            counters,
-            retry_at: None,
-            retry_delay: RETRY_MIN,
-            retired: false,
-            seal_failed: Vec::new(),
-            udp_origin: Origin::new(),
-            unbound: false,
-        });
         Ok(())
     }
 
@@ -477,42 +262,18 @@ impl Server {
         self.try_deliver(i);
     }
 
-    /// Writes `run_dir/INSTANCE.pid` and holds an exclusive lock on it for the life of the
-    /// process: other commands signal only pids whose file is locked, so a stale file (after
-    /// a crash, with the pid reused) never makes them signal a stranger.
-    fn write_pid_file(&mut self) -> Result<(), RunError> {
-        let run_dir = &self.config.collector.run_dir;
-        std::fs::create_dir_all(run_dir)
-            .map_err(|e| RunError(format!("{}: {e}", run_dir.display())))?;
-        let path = status::pid_path(run_dir, &self.instance);
-        let err = |e: String| RunError(format!("{}: {e}", path.display()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| err(e.to_string()))?;
-        let mut lock =
-            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-                Ok(l) => l,
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                    return Err(err(format!(
-                        "instance {} is already running (pid {})",
-                        self.instance,
-                        pid.trim()
-                    )));
-                }
-                Err((_, e)) => return Err(err(e.to_string())),
-            };
-        use std::io::Write;
-        let file: &mut std::fs::File = &mut lock;
-        file.set_len(0)
-            .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
-            .map_err(|e| err(e.to_string()))?;
-        self.pid_file = Some((path, lock));
-        Ok(())
+    /// Binds `s`'s sockets where its config says (none for an FTP folder: the FTP server
+    /// binds its own port).
+    fn bind(&self, s: &Source, source: usize) -> Result<Vec<Listener>, String> {
+        if !s.receiver.is_syslog() {
+            return Ok(Vec::new());
+        }
+        listen::bind(
+            s,
+            source,
+            &listen::addresses_of(s),
+            self.config.collector.udp_rcvbuf,
+        )
     }
 
     /// Runs until SIGTERM or SIGINT, then drains, seals and returns.
@@ -563,6 +324,7 @@ impl Server {
                 }
             }
             self.do_work();
+            self.enforce_pending_budget();
             self.ftp_work();
             self.flush_spools();
             let now = Instant::now();
@@ -613,70 +375,20 @@ impl Server {
     }
 
     fn receive_udp(&mut self, token: Token) -> bool {
-        let Server {
-            listeners,
-            sources,
-            scratch,
-            disk_full,
-            limit_log,
-            config,
-            ..
-        } = self;
-        let l = listeners.get(token).expect("serviced listeners exist");
+        let l = self.listeners.get(token).expect("serviced listeners exist");
         let Socket::Udp(sock) = &l.socket else {
-            unreachable!()
+            unreachable!("a UDP listener")
         };
-        let src = &mut sources[l.source];
-        let max = config.collector.max_message_bytes;
-        let mut received = 0;
-        let mut more = true;
-        let mut origin = std::mem::take(&mut src.udp_origin);
-        origin.set_time(clock::unix_secs(SystemTime::now()));
-        for _ in 0..UDP_BUDGET {
-            let (n, peer) = match sock.recv_from(scratch) {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    more = false;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("source {}: UDP {}: {e}", src.cfg.name, l.addr);
-                    more = false;
-                    break;
-                }
-            };
-            if !src.cfg.allow.allows(peer.ip()) {
-                src.counters.drop(Drop::NotAllowed, 1);
-                let name = &src.cfg.name;
-                limit_log.hit(l.source, "allow", || {
-                    format!("source {name}: {peer}: sender not in the allow list; dropped")
-                });
-                continue;
-            }
-            if *disk_full {
-                src.counters.drop(Drop::DiskFull, 1);
-                continue;
-            }
-            // `render = vendor` drops a trailing NUL and LF itself, as rsyslog does (a CR
-            // before the LF stays, a datagram of just LF is written).
-            let mut msg = match src.cfg.render {
-                Render::Vendor => &scratch[..n],
-                Render::Raw => frame::trim_trailing_newline(&scratch[..n]),
-            };
-            if msg.len() > max {
-                msg = &msg[..max];
-                src.counters.truncated += 1;
-            }
-            origin.set_peer(peer.ip());
-            src.store(msg, &origin);
-            received += 1;
-        }
-        src.udp_origin = origin;
-        if received > 0 {
-            src.counters.last_received = clock::unix_secs(SystemTime::now());
-        }
-        more
+        udp::receive(
+            sock,
+            l.addr,
+            l.source,
+            &mut self.sources[l.source],
+            &mut self.scratch,
+            self.config.collector.max_message_bytes,
+            self.disk_full,
+            &mut self.limit_log,
+        )
     }
 
     fn accept(&mut self, token: Token) -> bool {
@@ -795,6 +507,7 @@ impl Server {
             sources,
             scratch,
             disk_full,
+            pending,
             ..
         } = self;
         let Some(conn) = conns.get_mut(token) else {
@@ -804,11 +517,13 @@ impl Server {
             return true;
         }
         let src = &mut sources[conn.source];
+        let held = conn.framing.pending();
         let (outcome, total) = if conn.tls.is_some() {
             read_tls(conn, src, scratch)
         } else {
             read_plain(conn, src, scratch)
         };
+        *pending = *pending - held + conn.framing.pending();
         if total > 0 {
             if let Some(t) = &mut conn.tls {
                 t.spoke = true;
@@ -879,6 +594,7 @@ impl Server {
             return;
         };
         let src = &mut self.sources[conn.source];
+        self.pending -= conn.framing.pending();
         conn.framing.finish(src);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         src.counters.connections -= 1;
@@ -953,39 +669,14 @@ impl Server {
 
     /// Hands the oldest sealed segment to the deliverer, if none is in flight.
     fn try_deliver(&mut self, i: usize) {
-        let collector = self.config.collector.name.clone();
-        let backup_keep = self.config.spool.backup_keep;
-        let src = &mut self.sources[i];
-        if self.stopping
-            || src.spool.in_delivery.is_some()
-            || src.retry_at.is_some_and(|t| t > Instant::now())
-        {
+        if self.stopping {
             return;
         }
-        let Some(seq) = src.spool.sealed.front().map(|f| f.seq) else {
-            return;
-        };
-        // Every sealed part of the segment goes in one job (one upload, blocks on Azure).
-        let parts: Vec<PathBuf> = src
-            .spool
-            .sealed
-            .iter()
-            .filter(|s| s.seq == seq)
-            .map(|s| s.path.clone())
-            .collect();
-        let job = DeliverJob {
-            source: src.cfg.name.clone(),
-            format: src.cfg.format.clone(),
-            parts,
-            // Source, host and sequence: unique across restarts, as the API's filename.
-            prefix: format!("{}_{}_", src.cfg.name, collector),
-            backup_dir: src.spool.backup_dir.clone(),
-            backup_keep,
-        };
-        src.spool.in_delivery = Some(seq);
-        src.retry_at = None;
-        if let Some(w) = &self.workers {
-            let _ = w.deliver.send(DeliverMsg::Job(job));
+        let (collector, keep) = (&self.config.collector.name, self.config.spool.backup_keep);
+        if let Some(job) = self.sources[i].next_delivery(collector, keep, Instant::now()) {
+            if let Some(w) = &self.workers {
+                let _ = w.deliver.send(DeliverMsg::Job(job));
+            }
         }
     }
 
@@ -997,6 +688,9 @@ impl Server {
     fn drain_done(&mut self) {
         while let Ok(done) = self.done_rx.try_recv() {
             self.handle_done(done);
+        }
+        while let Ok(done) = self.chores.rx.try_recv() {
+            self.chore_done(done);
         }
         if let Some(ftp) = &mut self.ftp {
             let events = ftp.drain(self.poll.registry());
@@ -1044,22 +738,9 @@ impl Server {
                 let Some(i) = self.source_index(&source) else {
                     return;
                 };
-                let src = &mut self.sources[i];
-                src.spool.in_delivery = None;
-                src.spool.sealed.retain(|s| !paths.contains(&s.path));
-                src.counters.delivered_files += 1;
-                src.counters.delivered_bytes += bytes;
-                src.counters.last_delivery = at;
-                if src.counters.failing_since != 0 {
-                    log::info!("source {source}: delivery works again");
-                }
-                src.counters.failing_since = 0;
-                src.counters.error_permanent = false;
-                src.retry_delay = RETRY_MIN;
-                log::debug!(
-                    "source {source}: delivered {} ({bytes} bytes)",
-                    paths[0].display()
-                );
+                self.sources[i].delivered(&paths, bytes, at);
+                // The move to backup/ may have left something to prune.
+                self.backups_gone = false;
                 self.try_deliver(i);
             }
             Done::DeliveryFailed {
@@ -1067,41 +748,9 @@ impl Server {
                 paths,
                 failure,
             } => {
-                let Some(i) = self.source_index(&source) else {
-                    return;
-                };
-                let src = &mut self.sources[i];
-                src.spool.in_delivery = None;
-                let (wait, next) = match &failure {
-                    Failure::Transient { after, .. } => {
-                        let backoff = jitter(src.retry_delay);
-                        src.retry_delay = (src.retry_delay * 2).min(RETRY_MAX);
-                        (after.unwrap_or(backoff), "retrying")
-                    }
-                    Failure::Permanent { .. } => {
-                        (RETRY_PERMANENT, "this needs an operator; retrying")
-                    }
-                };
-                let message = format!("delivery: {}", failure.reason());
-                if src
-                    .counters
-                    .last_error
-                    .as_ref()
-                    .is_none_or(|(_, e)| *e != message)
-                {
-                    log::error!(
-                        "source {source}: delivering {} failed: {}; {next} in {:.1}s",
-                        paths[0].display(),
-                        failure.reason(),
-                        wait.as_secs_f64()
-                    );
+                if let Some(i) = self.source_index(&source) {
+                    self.sources[i].delivery_failed(&paths, &failure, now);
                 }
-                if src.counters.failing_since == 0 {
-                    src.counters.failing_since = now;
-                }
-                src.counters.last_error = Some((now, message));
-                src.counters.error_permanent = matches!(failure, Failure::Permanent { .. });
-                src.retry_at = Some(Instant::now() + wait);
             }
         }
     }
@@ -1129,199 +778,6 @@ impl Server {
             }
         }
     }
-}
-
-enum ReadOutcome {
-    More,
-    Drained,
-    Closed(Option<io::Error>),
-    /// The TLS handshake or a record failed (no or a wrong client certificate, old TLS).
-    TlsFailed(rustls::Error),
-    /// The client certificate's names are not in `allow_cn`.
-    NameRefused(Vec<String>),
-}
-
-/// Reads a plain TCP connection up to the budget; returns the outcome and bytes read.
-fn read_plain(conn: &mut Conn, src: &mut SourceState, scratch: &mut [u8]) -> (ReadOutcome, usize) {
-    let mut total = 0;
-    loop {
-        if total >= READ_BUDGET {
-            return (ReadOutcome::More, total);
-        }
-        match conn.stream.read(scratch) {
-            Ok(0) => return (ReadOutcome::Closed(None), total),
-            Ok(n) => {
-                total += n;
-                conn.framing.feed(src, &scratch[..n]);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return (ReadOutcome::Drained, total)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (ReadOutcome::Closed(Some(e)), total),
-        }
-    }
-}
-
-/// Reads a TLS connection up to the budget: sends what rustls has queued (handshake records,
-/// alerts), feeds it records, checks `allow_cn` once the handshake is done, and decodes the
-/// plaintext. RFC 5425: the syslog frames inside TLS are the same as on TCP.
-fn read_tls(conn: &mut Conn, src: &mut SourceState, scratch: &mut [u8]) -> (ReadOutcome, usize) {
-    let Conn {
-        stream,
-        framing,
-        tls,
-        ..
-    } = conn;
-    let tls = tls.as_mut().expect("read_tls is for TLS connections");
-    let mut total = 0;
-    loop {
-        while tls.session.wants_write() {
-            match tls.session.write_tls(stream) {
-                Ok(_) => {}
-                // The socket is full: its WRITABLE event brings us back.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (ReadOutcome::Closed(Some(e)), total),
-            }
-        }
-        if total >= READ_BUDGET {
-            return (ReadOutcome::More, total);
-        }
-        let (eof, drained) = match tls.session.read_tls(stream) {
-            Ok(0) => (true, false),
-            Ok(n) => {
-                total += n;
-                (false, false)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return (ReadOutcome::Closed(Some(e)), total),
-        };
-        if let Err(e) = tls.session.process_new_packets() {
-            // Tell the peer why (the alert rustls queued), as far as the socket takes it.
-            let _ = tls.session.write_tls(stream);
-            return (ReadOutcome::TlsFailed(e), total);
-        }
-        if tls.handshake_since.is_some() && !tls.session.is_handshaking() {
-            tls.handshake_since = None;
-            let names = tls
-                .session
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| crate::tls::peer_names(c))
-                .unwrap_or_default();
-            if !crate::tls::name_allowed(&names, &src.cfg.allow_cn) {
-                return (ReadOutcome::NameRefused(names), total);
-            }
-        }
-        loop {
-            match tls.session.reader().read(scratch) {
-                // close_notify: the peer ended the session cleanly.
-                Ok(0) => return (ReadOutcome::Closed(None), total),
-                Ok(n) => framing.feed(src, &scratch[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return (ReadOutcome::Closed(None), total)
-                }
-                Err(e) => return (ReadOutcome::Closed(Some(e)), total),
-            }
-        }
-        if eof {
-            return (ReadOutcome::Closed(None), total);
-        }
-        if drained {
-            return (ReadOutcome::Drained, total);
-        }
-    }
-}
-
-/// Decodes `data` read from `conn` into the source's spool, keeping any incomplete frame.
-impl Framing {
-    fn new(max: usize, cfg: &Source, peer: IpAddr) -> Framing {
-        let mut origin = Origin::new();
-        origin.set_peer(peer);
-        // The vendor rendering frames as the vendor's rsyslog does, so its lines match
-        // byte for byte; raw keeps the common terminators (NUL, CRLF) as framing.
-        let ends = match cfg.render {
-            Render::Vendor => Ends::Lf,
-            Render::Raw => Ends::Any,
-        };
-        Framing {
-            decoder: Decoder::new(max, cfg.framing, ends),
-            origin,
-            pending: Vec::new(),
-        }
-    }
-
-    /// Decodes `data` into the source's spool, keeping any incomplete frame.
-    fn feed(&mut self, src: &mut SourceState, data: &[u8]) {
-        self.origin.set_time(clock::unix_secs(SystemTime::now()));
-        // Common case: no partial frame waiting, decode straight from the read buffer.
-        if self.pending.is_empty() {
-            let used = decode_all(&mut self.decoder, src, data, &self.origin);
-            self.pending.extend_from_slice(&data[used..]);
-        } else {
-            self.pending.extend_from_slice(data);
-            let pending = std::mem::take(&mut self.pending);
-            let used = decode_all(&mut self.decoder, src, &pending, &self.origin);
-            self.pending = pending;
-            self.pending.drain(..used);
-        }
-        // Don't hold on to a large buffer after a large frame has gone through.
-        if self.pending.is_empty() && self.pending.capacity() > SCRATCH_BYTES {
-            self.pending = Vec::new();
-        }
-    }
-
-    /// The stream ended: what the sender sent of a last frame is kept as a message.
-    fn finish(&mut self, src: &mut SourceState) {
-        let pending = std::mem::take(&mut self.pending);
-        if let Some(msg) = self.decoder.finish(&pending) {
-            self.origin.set_time(clock::unix_secs(SystemTime::now()));
-            src.store(msg, &self.origin);
-        }
-    }
-}
-
-fn decode_all(decoder: &mut Decoder, src: &mut SourceState, buf: &[u8], origin: &Origin) -> usize {
-    let mut at = 0;
-    while let Some((what, used)) = decoder.decode(&buf[at..]) {
-        at += used;
-        if let Decoded::Message { msg, truncated } = what {
-            src.store(msg, origin);
-            src.counters.truncated += u64::from(truncated);
-        }
-    }
-    at
-}
-
-/// A delay between half and all of `d`, so collectors that failed together don't retry
-/// together (xorshift over the clock's nanoseconds; no need for better randomness here).
-fn jitter(d: Duration) -> Duration {
-    let mut x = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |t| t.subsec_nanos() as u64 | 1);
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    d / 2 + d.mul_f64((x % 1000) as f64 / 2000.0)
-}
-
-/// When a source last received and delivered, as far as its files tell after a restart.
-fn last_activity(spool: &SourceSpool) -> (u64, u64) {
-    let newest = |dir: &Path| -> u64 {
-        std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.metadata().ok()?.modified().ok())
-            .map(clock::unix_secs)
-            .max()
-            .unwrap_or(0)
-    };
-    let delivered = newest(&spool.backup_dir);
-    (newest(&spool.dir).max(delivered), delivered)
 }
 
 impl Server {
@@ -1398,23 +854,35 @@ impl Server {
     }
 
     /// Enforces `max_spool_bytes` and `min_free_bytes`, and pauses or resumes receivers.
+    /// The files go on the chores thread: backups first, then the oldest sealed segments,
+    /// which leave the inventory (counted, logged) when they are chosen.
     fn check_disk(&mut self) {
         let state_dir = self.config.collector.state_dir.clone();
         let spool_cfg = self.config.spool.clone();
-        let mut total: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
-        while total > spool_cfg.max_spool_bytes {
-            let Some(freed) = self.evict_oldest("max_spool_bytes") else {
-                break;
-            };
-            total = total.saturating_sub(freed);
+        let total: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
+        if total > spool_cfg.max_spool_bytes {
+            self.evict(total - spool_cfg.max_spool_bytes, "max_spool_bytes");
         }
-        while let Some((free, size)) = disk_space(&state_dir) {
-            (self.disk_free, self.disk_total) = (free, size);
-            if free >= spool_cfg.min_free_bytes {
-                break;
+        let Some((free, size)) = housekeeping::disk_space(&state_dir) else {
+            return;
+        };
+        (self.disk_free, self.disk_total) = (free, size);
+        let short = spool_cfg
+            .min_free_bytes
+            .saturating_sub(free.saturating_add(self.freeing));
+        if short > 0 {
+            if self.pruning || self.freeing > 0 {
+                // Room is being made; look again when it is done.
+                return;
             }
-            if self.prune_backups() || self.evict_oldest("min_free_bytes").is_some() {
-                continue;
+            if !self.backups_gone {
+                self.pruning = true;
+                let dirs = self.sources.iter().map(|s| s.spool.backup_dir.clone());
+                self.chores.send(Chore::PruneBackups(dirs.collect()));
+                return;
+            }
+            if self.evict(short, "min_free_bytes") {
+                return;
             }
             if !self.disk_full {
                 log::error!(
@@ -1426,7 +894,7 @@ impl Server {
             }
             return;
         }
-        if self.disk_full {
+        if self.disk_full && free >= spool_cfg.min_free_bytes {
             // Room again: retry what is buffered; resume only if it all went out.
             self.disk_full = false;
             self.flush_spools();
@@ -1440,58 +908,49 @@ impl Server {
         }
     }
 
-    /// Removes delivered segments kept in backup/ (the first thing to go when space is short).
-    fn prune_backups(&mut self) -> bool {
-        let mut removed = false;
-        for src in &self.sources {
-            for e in std::fs::read_dir(&src.spool.backup_dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if std::fs::remove_file(e.path()).is_ok() {
-                    removed = true;
-                }
-            }
-        }
-        if removed {
-            log::warn!(
-                "{}: disk space low; removed the backup copies of delivered segments",
-                self.config.collector.state_dir.display()
-            );
-        }
-        removed
-    }
-
-    /// Evicts the oldest sealed segment of any source; returns the bytes freed.
-    fn evict_oldest(&mut self, why: &str) -> Option<u64> {
-        let (_, _, i, path) = self
+    /// Takes the oldest sealed segments worth `need` bytes out of the inventory, counted and
+    /// logged, and has the chores thread unlink them. Returns whether any was chosen.
+    fn evict(&mut self, need: u64, why: &str) -> bool {
+        let candidates = self
             .sources
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| {
+            .flat_map(|(i, s)| {
                 s.spool
-                    .oldest_evictable()
-                    .map(|o| (o.sealed_at, (o.seq, o.part), i, o.path.clone()))
+                    .sealed
+                    .iter()
+                    .filter(|f| Some(f.seq) != s.spool.in_delivery)
+                    .map(move |f| Evictable {
+                        sealed_at: f.sealed_at,
+                        seq: f.seq,
+                        part: f.part,
+                        source: i,
+                        path: f.path.clone(),
+                        bytes: f.bytes,
+                    })
             })
-            .min()?;
-        let src = &mut self.sources[i];
-        match src.spool.evict(&path) {
-            Ok(bytes) => {
-                src.counters.drop(Drop::EvictedSegments, 1);
-                src.counters.evicted_bytes += bytes;
-                log::warn!(
-                    "source {}: evicted undelivered segment {} ({bytes} bytes) to respect {why}",
-                    src.cfg.name,
-                    path.display()
-                );
-                Some(bytes)
-            }
-            Err(e) => {
-                log::error!("source {}: evicting {}: {e}", src.cfg.name, path.display());
-                None
-            }
+            .collect();
+        let chosen = housekeeping::evictions(candidates, need);
+        let mut files = Vec::new();
+        for e in chosen {
+            let src = &mut self.sources[e.source];
+            src.spool.sealed.retain(|s| s.path != e.path);
+            src.counters.drop(Drop::EvictedSegments, 1);
+            src.counters.evicted_bytes += e.bytes;
+            log::warn!(
+                "source {}: evicted undelivered segment {} ({} bytes) to respect {why}",
+                src.cfg.name,
+                e.path.display(),
+                e.bytes
+            );
+            self.freeing += e.bytes;
+            files.push((e.path, e.bytes));
         }
+        let any = !files.is_empty();
+        if any {
+            self.chores.send(Chore::Unlink(files));
+        }
+        any
     }
 
     /// Closes connections idle for `idle_timeout_secs`, and TLS connections whose handshake
@@ -1499,124 +958,111 @@ impl Server {
     fn close_idle(&mut self, now: Instant) {
         let timeout = self.config.collector.idle_timeout;
         let handshake_timeout = self.config.collector.handshake_timeout;
-        let mut stale = Vec::new();
-        for (slot, c) in self.conns.iter() {
-            let handshake = c.tls.as_ref().and_then(|t| t.handshake_since);
-            if handshake.is_some_and(|t| now.duration_since(t) >= handshake_timeout) {
-                stale.push((slot, true));
-            } else if now.duration_since(c.last_active) >= timeout {
-                stale.push((slot, false));
-            }
-        }
-        for (slot, handshaking) in stale {
-            let conn = self.conns.get(slot).expect("just found");
+        let activity = self.conns.iter().map(|(token, c)| Activity {
+            token,
+            last_active: c.last_active,
+            handshake_since: c.tls.as_ref().and_then(|t| t.handshake_since),
+        });
+        for (token, why) in housekeeping::stale(activity, now, timeout, handshake_timeout) {
+            let conn = self.conns.get(token).expect("just listed");
             let src = &mut self.sources[conn.source];
-            if handshaking {
-                src.counters.drop(Drop::TlsHandshake, 1);
-                let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                self.limit_log.hit(conn.source, "tls", || {
-                    format!(
-                        "source {name}: {peer}: TLS handshake not done in {}s; closed",
-                        handshake_timeout.as_secs()
-                    )
-                });
-            } else {
-                src.counters.idle_closed += 1;
-                log::info!(
-                    "source {}: {}: idle for {}s; closed",
-                    src.cfg.name,
-                    conn.peer,
-                    timeout.as_secs()
-                );
+            match why {
+                Stale::Handshake => {
+                    src.counters.drop(Drop::TlsHandshake, 1);
+                    let (name, peer) = (src.cfg.name.clone(), conn.peer);
+                    self.limit_log.hit(conn.source, "tls", || {
+                        format!(
+                            "source {name}: {peer}: TLS handshake not done in {}s; closed",
+                            handshake_timeout.as_secs()
+                        )
+                    });
+                }
+                Stale::Idle => {
+                    src.counters.idle_closed += 1;
+                    log::info!(
+                        "source {}: {}: idle for {}s; closed",
+                        src.cfg.name,
+                        conn.peer,
+                        timeout.as_secs()
+                    );
+                }
             }
-            self.close_conn(slot);
+            self.close_conn(token);
+        }
+    }
+
+    /// Over the budget for partial frames (`max_pending_bytes`): the largest are cut, each
+    /// kept as a truncated message, until the bytes held fit again.
+    fn enforce_pending_budget(&mut self) {
+        let budget = self.config.collector.max_pending_bytes;
+        if self.pending <= budget {
+            return;
+        }
+        let held = self
+            .conns
+            .iter()
+            .map(|(t, c)| (t, c.framing.pending()))
+            .collect();
+        let total = self.pending;
+        for token in housekeeping::cuts(held, total, budget) {
+            let Some(conn) = self.conns.get_mut(token) else {
+                continue;
+            };
+            let src = &mut self.sources[conn.source];
+            let freed = conn.framing.cut(src);
+            self.pending -= freed;
+            let (name, peer) = (src.cfg.name.clone(), conn.peer);
+            self.limit_log.hit(conn.source, "max_pending_bytes", || {
+                format!("source {name}: {peer}: incomplete frames of all connections hold {total} bytes, over max_pending_bytes ({budget}); kept this sender's {freed} bytes as a truncated message")
+            });
         }
     }
 
     /// Reads the kernel's per-socket drop counters for this instance's UDP sockets.
     fn update_udp_drops(&mut self) {
-        let mut per_source: HashMap<usize, u64> = HashMap::new();
-        let table = udp_drop_table();
+        let table = snapshot::udp_drops();
+        let mut per_source = vec![0; self.sources.len()];
+        let mut seen = vec![false; self.sources.len()];
         for (_, l) in self.listeners.iter() {
             if let Socket::Udp(u) = &l.socket {
                 let Ok(st) = nix::sys::stat::fstat(u.as_raw_fd()) else {
                     continue;
                 };
                 if let Some(d) = table.get(&st.st_ino) {
-                    *per_source.entry(l.source).or_insert(0) += d;
+                    per_source[l.source] += d;
+                    seen[l.source] = true;
                 }
             }
         }
-        for (i, d) in per_source {
-            self.sources[i].counters.set_dropped(Drop::UdpKernel, d);
+        for (i, d) in per_source.into_iter().enumerate() {
+            if seen[i] {
+                self.sources[i].counters.set_dropped(Drop::UdpKernel, d);
+            }
         }
     }
 
     fn write_status(&mut self, running: bool) {
-        let now = clock::unix_secs(SystemTime::now());
-        let sources: Vec<_> = self
-            .sources
-            .iter()
-            .filter(|s| !s.retired)
-            .map(|s| {
-                let oldest = s
-                    .spool
-                    .sealed
-                    .front()
-                    .map_or(0, |f| now.saturating_sub(f.sealed_at));
-                status::source_json(
-                    &status::SourceView {
-                        name: &s.cfg.name,
-                        format: &s.cfg.format,
-                        receiver: s.cfg.receiver.as_str(),
-                        port: s.cfg.port,
-                        counters: &s.counters,
-                        backlog_files: s.spool.sealed.len()
-                            + s.spool.sealing.len()
-                            + usize::from(s.spool.open.is_some()),
-                        backlog_bytes: s.spool.backlog_bytes(),
-                        oldest_backlog: oldest,
-                    },
-                    now,
-                )
-            })
-            .collect();
-        let listeners: Vec<_> = self
-            .listeners
-            .iter()
-            .map(|(_, l)| {
-                json!({
-                    "source": self.sources[l.source].cfg.name,
-                    "proto": if matches!(l.socket, Socket::Udp(_)) { "udp" } else { "tcp" },
-                    "addr": l.addr.to_string(),
-                    "port": l.addr.port(),
-                })
-            })
-            .collect();
-        let spool_bytes: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
-        let value = json!({
-            "instance": self.instance,
-            "pid": std::process::id(),
-            "version": crate::VERSION,
-            "config": self.config.path.display().to_string(),
-            "running": running,
-            "started": clock::rfc3339(self.started),
-            "updated": now,
-            "state_dir": self.config.collector.state_dir.display().to_string(),
-            "disk": { "free_bytes": self.disk_free, "total_bytes": self.disk_total, "spool_bytes": spool_bytes, "full": self.disk_full },
-            "connections": self.conns.len(),
-            "reloaded_at": self.reloaded_at,
-            "reload_error": self.reload_error,
-            "tls": self.tls.as_ref().map(|t| json!({
-                "subject": t.server.subject,
-                "serial": t.server.serial,
-                "not_after": t.server.not_after,
-                "client_ca": t.client_ca.iter().map(|c| c.subject.clone()).collect::<Vec<_>>(),
-                "client_ca_not_after": t.client_ca.iter().map(|c| c.not_after).min(),
-            })),
-            "listeners": listeners,
-            "ftp": self.ftp.as_ref().map(FtpServer::status),
-            "sources": sources,
+        let value = snapshot::json(&snapshot::View {
+            instance: &self.instance,
+            config: &self.config,
+            running,
+            started: self.started,
+            now: clock::unix_secs(SystemTime::now()),
+            sources: &self.sources,
+            listeners: self
+                .listeners
+                .iter()
+                .map(|(_, l)| (self.sources[l.source].cfg.name.as_str(), l.proto(), l.addr))
+                .collect(),
+            disk_free: self.disk_free,
+            disk_total: self.disk_total,
+            disk_full: self.disk_full,
+            connections: self.conns.len(),
+            pending_bytes: self.pending,
+            reloaded_at: self.reloaded_at,
+            reload_error: self.reload_error.as_deref(),
+            tls: self.tls.as_ref(),
+            ftp: self.ftp.as_ref().map(FtpServer::status),
         });
         let path = status::snapshot_path(&self.config.collector.run_dir, &self.instance);
         if let Err(e) = status::write_atomically(&path, &value) {
@@ -1626,102 +1072,122 @@ impl Server {
         }
     }
 
-    /// SIGHUP: re-reads the config; a bad one keeps the running one and says why.
-    fn reload(&mut self) {
-        crate::notify::reloading();
-        let path = self.config.path.clone();
-        let port = self.port;
-        // Problems of other instances' sources do not refuse this one's reload (`lc config
-        // check --port`, which ExecReload runs, passes them too); they are logged.
-        let loaded = config::load_for(&path, port)
-            .map(|(new, others)| {
-                for p in &others {
+    /// What the chores thread reports.
+    fn chore_done(&mut self, done: ChoreDone) {
+        match done {
+            ChoreDone::Reload(prepped) => self.reloaded(prepped),
+            ChoreDone::Unlinked { asked, failed } => {
+                self.freeing = self.freeing.saturating_sub(asked);
+                for (path, e) in failed {
+                    log::error!("{}: evicting: {e}", path.display());
+                }
+            }
+            ChoreDone::Pruned(removed) => {
+                self.pruning = false;
+                self.backups_gone = !removed;
+                if removed {
                     log::warn!(
-                        "{}:{}: {} (another instance's source, not served here)",
-                        path.display(),
-                        p.line,
-                        p.message
+                        "{}: disk space low; removed the backup copies of delivered segments",
+                        self.config.collector.state_dir.display()
                     );
                 }
-                new
-            })
-            .map_err(|e| format!("\n{e}"))
-            .and_then(|new| {
-                // The token, ca_file and certificates are read now, so a bad one refuses the
-                // whole reload.
-                let prepared = prepare(&new, port)?;
-                Ok((new, prepared))
-            });
-        let result = match loaded {
-            Err(e) => Err(e),
-            Ok((
-                new,
-                Prepared {
-                    target,
-                    tls,
-                    ftp_tls,
-                },
-            )) => match self.apply(new) {
-                Ok(()) => {
-                    log::info!("delivering to {}", target.describe());
-                    if let Some(w) = &self.workers {
-                        let _ = w.deliver.send(DeliverMsg::Target(target));
-                    }
-                    if let Some(t) = &tls {
-                        log::info!(
-                            "syslog-tls: new handshakes use {} (serial {}); open connections keep theirs",
-                            t.server.subject,
-                            t.server.serial
-                        );
-                    }
-                    self.tls = tls;
-                    let wanted = self.config.sources_for(self.port);
-                    let folders = self.ftp_folders(&wanted);
-                    if let Some(ftp) = &mut self.ftp {
-                        ftp.reconfigure(&self.config.ftp, folders, ftp_tls);
-                    } else if !folders.is_empty() {
-                        log::warn!("ftp: FTP sources were added; the FTP server starts with a restart of this instance");
-                    }
-                    // A fixed token or proxy should be tried at once, not after the backoff.
-                    for i in 0..self.sources.len() {
-                        self.sources[i].retry_at = None;
-                        self.sources[i].retry_delay = RETRY_MIN;
-                        self.try_deliver(i);
-                    }
-                    log::info!("{}: config reloaded", path.display());
-                    if let (Some(p), true) = (self.port, wanted.is_empty()) {
-                        log::error!(
-                            "{}: no source listens on port {p} any more: this instance receives nothing (stop it: systemctl disable --now lc@{p})",
-                            path.display()
-                        );
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(e.to_string()),
-            },
-        };
+            }
+        }
+    }
+
+    /// SIGHUP: the config, token and certificates are read and the spools of new sources
+    /// recovered on the chores thread; `reloaded` applies the result.
+    fn reload(&mut self) {
+        if self.reloading {
+            self.reload_again = true;
+            return;
+        }
+        crate::notify::reloading();
+        self.reloading = true;
+        let current = self
+            .sources
+            .iter()
+            .map(|s| (s.cfg.clone(), s.retired, s.unbound))
+            .collect();
+        self.chores.send(Chore::Reload {
+            old: Box::new(self.config.clone()),
+            port: self.port,
+            current,
+        });
+    }
+
+    /// A reload came back from the chores thread: apply it, or keep the running config.
+    fn reloaded(&mut self, prepped: Result<Box<chores::Prepped>, String>) {
+        self.reloading = false;
+        let path = self.config.path.clone();
+        let result = prepped.and_then(|p| self.commit(*p).map_err(|e| e.to_string()));
         if let Err(e) = &result {
             log::error!("reload refused, keeping the running config: {e}");
+        } else {
+            log::info!("{}: config reloaded", path.display());
         }
         self.reload_error = result.err().map(|e| e.trim().to_string());
         self.reloaded_at = clock::unix_millis();
         self.write_status(true);
         crate::notify::ready();
+        if std::mem::take(&mut self.reload_again) {
+            self.reload();
+        }
+    }
+
+    /// Applies a prepared reload: the plan's sockets, then the delivery target, certificates
+    /// and FTP settings; or nothing, when a socket cannot be bound.
+    fn commit(&mut self, p: chores::Prepped) -> Result<(), RunError> {
+        let Prepared {
+            target,
+            tls,
+            ftp_tls,
+        } = p.prepared;
+        self.apply(p.config, p.plan, p.added)?;
+        log::info!("delivering to {}", target.describe());
+        if let Some(w) = &self.workers {
+            let _ = w.deliver.send(DeliverMsg::Target(target));
+        }
+        if let Some(t) = &tls {
+            log::info!(
+                "syslog-tls: new handshakes use {} (serial {}); open connections keep theirs",
+                t.server.subject,
+                t.server.serial
+            );
+        }
+        self.tls = tls;
+        let wanted = self.config.sources_for(self.port);
+        let folders = self.ftp_folders(&wanted);
+        if let Some(ftp) = &mut self.ftp {
+            ftp.reconfigure(&self.config.ftp, folders, ftp_tls);
+        } else if !folders.is_empty() {
+            log::warn!("ftp: FTP sources were added; the FTP server starts with a restart of this instance");
+        }
+        // A fixed token or proxy should be tried at once, not after the backoff.
+        for i in 0..self.sources.len() {
+            self.sources[i].retry_at = None;
+            self.sources[i].retry_delay = RETRY_MIN;
+            self.try_deliver(i);
+        }
+        if let (Some(p), true) = (self.port, wanted.is_empty()) {
+            log::error!(
+                "{}: no source listens on port {p} any more: this instance receives nothing (stop it: systemctl disable --now lc@{p})",
+                self.config.path.display()
+            );
+        }
+        Ok(())
     }
 
     /// Applies a new config by its plan: new sockets are all bound before anything changes;
     /// then limits and spool settings apply at once, sources are added, moved or retired.
-    fn apply(&mut self, new: Config) -> Result<(), RunError> {
-        let current: Vec<Current> = self
-            .sources
-            .iter()
-            .map(|s| Current {
-                cfg: &s.cfg,
-                retired: s.retired,
-                unbound: s.unbound,
-            })
-            .collect();
-        let plan = ReloadPlan::new(&self.config, &current, &new, self.port).map_err(RunError)?;
+    /// `plan` was made from the sources served now (only a reload changes them, one at a
+    /// time); `added` are the sources of `plan.add`, recovered.
+    fn apply(
+        &mut self,
+        new: Config,
+        plan: ReloadPlan,
+        added: Vec<SourceState>,
+    ) -> Result<(), RunError> {
         let old_config = std::mem::replace(&mut self.config, new);
         let bound = match self.bind_all(&plan) {
             Ok(bound) => bound,
@@ -1747,8 +1213,8 @@ impl Server {
             self.sources[i].retired = false;
             self.sources[i].cfg = cfg;
         }
-        for s in plan.add {
-            self.add_source(s)?;
+        for s in added {
+            self.sources.push(s);
             self.start_recovered(self.sources.len() - 1);
         }
         for (name, listeners) in bound {
@@ -1777,7 +1243,12 @@ impl Server {
             plan.bind
                 .iter()
                 // The source index is set at commit; bind with a placeholder.
-                .map(|s| Ok((s.name.clone(), server.bind(s, usize::MAX)?)))
+                .map(|s| {
+                    Ok((
+                        s.name.clone(),
+                        server.bind(s, usize::MAX).map_err(RunError)?,
+                    ))
+                })
                 .collect()
         };
         let first = try_all(self);
@@ -1804,7 +1275,7 @@ impl Server {
     /// without a listener, said at error level, and the next reload binds it.
     fn listen_again(&mut self, i: usize, addrs: &[(SocketAddr, bool)]) {
         let cfg = self.sources[i].cfg.clone();
-        match self.bind_at(&cfg, i, addrs) {
+        match listen::bind(&cfg, i, addrs, self.config.collector.udp_rcvbuf) {
             Ok(ls) => {
                 for l in ls {
                     if let Err(e) = self.register_listener(l) {
@@ -1829,19 +1300,14 @@ impl Server {
             .map(|(t, _)| t)
             .collect();
         for token in tokens {
-            {
-                let mut l = self.listeners.remove(token).expect("listed");
-                let _ = match &mut l.socket {
-                    Socket::Udp(u) => self.poll.registry().deregister(u),
-                    Socket::Tcp(t) => self.poll.registry().deregister(t),
-                };
-                log::info!(
-                    "source {}: stopped listening on {}",
-                    self.sources[source].cfg.name,
-                    l.addr
-                );
-                closed.push((l.addr, l.dual));
-            }
+            let mut l = self.listeners.remove(token).expect("listed");
+            let _ = self.poll.registry().deregister(l.event_source());
+            log::info!(
+                "source {}: stopped listening on {}",
+                self.sources[source].cfg.name,
+                l.addr
+            );
+            closed.push((l.addr, l.dual));
         }
         closed
     }
@@ -1922,8 +1388,8 @@ impl Server {
         if let Some(w) = self.workers.take() {
             w.join(Instant::now() + Duration::from_secs(2));
         }
-        if let Some((p, _lock)) = self.pid_file.take() {
-            let _ = std::fs::remove_file(p);
+        if let Some(p) = self.pid_file.take() {
+            p.remove();
         }
         log::info!("instance {} stopped", self.instance);
         Ok(())
@@ -2016,38 +1482,4 @@ fn limits(config: &Config) -> Limits {
         total: config.collector.max_connections,
         per_ip: config.collector.max_connections_per_ip,
     }
-}
-
-/// (free bytes for unprivileged users, total bytes) of the filesystem holding `dir`.
-fn disk_space(dir: &Path) -> Option<(u64, u64)> {
-    let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    let frag = st.fragment_size() as u64;
-    Some((
-        st.blocks_available() as u64 * frag,
-        st.blocks() as u64 * frag,
-    ))
-}
-
-/// Socket inode -> drops, from the kernel's UDP tables (their last column).
-fn udp_drop_table() -> HashMap<u64, u64> {
-    let mut out = HashMap::new();
-    // /proc/self/net: the same tables (this process's network namespace), and still there
-    // when the unit mounts /proc with ProcSubset=pid.
-    for file in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() < 13 {
-                continue;
-            }
-            if let (Ok(inode), Ok(drops)) =
-                (cols[9].parse::<u64>(), cols[cols.len() - 1].parse::<u64>())
-            {
-                out.insert(inode, drops);
-            }
-        }
-    }
-    out
 }

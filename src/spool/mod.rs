@@ -337,21 +337,6 @@ impl SourceSpool {
         open + sealing + sealed + self.buf.len() as u64
     }
 
-    /// The oldest sealed segment that is not being delivered: what eviction removes first.
-    pub fn oldest_evictable(&self) -> Option<&Sealed> {
-        self.sealed.iter().find(|s| Some(s.seq) != self.in_delivery)
-    }
-
-    /// Removes a sealed segment from disk and the inventory; returns its size.
-    pub fn evict(&mut self, path: &Path) -> io::Result<u64> {
-        let Some(i) = self.sealed.iter().position(|s| s.path == path) else {
-            return Ok(0);
-        };
-        let s = self.sealed.remove(i).expect("index from position");
-        fs::remove_file(&s.path).map_err(|e| annotate(&s.path, e))?;
-        Ok(s.bytes)
-    }
-
     /// Adds sealed parts to the inventory, keeping it ordered oldest first.
     pub fn add_sealed(&mut self, parts: Vec<Sealed>) {
         for p in parts {

@@ -133,6 +133,35 @@ impl Decoder {
         }
     }
 
+    /// Ends the frame at the front of `buf` (the caller's whole incomplete frame, the bytes
+    /// `decode` left) as if it had reached the maximum: returns its bytes so far, to be kept as
+    /// a truncated message, and discards the rest of that frame as it arrives. `None` when
+    /// `buf` holds no message bytes yet (only the start of a count) or a frame is already
+    /// being discarded.
+    pub fn cut<'a>(&mut self, buf: &'a [u8]) -> Option<&'a [u8]> {
+        if self.state != State::Start || buf.is_empty() {
+            return None;
+        }
+        match octet_count(buf, self.mode) {
+            Count::Length { len, header } => {
+                let body = &buf[header..];
+                if body.len() >= len {
+                    // A complete frame: `decode` would have taken it.
+                    return None;
+                }
+                self.scanned = 0;
+                self.state = State::SkipCount(len - body.len());
+                Some(body)
+            }
+            Count::NeedMore => None,
+            Count::NotCounted => {
+                self.scanned = 0;
+                self.state = State::SkipToTerminator;
+                Some(buf)
+            }
+        }
+    }
+
     fn counted<'a>(
         &mut self,
         buf: &'a [u8],
@@ -360,6 +389,65 @@ mod tests {
     fn check(max: usize, input: &[u8], expected: &str) {
         check_mode(FramingMode::Auto, max, input, expected);
         check_mode(FramingMode::OctetCounted, max, input, expected);
+    }
+
+    /// Decodes `before`, cuts what is pending (`c"..."` the message `cut` returns, `c-` none),
+    /// then decodes `after`, written as in `check_chunked`.
+    #[track_caller]
+    fn check_cut(mode: FramingMode, before: &[u8], after: &[u8], expected: &str) {
+        fn run(d: &mut Decoder, pending: &mut Vec<u8>, input: &[u8], out: &mut Vec<String>) {
+            pending.extend_from_slice(input);
+            while let Some((what, used)) = d.decode(pending) {
+                match what {
+                    Decoded::Message { msg, truncated } => out.push(format!(
+                        "{}{:?}",
+                        if truncated { "t" } else { "m" },
+                        String::from_utf8_lossy(msg)
+                    )),
+                    Decoded::Discarded => out.push("d".to_string()),
+                }
+                pending.drain(..used);
+            }
+        }
+        let mut d = Decoder::new(100, mode, Ends::Any);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        run(&mut d, &mut pending, before, &mut out);
+        match d.cut(&pending) {
+            Some(msg) => {
+                out.push(format!("c{:?}", String::from_utf8_lossy(msg)));
+                pending.clear();
+            }
+            None => out.push("c-".to_string()),
+        }
+        run(&mut d, &mut pending, after, &mut out);
+        assert_eq!(out.join(" "), expected, "{mode:?}");
+    }
+
+    #[test]
+    fn cut_ends_the_pending_frame() {
+        use FramingMode::*;
+        // A line without its LF yet: kept as it is, the rest of the line is discarded.
+        check_cut(
+            Auto,
+            b"<13>ab",
+            b"cd\n<13>next\n",
+            r#"c"<13>ab" d m"<13>next""#,
+        );
+        check_cut(Lf, b"<13>a\n<13>b", b"c\n", r#"m"<13>a" c"<13>b" d"#);
+        // An octet-counted frame: its body so far; the rest of its count is discarded, even
+        // where it holds an LF.
+        check_cut(
+            Auto,
+            b"12 <13>ab",
+            b"c\nefgh<13>x\n",
+            r#"c"<13>ab" d m"<13>x""#,
+        );
+        check_cut(OctetCounted, b"5 ab", b"cde\n", r#"c"ab" d m"""#);
+        // Nothing pending, or only the start of a count: nothing to cut, decoding goes on.
+        check_cut(Auto, b"<13>a\n", b"<13>b\n", r#"m"<13>a" c- m"<13>b""#);
+        check_cut(Auto, b"12", b" <13>abcdefgh", r#"c- m"<13>abcdefgh""#);
+        check_cut(Auto, b"abc", b"", r#"c"abc""#);
     }
 
     #[test]

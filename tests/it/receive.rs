@@ -346,3 +346,52 @@ pub fn raise_nofile() {
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
 }
+
+/// Bug 12 of issue 12: incomplete frames had no global bound (max_connections x
+/// max_message_bytes, 85 MB seen with 1,000 connections holding 60 KB each). Now they share
+/// `max_pending_bytes`; over it, the largest are kept as truncated messages, counted and
+/// logged once.
+#[test]
+fn incomplete_frames_of_all_connections_share_one_budget() {
+    let lc = Lc::start(
+        "pending",
+        "",
+        "max_pending_bytes = 256K",
+        &source("t", "syslog-tcp", "render = raw"),
+    );
+    let addr = lc.addr("t", "tcp");
+    let body = vec![b'p'; 60 * 1024];
+    let mut conns: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&body).unwrap();
+            s
+        })
+        .collect();
+    wait_for(20, "the budget cuts frames", || {
+        lc.source_status("t")["truncated"].as_u64().unwrap_or(0) >= 6
+    });
+    let status = lc.status();
+    assert!(
+        status["pending_bytes"].as_u64().unwrap() <= 256 * 1024,
+        "{status}"
+    );
+    assert!(lc.log().contains("over max_pending_bytes"), "{}", lc.log());
+    // The rest of a cut frame is discarded up to its end; the next frame is whole.
+    for c in &mut conns {
+        c.write_all(b"tail\n<13>whole\n").unwrap();
+    }
+    drop(conns);
+    wait_for(20, "every connection closed", || {
+        lc.source_status("t")["connections"] == 0
+    });
+    let lines = lc.lines("t");
+    assert_eq!(
+        lines.iter().filter(|l| *l == "<13>whole").count(),
+        10,
+        "{lines:?}"
+    );
+    // Every frame is there once: cut ones short, the others whole with their tail.
+    let long = lines.iter().filter(|l| l.starts_with("ppp")).count();
+    assert_eq!(long, 10);
+}

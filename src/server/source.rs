@@ -1,0 +1,218 @@
+//! One source as the loop serves it: its config, spool, counters and delivery retry state.
+//!
+//! `SourceState` stores received messages (rendered, counted) and answers the delivery
+//! questions the loop asks when the workers report: which job goes next, what a delivery or a
+//! failure changes, when to try again. It sends nothing itself; the loop hands the jobs it
+//! returns to the workers. Receivers (`udp.rs`, `stream.rs`) write into it; it calls none of
+//! them.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::clock;
+use crate::config::Source;
+use crate::deliver::api::Failure;
+use crate::deliver::DeliverJob;
+use crate::spool::SourceSpool;
+use crate::status::{Counters, Drop};
+use crate::syslog::render::Origin;
+
+/// Delivery and sealing retries back off from this to `RETRY_MAX`.
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Failures that need an operator (token, data source) are retried this rarely, and at once
+/// after a reload.
+const RETRY_PERMANENT: Duration = Duration::from_secs(300);
+
+/// A source being served: its config, spool and counters.
+pub struct SourceState {
+    pub cfg: Source,
+    pub spool: SourceSpool,
+    pub counters: Counters,
+    /// When delivery of the front segment may be tried again.
+    pub retry_at: Option<Instant>,
+    pub retry_delay: Duration,
+    /// Set when the source left the config at a reload: served no more, drained then dropped.
+    pub retired: bool,
+    /// Segments whose sealing failed, to be sent to the sealer again (not those still queued
+    /// or in progress there).
+    pub seal_failed: Vec<u64>,
+    /// The sender and receive time of the datagram being stored (UDP sources).
+    pub udp_origin: Origin,
+    /// Its sockets were closed for a reload that was then refused, and could not be bound
+    /// again: the next reload binds them whatever changed.
+    pub unbound: bool,
+}
+
+impl SourceState {
+    /// A source with a recovered spool; `activity` is (last received, last delivered) as its
+    /// files tell (`last_activity`).
+    pub fn new(cfg: Source, spool: SourceSpool, activity: (u64, u64)) -> SourceState {
+        let mut counters = Counters::default();
+        (counters.last_received, counters.last_delivery) = activity;
+        SourceState {
+            cfg,
+            spool,
+            counters,
+            retry_at: None,
+            retry_delay: RETRY_MIN,
+            retired: false,
+            seal_failed: Vec::new(),
+            udp_origin: Origin::new(),
+            unbound: false,
+        }
+    }
+
+    /// Stores one received message as a spool line, rendered as the source says, and counts
+    /// it (or counts it dropped, when the rendering keeps nothing of it).
+    #[inline]
+    pub fn store(&mut self, msg: &[u8], origin: &Origin) {
+        if self.spool.append_message(self.cfg.render, msg, origin) {
+            self.counters.messages += 1;
+            self.counters.bytes += msg.len() as u64;
+        } else {
+            self.counters.drop(Drop::Empty, 1);
+        }
+    }
+
+    /// The delivery job for the oldest sealed segment, if none is in flight and no retry is
+    /// pending; it is then in flight.
+    pub fn next_delivery(
+        &mut self,
+        collector: &str,
+        backup_keep: usize,
+        now: Instant,
+    ) -> Option<DeliverJob> {
+        if self.spool.in_delivery.is_some() || self.retry_at.is_some_and(|t| t > now) {
+            return None;
+        }
+        let seq = self.spool.sealed.front()?.seq;
+        // Every sealed part of the segment goes in one job (one upload, blocks on Azure).
+        let parts: Vec<PathBuf> = self
+            .spool
+            .sealed
+            .iter()
+            .filter(|s| s.seq == seq)
+            .map(|s| s.path.clone())
+            .collect();
+        self.spool.in_delivery = Some(seq);
+        self.retry_at = None;
+        Some(DeliverJob {
+            source: self.cfg.name.clone(),
+            format: self.cfg.format.clone(),
+            parts,
+            // Source, host and sequence: unique across restarts, as the API's filename.
+            prefix: format!("{}_{}_", self.cfg.name, collector),
+            backup_dir: self.spool.backup_dir.clone(),
+            backup_keep,
+        })
+    }
+
+    /// The segment in flight was delivered.
+    pub fn delivered(&mut self, paths: &[PathBuf], bytes: u64, at: u64) {
+        self.spool.in_delivery = None;
+        self.spool.sealed.retain(|s| !paths.contains(&s.path));
+        self.counters.delivered_files += 1;
+        self.counters.delivered_bytes += bytes;
+        self.counters.last_delivery = at;
+        if self.counters.failing_since != 0 {
+            log::info!("source {}: delivery works again", self.cfg.name);
+        }
+        self.counters.failing_since = 0;
+        self.counters.error_permanent = false;
+        self.retry_delay = RETRY_MIN;
+        log::debug!(
+            "source {}: delivered {} ({bytes} bytes)",
+            self.cfg.name,
+            paths[0].display()
+        );
+    }
+
+    /// Delivering the segment in flight failed: when to try again, said once per new reason.
+    pub fn delivery_failed(&mut self, paths: &[PathBuf], failure: &Failure, now: u64) {
+        self.spool.in_delivery = None;
+        let (wait, next) = match failure {
+            Failure::Transient { after, .. } => {
+                let backoff = jitter(self.retry_delay);
+                self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
+                (after.unwrap_or(backoff), "retrying")
+            }
+            Failure::Permanent { .. } => (RETRY_PERMANENT, "this needs an operator; retrying"),
+        };
+        let message = format!("delivery: {}", failure.reason());
+        if self
+            .counters
+            .last_error
+            .as_ref()
+            .is_none_or(|(_, e)| *e != message)
+        {
+            log::error!(
+                "source {}: delivering {} failed: {}; {next} in {:.1}s",
+                self.cfg.name,
+                paths[0].display(),
+                failure.reason(),
+                wait.as_secs_f64()
+            );
+        }
+        if self.counters.failing_since == 0 {
+            self.counters.failing_since = now;
+        }
+        self.counters.last_error = Some((now, message));
+        self.counters.error_permanent = matches!(failure, Failure::Permanent { .. });
+        self.retry_at = Some(Instant::now() + wait);
+    }
+}
+
+/// A delay between half and all of `d`, so collectors that failed together don't retry
+/// together (xorshift over the clock's nanoseconds; no need for better randomness here).
+pub fn jitter(d: Duration) -> Duration {
+    let mut x = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |t| t.subsec_nanos() as u64 | 1);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    d / 2 + d.mul_f64((x % 1000) as f64 / 2000.0)
+}
+
+/// When a source last received and delivered, as far as its files tell after a restart.
+pub fn last_activity(spool: &SourceSpool) -> (u64, u64) {
+    let newest = |dir: &Path| -> u64 {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok()?.modified().ok())
+            .map(clock::unix_secs)
+            .max()
+            .unwrap_or(0)
+    };
+    let delivered = newest(&spool.backup_dir);
+    (newest(&spool.dir).max(delivered), delivered)
+}
+
+/// Opens source `cfg`'s spool under `state_dir`, recovering what a previous run left (torn
+/// tails cut, open segments to seal), and reads when it last received and delivered. This
+/// blocks on the disk (fsync of cut segments): it runs before the loop starts, or on the
+/// chores thread for a reload.
+pub fn recover(state_dir: &Path, rotate_bytes: u64, cfg: Source) -> Result<SourceState, String> {
+    let (mut spool, recovery) = SourceSpool::recover(state_dir, &cfg.name, rotate_bytes)
+        .map_err(|e| format!("source {}: spool: {e}", cfg.name))?;
+    if recovery.torn_bytes > 0 {
+        log::warn!(
+            "source {}: cut {} bytes of incomplete last lines left by an unclean stop",
+            cfg.name,
+            recovery.torn_bytes
+        );
+    }
+    if !recovery.to_seal.is_empty() {
+        log::info!(
+            "source {}: recovered {} open segments from the last run",
+            cfg.name,
+            recovery.to_seal.len()
+        );
+    }
+    spool.sealing = recovery.to_seal;
+    let activity = last_activity(&spool);
+    Ok(SourceState::new(cfg, spool, activity))
+}
