@@ -395,3 +395,32 @@ fn incomplete_frames_of_all_connections_share_one_budget() {
     let long = lines.iter().filter(|l| l.starts_with("ppp")).count();
     assert_eq!(long, 10);
 }
+
+/// Bug 11 of issue 12: a reload read its config, token and certificates and recovered spools
+/// (with fsync) on the event loop, so a slow file stopped receiving. Here the config is a
+/// FIFO nobody writes yet: the reload waits on it, and receiving goes on meanwhile.
+#[test]
+fn a_reload_waiting_on_its_files_does_not_stop_receiving() {
+    let mut lc = Lc::start("reload-slow", "", "", &source("t", "syslog-tcp", "render = raw"));
+    let good = std::fs::read_to_string(&lc.config).unwrap();
+    std::fs::remove_file(&lc.config).unwrap();
+    nix::unistd::mkfifo(&lc.config, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let before = lc.status()["reloaded_at"].as_u64().unwrap_or(0);
+    lc.signal(nix::sys::signal::Signal::SIGHUP);
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    s.write_all(b"<13>while the reload waits\n").unwrap();
+    wait_for(10, "line stored during the reload", || lc.lines("t").len() == 1);
+    // Now the config arrives (opening the FIFO for writing waits for the reload's reader).
+    let fifo = lc.config.clone();
+    let writer = std::thread::spawn(move || std::fs::write(fifo, good).unwrap());
+    wait_for(10, "reload handled", || {
+        lc.try_status()
+            .is_some_and(|s| s["reloaded_at"].as_u64().unwrap_or(0) > before)
+    });
+    writer.join().unwrap();
+    assert!(lc.status()["reload_error"].is_null(), "{}", lc.log());
+    s.write_all(b"<13>after the reload\n").unwrap();
+    wait_for(10, "line after the reload", || lc.lines("t").len() == 2);
+    drop(s);
+    assert!(lc.stop().success());
+}
