@@ -318,7 +318,7 @@ Next steps:
 EOF
 if $systemd; then
     cat <<EOF
-  sudo systemctl enable --now lc@514 lc@21   # one instance per port used in lc.ini
+  sudo systemctl enable --now lc@514         # one per port in lc.ini (lc@21: FTP sources)
   sudo lc status
 EOF
 else
