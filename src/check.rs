@@ -27,7 +27,20 @@ pub fn check(path: &Path, port: Option<u16>, others: bool) -> Outcome {
     let (config, foreign_problems) = match config::load_for(path, port) {
         Ok(c) => c,
         Err(e) => {
-            out.errors.push(e.to_string());
+            // Each problem of a source's section names the source and where it listens.
+            for p in &e.problems {
+                let at = match p.line {
+                    0 => format!("{}", path.display()),
+                    n => format!("{}:{n}", path.display()),
+                };
+                let whose = match &p.source {
+                    Some((name, Site::Port(q))) => format!(" (source {name}, port {q})"),
+                    Some((name, Site::Ftp)) => format!(" (source {name}, FTP)"),
+                    Some((name, Site::Unknown)) => format!(" (source {name})"),
+                    None => String::new(),
+                };
+                out.errors.push(format!("{at}: {}{whose}", p.message));
+            }
             return out;
         }
     };

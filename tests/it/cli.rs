@@ -490,7 +490,13 @@ fn a_broken_source_on_another_port_is_a_warning() {
         err.contains("warning: unknown format \"CISCO\"") && err.contains("source b is lc@601's"),
         "{err}"
     );
-    assert_eq!(check("601").status.code(), Some(2));
+    let out = check("601");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":21: unknown format \"CISCO\"") && err.contains("(source b, port 601)"),
+        "{err}"
+    );
 }
 
 /// Multi-line messages (a refused config lists every problem) keep their priority on every

@@ -401,7 +401,12 @@ fn incomplete_frames_of_all_connections_share_one_budget() {
 /// FIFO nobody writes yet: the reload waits on it, and receiving goes on meanwhile.
 #[test]
 fn a_reload_waiting_on_its_files_does_not_stop_receiving() {
-    let mut lc = Lc::start("reload-slow", "", "", &source("t", "syslog-tcp", "render = raw"));
+    let mut lc = Lc::start(
+        "reload-slow",
+        "",
+        "",
+        &source("t", "syslog-tcp", "render = raw"),
+    );
     let good = std::fs::read_to_string(&lc.config).unwrap();
     std::fs::remove_file(&lc.config).unwrap();
     nix::unistd::mkfifo(&lc.config, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
@@ -409,7 +414,9 @@ fn a_reload_waiting_on_its_files_does_not_stop_receiving() {
     lc.signal(nix::sys::signal::Signal::SIGHUP);
     let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
     s.write_all(b"<13>while the reload waits\n").unwrap();
-    wait_for(10, "line stored during the reload", || lc.lines("t").len() == 1);
+    wait_for(10, "line stored during the reload", || {
+        lc.lines("t").len() == 1
+    });
     // Now the config arrives (opening the FIFO for writing waits for the reload's reader).
     let fifo = lc.config.clone();
     let writer = std::thread::spawn(move || std::fs::write(fifo, good).unwrap());
