@@ -115,9 +115,9 @@ usage: lc config check [--port N] [--config PATH]
 
 Validates the config file and the files it names (token, ca_file, certificates and keys of
 the receivers in use) and prints every problem as FILE:LINE: message. Exit 0 if valid, 2 if
-not. With --port N (what lc@N.service runs before it starts and reloads) only what the
-instance on port N serves must be valid: problems of sources on other ports, and of their
-certificates, are printed as warnings and do not fail the check.
+not. With --port N (what lc@N.service runs before a reload, and what `lc run N` checks
+before it starts) only what the instance on port N serves must be valid: problems of sources
+on other ports, and of their certificates, are printed as warnings and do not fail the check.
 ";
 
 const STATUS_USAGE: &str = "\
