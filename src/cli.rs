@@ -47,6 +47,13 @@ pub enum Command {
         user: String,
     },
     PasswdList,
+    /// `lc check --format TYPE FILE...`: do the files look like source type TYPE?
+    FormatCheck {
+        format: String,
+        files: Vec<PathBuf>,
+    },
+    /// `lc check --list`: the types `lc check` knows.
+    FormatList,
     Version,
     /// Print this help text and exit 0.
     Help(&'static str),
@@ -62,7 +69,7 @@ pub struct Args {
 /// What a usage error prints after its message: a few lines, not the whole help.
 pub const SHORT_USAGE: &str = "\
 usage: lc [--config PATH] COMMAND [ARGS]
-commands: run, config check, status, tail, connect, certs, passwd, version, help
+commands: run, config check, status, tail, check, connect, certs, passwd, version, help
 ";
 
 pub const USAGE: &str = "\
@@ -76,6 +83,8 @@ commands:
                       validate the config; print every problem with its line
   status [--json]     state, counters and backlog of every instance on this host
   tail SOURCE [-f]    the latest received lines of SOURCE
+  check --format TYPE FILE... | --list
+                      do these logs look like source type TYPE?
   certs init|check|reload
                       make, inspect or hot-swap the TLS certificates
   passwd USER | --delete USER | --list
@@ -209,7 +218,7 @@ impl std::fmt::Display for UsageError {
 
 /// The commands with their own help text.
 const COMMANDS: &[&str] = &[
-    "run", "config", "status", "tail", "connect", "certs", "passwd", "version",
+    "run", "config", "status", "tail", "check", "connect", "certs", "passwd", "version",
 ];
 
 /// The first paragraph of a command's help: its `usage:` lines.
@@ -226,6 +235,7 @@ fn help_for(command: &str) -> Option<&'static str> {
         "config" => CONFIG_USAGE,
         "status" => STATUS_USAGE,
         "tail" => TAIL_USAGE,
+        "check" => crate::format_check::USAGE,
         "connect" => CONNECT_USAGE,
         "certs" => CERTS_USAGE,
         "passwd" => PASSWD_USAGE,
@@ -263,6 +273,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
     let mut delete = false;
     let mut list = false;
     let mut port: Option<u16> = None;
+    let mut format: Option<String> = None;
     let e = |e: lexopt::Error| e.to_string();
     while let Some(arg) = parser.next().map_err(e)? {
         match arg {
@@ -279,6 +290,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
             Long("stdin") => stdin = true,
             Long("delete") => delete = true,
             Long("list") => list = true,
+            Long("format") => format = Some(parser.value().map_err(e)?.string().map_err(e)?),
             Long("port") => {
                 let p = parser.value().map_err(e)?.string().map_err(e)?;
                 port = Some(
@@ -387,6 +399,15 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
             (Some(user), false, true, _) => Command::PasswdDelete { user },
             (Some(user), _, false, _) => Command::PasswdSet { user, stdin },
             (None, ..) => return Err("`lc passwd` needs a USER (or --list)".into()),
+        },
+        Some("check") => match (format, list) {
+            (None, true) if words.len() == 0 => Command::FormatList,
+            (Some(format), false) if words.len() > 0 => Command::FormatCheck {
+                format,
+                files: words.by_ref().map(PathBuf::from).collect(),
+            },
+            (Some(_), false) => return Err("`lc check --format TYPE` needs a FILE".into()),
+            _ => return Err("`lc check` takes --format TYPE FILE... or --list".into()),
         },
         Some("version") => Command::Version,
         Some(other) => return Err(format!("unknown command {other:?}")),
@@ -526,6 +547,19 @@ mod tests {
         check(
             "passwd --delete --stdin bob",
             "error (passwd): `lc passwd` takes --stdin or --delete, not both",
+        );
+        check(
+            "check --format CISCO_ASA_SYSLOG a.log b.log",
+            "FormatCheck { format: \"CISCO_ASA_SYSLOG\", files: [\"a.log\", \"b.log\"] } None",
+        );
+        check("check --list", "FormatList None");
+        check(
+            "check --format SQUID",
+            "error (check): `lc check --format TYPE` needs a FILE",
+        );
+        check(
+            "check asa-hq",
+            "error (check): `lc check` takes --format TYPE FILE... or --list",
         );
         check("passwd a b", "error (passwd): unexpected argument \"b\"");
     }

@@ -10,6 +10,7 @@ mod clock;
 mod config;
 mod connect;
 mod deliver;
+mod format_check;
 mod ftp;
 mod logging;
 mod notify;
@@ -76,6 +77,22 @@ fn main() -> ExitCode {
         }
         Command::ConfigCheck { port } => config_check(&config_path, port),
         Command::Run { port } => run(&config_path, port),
+        Command::FormatList => {
+            print!("{}", format_check::list());
+            ExitCode::SUCCESS
+        }
+        Command::FormatCheck { format, files } => {
+            match format_check::check_files(&format, &files) {
+                Ok((report, passed)) => {
+                    print!("{report}");
+                    ExitCode::from(if passed { 0 } else { EXIT_FAILURE })
+                }
+                Err(e) => {
+                    eprintln!("lc: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
         Command::CertsInit {
             dir,
             days,

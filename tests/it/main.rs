@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod check;
 mod cli;
 mod cloud;
 mod delivery;

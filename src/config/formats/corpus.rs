@@ -2,7 +2,7 @@
 //! first source type name, or by the family for those without one): each file's lines, as they
 //! are (an uploaded file), as lc stores them with `render = raw` (`<PRI>` in front) and with
 //! `render = vendor`. Every file must be recognised as its own family at >= 95 % of its lines
-//! in each form, as any other family at <= 5 % unless [`super::OVERLAPS`] says why, and be
+//! in each form, as any other family at <= 5 % unless [`super::COVERS`] says why, and be
 //! [`super::guess`]ed right at >= 95 %. The sparse confusion matrix is printed
 //! (`cargo test corpus -- --nocapture`), and BENCHMARKS.md shows it.
 
@@ -151,8 +151,8 @@ fn corpus_confusion_matrix() {
             .filter(|k| others[k.family as usize] > 0.0)
             .map(|k| {
                 let why = match overlap(own, k.family) {
-                    Some(o) => format!(" ({o:?})"),
-                    None => String::new(),
+                    Some(_) => " (covers)",
+                    None => "",
                 };
                 format!("{} {:.0}{why}", k.name, others[k.family as usize])
             })

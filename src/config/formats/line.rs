@@ -148,7 +148,11 @@ fn skip_pri(s: &[u8]) -> &[u8] {
     if s.first() != Some(&b'<') {
         return s;
     }
-    let digits = s[1..].iter().take(4).take_while(|b| b.is_ascii_digit()).count();
+    let digits = s[1..]
+        .iter()
+        .take(4)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     if (1..=3).contains(&digits) && s.get(1 + digits) == Some(&b'>') {
         &s[2 + digits..]
     } else {
@@ -299,7 +303,13 @@ mod tests {
         check("<189>date=2019 time=1", &["date=2019 ti", "time=1"], "");
         check(
             "Dec  2 06:30:14 10.1.2.3 %ASA-6-302013: Built a b c",
-            &["10.1.2.3 %AS", "%ASA-6-30201", "Built a b c", "a b c", "b c"],
+            &[
+                "10.1.2.3 %AS",
+                "%ASA-6-30201",
+                "Built a b c",
+                "a b c",
+                "b c",
+            ],
             "",
         );
         check(
@@ -314,10 +324,19 @@ mod tests {
         );
         check(
             "<13>Apr  9 16:03:37 host CEF: 0|Trend Micro|Deep|10.0|1|x|6|a=b",
-            &["host CEF: 0|", "CEF: 0|Trend", "0|Trend Micr", "Micro|Deep|1"],
+            &[
+                "host CEF: 0|",
+                "CEF: 0|Trend",
+                "0|Trend Micr",
+                "Micro|Deep|1",
+            ],
             "Trend Micro/Deep",
         );
-        check("LEEF:1.0|IBM|QRadar|7.3|Accept|src=1", &["LEEF:1.0|IBM"], "IBM/QRadar");
+        check(
+            "LEEF:1.0|IBM|QRadar|7.3|Accept|src=1",
+            &["LEEF:1.0|IBM"],
+            "IBM/QRadar",
+        );
         check("CEF:x|a|b|c", &["CEF:x|a|b|c"], "");
         check("<1000>x", &["<1000>x"], "");
         check("", &[""], "");

@@ -4,12 +4,11 @@
 //! recognize, with the names it covers and the families it cannot be told apart from.
 //!
 //! The recognizers (`recognize.rs`) are pure functions of one line over the view `line.rs`
-//! computes; this file is their table and the API the rest of lc uses:
-//! [`Family::of`] once per source (at config time), then per line either [`matches`] (is this
-//! line the configured format?) or, to say what a line looks like instead, [`best_guess`]; a
-//! caller that wants both builds one [`Line`] and asks [`Family::recognizes`] and
-//! [`guess`]. `check.rs` (`lc check`) counts over files; the live per-source counting calls
-//! the same functions.
+//! computes; this file is their table and the API the rest of lc uses: [`Family::of`] once
+//! per source (at config time), then per line one [`Line::new`] (the header skip, no
+//! allocation), [`Family::recognizes`] (is this line the configured format?) and, for the lines
+//! that are not, [`guess`] (what does it look like instead?). `format_check.rs` (`lc check`)
+//! counts over files with them; the live per-source counting calls the same functions.
 
 mod line;
 mod recognize;
@@ -347,40 +346,77 @@ pub const KINDS: &[Kind] = &[
     },
 ];
 
-/// How two families overlap, so that a line of one is also a line of the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overlap {
-    /// The first family's parser reads the second's lines too (generic CEF reads every CEF):
-    /// configuring the first and sending the second is not a mismatch.
-    Covers,
-    /// The two cannot be told apart from their lines: a match for one is a match for both.
-    Ambiguous,
-}
-
-/// Every pair of families whose lines may match each other's recognizer, and why. Anything
-/// not listed here is kept apart by the recognizers (the corpus tests hold them to it).
-pub const OVERLAPS: &[(Family, Family, Overlap, &str)] = &[
-    (Family::GenericCef, Family::CheckPointCef, Overlap::Covers, "generic CEF reads every CEF line"),
-    (Family::GenericCef, Family::ForcepointCef, Overlap::Covers, "generic CEF reads every CEF line"),
-    (Family::GenericCef, Family::ZscalerCef, Overlap::Covers, "generic CEF reads every CEF line"),
-    (Family::GenericLeef, Family::PaloAltoLeef, Overlap::Covers, "generic LEEF reads every LEEF line"),
-    (Family::GenericLeef, Family::ForcepointLeef, Overlap::Covers, "generic LEEF reads every LEEF line"),
-    (Family::GenericLeef, Family::ZscalerLeef, Overlap::Covers, "generic LEEF reads every LEEF line"),
-    (Family::W3c, Family::BlueCoat, Overlap::Covers, "ProxySG's access log is W3C extended (ELFF)"),
+/// Generic formats whose parsers read a vendor's flavour of them too: `(generic, vendor, why)`.
+/// A vendor line matches both recognizers, and a source configured with the generic type that
+/// receives the vendor's lines is not a mismatch. Type names that cannot be told apart at all
+/// share one family instead (`FORTIGATE`, `FORTIGATE_SYSLOG`, `FORTIOS_SYSLOG`): see
+/// [`ambiguous_with`]. Any other pair is kept apart by the recognizers, and the corpus tests
+/// hold them to it.
+pub const COVERS: &[(Family, Family, &str)] = &[
+    (
+        Family::GenericCef,
+        Family::CheckPointCef,
+        "generic CEF reads every CEF line",
+    ),
+    (
+        Family::GenericCef,
+        Family::ForcepointCef,
+        "generic CEF reads every CEF line",
+    ),
+    (
+        Family::GenericCef,
+        Family::ZscalerCef,
+        "generic CEF reads every CEF line",
+    ),
+    (
+        Family::GenericLeef,
+        Family::PaloAltoLeef,
+        "generic LEEF reads every LEEF line",
+    ),
+    (
+        Family::GenericLeef,
+        Family::ForcepointLeef,
+        "generic LEEF reads every LEEF line",
+    ),
+    (
+        Family::GenericLeef,
+        Family::ZscalerLeef,
+        "generic LEEF reads every LEEF line",
+    ),
+    (
+        Family::W3c,
+        Family::BlueCoat,
+        "ProxySG's access log is W3C extended (ELFF)",
+    ),
 ];
 
-/// How `a` and `b` overlap, in either order; `None` if they are told apart.
-pub fn overlap(a: Family, b: Family) -> Option<Overlap> {
-    OVERLAPS
+/// Why `a` and `b` overlap (one covers the other, in either order); `None` if they are told
+/// apart.
+pub fn overlap(a: Family, b: Family) -> Option<&'static str> {
+    COVERS
         .iter()
-        .find(|(x, y, _, _)| (*x, *y) == (a, b) || (*x, *y) == (b, a))
+        .find(|(x, y, _)| (*x, *y) == (a, b) || (*x, *y) == (b, a))
         .map(|o| o.2)
+}
+
+/// The other type names whose lines cannot be told apart from `ty`'s (the same format,
+/// usually one as files and one over syslog).
+pub fn ambiguous_with(ty: &str) -> impl Iterator<Item = &'static str> + '_ {
+    Family::of(ty)
+        .map(|f| f.kind().types)
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .filter(move |t| *t != ty)
 }
 
 impl Family {
     /// The family a source type name expects; `None` for names lc has no recognizer for.
     pub fn of(ty: &str) -> Option<Family> {
-        KINDS.iter().find(|k| k.types.contains(&ty)).map(|k| k.family)
+        KINDS
+            .iter()
+            .find(|k| k.types.contains(&ty))
+            .map(|k| k.family)
     }
 
     pub fn kind(self) -> &'static Kind {
@@ -399,19 +435,8 @@ impl Family {
     }
 }
 
-/// Whether `line` is in the format source type `ty` expects; `None` when lc has no
-/// recognizer for `ty`. For a hot path, resolve [`Family::of`] once and use
-/// [`Family::recognizes`].
-pub fn matches(ty: &str, line: &[u8]) -> Option<bool> {
-    Family::of(ty).map(|f| f.recognizes(&Line::new(line)))
-}
-
-/// The most specific family whose format `line` is in, if any.
-pub fn best_guess(line: &[u8]) -> Option<Family> {
-    guess(&Line::new(line))
-}
-
-/// [`best_guess`] over a line already viewed.
+/// The most specific family whose format the line is in, if any: the first recognizer in
+/// [`KINDS`] that accepts it.
 pub fn guess(line: &Line) -> Option<Family> {
     KINDS.iter().find(|k| (k.recognize)(line)).map(|k| k.family)
 }

@@ -123,7 +123,8 @@ pub fn checkpoint(l: &Line) -> bool {
     }
     let cp = l.contains(b"CheckPoint") || l.contains(b"Check Point");
     let product = l.contains(b"product=") || l.contains(b"product:\"");
-    (cp || product) && (l.contains(b"action:\"") || l.contains(b"action="))
+    (cp || product)
+        && (l.contains(b"action:\"") || l.contains(b"action="))
         && (l.contains(b"i/f_dir") || l.contains(b"ifdir") || l.contains(b"origin"))
 }
 
@@ -248,11 +249,7 @@ fn squid_code(code: &[u8], sep: u8) -> bool {
         return false;
     };
     let word = &code[..i];
-    i >= 3
-        && word
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || *b == b'_')
-        && code.len() > i + 1
+    i >= 3 && word.iter().all(|b| b.is_ascii_uppercase() || *b == b'_') && code.len() > i + 1
 }
 
 /// Squid's `common` logformat (`%>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st %Ss:%Sh`):
@@ -482,7 +479,9 @@ pub fn pfsense(l: &Line) -> bool {
         return false;
     };
     native(l)
-        && (rest.starts_with(b"pass,") || rest.starts_with(b"block,") || rest.starts_with(b"reject,"))
+        && (rest.starts_with(b"pass,")
+            || rest.starts_with(b"block,")
+            || rest.starts_with(b"reject,"))
 }
 
 #[cfg(test)]
@@ -502,12 +501,24 @@ mod tests {
         check(cisco_asa, "%ASA-", false);
         check(cisco_ftd, "%FTD-6-430002: EventPriority: Low", true);
         // CEF from a native vendor is not native.
-        check(cisco_asa, "CEF:0|Cisco|ASA|9|302013|%ASA-6-302013: Built|3|", false);
+        check(
+            cisco_asa,
+            "CEF:0|Cisco|ASA|9|302013|%ASA-6-302013: Built|3|",
+            false,
+        );
         check(paloalto, "1,2019/04/09 16:03:37,0070,TRAFFIC,end,", true);
         check(paloalto, "1,2019/04/09 16:03:37,0070,NOPE,end,", false);
         check(paloalto, "1,2019/04/09 16:03", false);
-        check(squid_native, "1554825817.123      0 10.0.0.1 TCP_DENIED/403 0 GET", true);
-        check(squid_native, "1554825817.123 0 10.0.0.1 tcp_denied/403 0 GET", false);
+        check(
+            squid_native,
+            "1554825817.123      0 10.0.0.1 TCP_DENIED/403 0 GET",
+            true,
+        );
+        check(
+            squid_native,
+            "1554825817.123 0 10.0.0.1 tcp_denied/403 0 GET",
+            false,
+        );
         check(watchguard, "msg_id=\"3000-0148\" Allow", true);
         check(watchguard, "msg_id=\"30", false);
         check(pfsense, "5,,,1000000103,igb1,match,block,in,4", true);
