@@ -133,7 +133,7 @@ pub fn checkpoint(l: &Line) -> bool {
 pub fn fortigate(l: &Line) -> bool {
     native(l)
         && l.contains(b"devname=")
-        && (l.contains(b"logid=") || l.contains(b"devid="))
+        && (l.contains(b"logid=") || l.contains(b"devid=") || l.contains(b"subtype="))
         && l.contains(b"type=")
 }
 
@@ -407,11 +407,11 @@ pub fn sonicwall(l: &Line) -> bool {
 }
 
 /// Sophos XG / Sophos Firewall (SFOS "Log file details"): `device="SFW"` (v17, v18) or
-/// `device_name="SFW"` (v19+) with `log_id=`, `log_type=`.
+/// `device_name="SFW"` (v19+) with `log_type=` and `log_id=` or `log_component=`.
 pub fn sophos_xg(l: &Line) -> bool {
     native(l)
-        && l.contains(b"log_id=")
         && l.contains(b"log_type=")
+        && (l.contains(b"log_id=") || l.contains(b"log_component="))
         && (l.contains(b"device=\"SFW\"")
             || l.contains(b"device_name=\"SFW\"")
             || l.contains(b"device_model=\"XG")
