@@ -37,10 +37,13 @@ pub enum Drop {
     NotAllowedCn,
     /// Messages with nothing to store (`render = vendor` drops them, as rsyslog does).
     Empty,
+    /// Sealed files found damaged before delivery (truncated or corrupt gzip, zip without its
+    /// directory), moved to `spool/SOURCE/quarantine/`.
+    QuarantinedSegments,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 9] = [
+    pub const ALL: [Drop; 10] = [
         Drop::NotAllowed,
         Drop::MaxConnections,
         Drop::MaxConnectionsPerIp,
@@ -50,6 +53,7 @@ impl Drop {
         Drop::TlsHandshake,
         Drop::NotAllowedCn,
         Drop::Empty,
+        Drop::QuarantinedSegments,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Drop {
             Drop::TlsHandshake => "tls_handshake",
             Drop::NotAllowedCn => "not_allowed_cn",
             Drop::Empty => "empty",
+            Drop::QuarantinedSegments => "quarantined_segments",
         }
     }
 }

@@ -8,7 +8,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::spool::parse_seq;
+use crate::segment::parse_seq;
 
 /// How often `-f` looks for new lines and new segments.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);

@@ -1,34 +1,33 @@
 //! Delivery of sealed segments, on the delivery thread: to an outbox folder or to the Cloud
 //! Discovery API (`upload_url`, PUT, `done_upload`), then into `backup/SOURCE/`.
 //!
-//! The loop sends one job per segment and at most one per source at a time, oldest first; this
-//! module does the blocking work and says how it went. A segment moves to backup only after
+//! The loop sends one job per segment and at most one per source at a time, oldest first; the
+//! thread (`worker.rs`) follows each segment's upload plan (`plan.rs`: check, upload_url, PUT,
+//! done_upload, move to backup) and says how it went. A segment moves to backup only after
 //! `done_upload` succeeded, so a crash at any step delivers at most the one segment in flight
-//! again (at-least-once). Between attempts the thread remembers how far a segment got (an
-//! upload URL still fresh, a PUT already done), so a retry after a failed `done_upload` does
-//! not upload the file twice. The protocol itself is in `api.rs`, pacing in `pacer.rs`, the
-//! HTTP client in `http.rs`.
+//! again (at-least-once); between attempts the plan remembers how far a segment got, so a retry
+//! never uploads a file twice for a failure after its PUT. This file is the target and the
+//! HTTP calls; the protocol itself is in `api.rs`, pacing in `pacer.rs`, the HTTP client in
+//! `http.rs`, the outbox in `outbox.rs`.
 
 pub mod api;
 pub mod http;
 pub mod outbox;
 pub mod pacer;
+pub mod plan;
+pub mod worker;
 
-use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{self, Config};
+use crate::fsx::annotate;
 use crate::secret::Secret;
-use crate::spool::annotate;
 use api::{Failure, Provider, UploadTarget};
 
 /// What a failure to take a token from the host's bucket starts with.
 pub const PACING: &str = "API pacing";
-/// An upload URL is reused for a retry while younger than this (SAS URLs live longer).
-const SAS_REUSE: Duration = Duration::from_secs(10 * 60);
 /// API answers are small JSON; anything larger is an error, not a reason to buffer more.
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
@@ -104,44 +103,6 @@ impl Target {
             },
         }
     }
-
-    /// Delivers one segment and moves it to backup; returns the bytes sent.
-    pub fn deliver(&self, job: &DeliverJob, progress: &mut Progress) -> Result<u64, Failure> {
-        let transient = |reason: String| Failure::Transient {
-            reason,
-            after: None,
-        };
-        let mut bytes = 0;
-        for p in &job.parts {
-            bytes += fs::metadata(p)
-                .map_err(|e| transient(annotate(p, e).to_string()))?
-                .len();
-        }
-        match self {
-            Target::Outbox(dir) => {
-                for p in &job.parts {
-                    outbox::deliver(p, dir, &job.name_of(p))
-                        .map_err(|e| transient(e.to_string()))?;
-                }
-            }
-            Target::Console(c) => c.deliver(job, progress)?,
-        }
-        to_backup(job).map_err(|e| transient(e.to_string()))?;
-        Ok(bytes)
-    }
-}
-
-/// How far each sealed file got, kept between attempts.
-#[derive(Default)]
-pub struct Progress(HashMap<PathBuf, Step>);
-
-#[derive(Clone)]
-struct Step {
-    target: UploadTarget,
-    got_at: Instant,
-    uploaded: bool,
-    /// done_upload succeeded for the parts this step carried.
-    done: bool,
 }
 
 impl Console {
@@ -161,66 +122,9 @@ impl Console {
         })
     }
 
-    /// Delivers a segment's parts. Where the storage takes blocks (Azure), all parts form one
-    /// upload: one upload_url, a Put Block per part (each under 64 MB), Put Block List, one
-    /// done_upload; the parts are gzip members, and concatenated members are one gzip file
-    /// (RFC 1952 section 2.2). Elsewhere (AWS pre-signed PUTs) each part is an upload of its
-    /// own. Steps already done are skipped on a retry.
-    fn deliver(&self, job: &DeliverJob, progress: &mut Progress) -> Result<(), Failure> {
-        let mut i = 0;
-        while i < job.parts.len() {
-            let key = job.parts[i].clone();
-            let step = match progress.0.get(&key) {
-                Some(s) if s.done => {
-                    i += 1;
-                    continue;
-                }
-                Some(s) if s.got_at.elapsed() < SAS_REUSE => s.clone(),
-                _ => {
-                    let target = self.upload_url(&job.name_of(&key), &job.format)?;
-                    Step {
-                        target,
-                        got_at: Instant::now(),
-                        uploaded: false,
-                        done: false,
-                    }
-                }
-            };
-            progress.0.insert(key.clone(), step.clone());
-            let carried = if step.target.provider == Provider::Azure {
-                job.parts.len() - i
-            } else {
-                1
-            };
-            let unit = &job.parts[i..i + carried];
-            if !step.uploaded {
-                if let Err(f) = self.put_parts(&step.target, unit) {
-                    // The next attempt asks for a fresh URL: this one may have expired.
-                    progress.0.remove(&key);
-                    return Err(f);
-                }
-                if let Some(s) = progress.0.get_mut(&key) {
-                    s.uploaded = true;
-                }
-            }
-            if let Err(f) = self.done_upload(&step.target.url, &job.source) {
-                if matches!(f, Failure::Permanent { .. }) {
-                    progress.0.remove(&key);
-                }
-                return Err(f);
-            }
-            if let Some(s) = progress.0.get_mut(&key) {
-                s.done = true;
-            }
-            i += carried;
-        }
-        for p in &job.parts {
-            progress.0.remove(p);
-        }
-        Ok(())
-    }
-
-    /// One part: a plain PUT. Several (Azure only): Put Block each, then Put Block List.
+    /// One upload unit. One part: a plain PUT. Several (Azure only): Put Block each, then
+    /// Put Block List: the parts are gzip members, and concatenated members are one gzip file
+    /// (RFC 1952 section 2.2), so a segment sealed in parts is one blob and one done_upload.
     fn put_parts(&self, target: &UploadTarget, parts: &[PathBuf]) -> Result<(), Failure> {
         if let [one] = parts {
             let mut headers = Vec::new();
@@ -406,19 +310,4 @@ fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String>
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(String::from)
-}
-
-/// Moves a delivered segment's parts into backup and keeps the newest `backup_keep` there.
-fn to_backup(job: &DeliverJob) -> io::Result<()> {
-    fs::create_dir_all(&job.backup_dir).map_err(|e| annotate(&job.backup_dir, e))?;
-    for p in &job.parts {
-        let file_name = p.file_name().expect("segment paths have a file name");
-        let backup = job.backup_dir.join(file_name);
-        fs::rename(p, &backup).map_err(|e| annotate(&backup, e))?;
-    }
-    // An FTP upload is listed until delivered: that ends now.
-    if let Some(first) = job.parts.first() {
-        let _ = fs::remove_file(crate::spool::sidecar_path(first));
-    }
-    crate::spool::worker::prune_backup(&job.backup_dir, job.backup_keep)
 }

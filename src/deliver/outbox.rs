@@ -4,8 +4,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::spool::annotate;
-use crate::spool::worker::sync_dir;
+use crate::fsx::{annotate, sync_dir};
 
 /// Places `src` in `outbox` under `name`, atomically. A name that already exists means an
 /// earlier run delivered it and stopped before the move to backup: it is not placed again.

@@ -743,6 +743,22 @@ impl Server {
                 self.backups_gone = false;
                 self.try_deliver(i);
             }
+            Done::Quarantined {
+                source,
+                paths,
+                reason,
+            } => {
+                let Some(i) = self.source_index(&source) else {
+                    return;
+                };
+                let src = &mut self.sources[i];
+                src.spool.in_delivery = None;
+                src.spool.sealed.retain(|s| !paths.contains(&s.path));
+                src.counters.drop(Drop::QuarantinedSegments, 1);
+                log::error!("source {source}: {reason}; moved to quarantine/, not delivered");
+                src.counters.last_error = Some((now, format!("quarantined: {reason}")));
+                self.try_deliver(i);
+            }
             Done::DeliveryFailed {
                 source,
                 paths,

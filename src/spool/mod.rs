@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::clock;
+pub use crate::fsx::annotate;
 use crate::ftp::content::Kind;
+pub use crate::segment::{gz_path, parse_part, parse_seq, sidecar_path};
 use crate::syslog::render::{Origin, Render};
 
 /// The buffer is written out when it reaches this size, even mid-iteration.
@@ -274,7 +276,7 @@ impl SourceSpool {
     fn open_segment(&mut self) -> io::Result<OpenSegment> {
         let seq = self.next_seq;
         let stamp = clock::compact(clock::unix_secs(SystemTime::now()));
-        let path = self.dir.join(format!("{seq:010}-{stamp}.log"));
+        let path = self.dir.join(crate::segment::raw_name(seq, &stamp));
         let file = OpenOptions::new()
             .append(true)
             .create_new(true)
@@ -309,7 +311,7 @@ impl SourceSpool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let stamp = clock::compact(clock::unix_secs(SystemTime::now()));
-        (seq, self.dir.join(format!("{seq:010}-{stamp}.log")))
+        (seq, self.dir.join(crate::segment::raw_name(seq, &stamp)))
     }
 
     /// A committed upload joins the segments to seal.
@@ -355,34 +357,6 @@ pub struct Recovery {
     pub to_seal: Vec<(u64, PathBuf, u64)>,
     /// Bytes of incomplete last lines cut from raw segments.
     pub torn_bytes: u64,
-}
-
-/// `0000000042-20261126T234500Z.log[.gz[.tmp]]` -> 42.
-pub fn parse_seq(file_name: &str) -> Option<u64> {
-    let digits = file_name.split('-').next()?;
-    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// The name sidecar of a segment, from its raw path or any of its parts:
-/// `X.log`, `X.log.gz`, `X-p3.log.gz` -> `X.name`.
-pub fn sidecar_path(segment: &Path) -> PathBuf {
-    let name = segment
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name
-        .strip_suffix(".log.gz")
-        .or_else(|| name.strip_suffix(".log"))
-        .or_else(|| name.strip_suffix(".zip"))
-        .unwrap_or(&name);
-    let stem = match stem.rsplit_once("-p") {
-        Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => head,
-        _ => stem,
-    };
-    segment.with_file_name(format!("{stem}.name"))
 }
 
 /// Where an FTP upload of `kind` lands, from the raw path `reserve_upload` gave: text is the
@@ -484,31 +458,6 @@ pub fn spooled_uploads(dir: &Path) -> Vec<SpooledUpload> {
     out
 }
 
-/// `...-p3.log.gz` -> 3; part 0 has no marker.
-pub fn parse_part(file_name: &str) -> u32 {
-    file_name
-        .strip_suffix(".log.gz")
-        .and_then(|stem| stem.rsplit_once("-p"))
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The name of part `part` of the sealed `raw` segment.
-pub fn part_path(raw: &Path, part: u32) -> PathBuf {
-    if part == 0 {
-        return gz_path(raw);
-    }
-    let stem = raw.to_string_lossy();
-    let stem = stem.strip_suffix(".log").unwrap_or(&stem);
-    PathBuf::from(format!("{stem}-p{part}.log.gz"))
-}
-
-pub fn gz_path(raw: &Path) -> PathBuf {
-    let mut s = raw.as_os_str().to_owned();
-    s.push(".gz");
-    PathBuf::from(s)
-}
-
 /// Truncates `path` after its last LF; returns (bytes kept, bytes cut).
 pub fn cut_torn_tail(path: &Path) -> io::Result<(u64, u64)> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
@@ -558,14 +507,10 @@ fn classify(e: io::Error) -> WriteError {
     }
 }
 
-/// Puts the path in front of an I/O error, so every message names what it is about.
-pub fn annotate(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segment::part_path;
 
     fn tmp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lc-spool-{}-{name}", std::process::id()));
@@ -597,29 +542,6 @@ mod tests {
         let mut big = vec![b'x'; 200_000];
         big[10] = b'\n';
         check_cut(&big, &big[..11]);
-    }
-
-    #[test]
-    fn seq_names() {
-        assert_eq!(parse_seq("0000000042-20261126T234500Z.log"), Some(42));
-        assert_eq!(parse_seq("0000000042-20261126T234500Z.log.gz"), Some(42));
-        assert_eq!(parse_seq("42-x.log"), None);
-        assert_eq!(parse_seq("notes.txt"), None);
-        assert_eq!(parse_part("0000000042-20261126T234500Z.log.gz"), 0);
-        assert_eq!(parse_part("0000000042-20261126T234500Z-p12.log.gz"), 12);
-        assert_eq!(
-            parse_seq("0000000042-20261126T234500Z-p12.log.gz"),
-            Some(42)
-        );
-        let raw = Path::new("/s/0000000042-20261126T234500Z.log");
-        assert_eq!(
-            part_path(raw, 0),
-            Path::new("/s/0000000042-20261126T234500Z.log.gz")
-        );
-        assert_eq!(
-            part_path(raw, 2),
-            Path::new("/s/0000000042-20261126T234500Z-p2.log.gz")
-        );
     }
 
     #[test]

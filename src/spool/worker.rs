@@ -18,10 +18,14 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use mio::Waker;
 
-use super::{annotate, gz_path, part_path, Sealed};
+use super::Sealed;
 use crate::clock;
 use crate::deliver::api::Failure;
-use crate::deliver::{DeliverJob, Progress, Target};
+pub use crate::deliver::worker::DeliverMsg;
+use crate::deliver::worker::Delivery;
+use crate::fsx::annotate;
+pub use crate::fsx::sync_dir;
+use crate::segment::{gz_path, part_path, tmp_path};
 
 pub struct SealJob {
     pub source: String,
@@ -59,6 +63,13 @@ pub enum Done {
         paths: Vec<PathBuf>,
         failure: Failure,
     },
+    /// A sealed file was damaged (a truncated or corrupt gzip, a zip without its directory):
+    /// moved to `spool/SOURCE/quarantine/`, not delivered.
+    Quarantined {
+        source: String,
+        paths: Vec<PathBuf>,
+        reason: String,
+    },
 }
 
 pub struct Workers {
@@ -66,12 +77,6 @@ pub struct Workers {
     pub seal: Sender<SealJob>,
     pub deliver: Sender<DeliverMsg>,
     handles: Vec<JoinHandle<()>>,
-}
-
-/// What the delivery thread is told: a new target (at start and reload), or a segment.
-pub enum DeliverMsg {
-    Target(Target),
-    Job(DeliverJob),
 }
 
 /// A worker's way back: the shared channel plus the loop's waker.
@@ -163,38 +168,27 @@ fn seal_loop(rx: Receiver<SealJob>, report: Report) {
 }
 
 fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
-    let mut target = None;
-    let mut progress = Progress::default();
-    while let Ok(msg) = rx.recv() {
-        let job = match msg {
-            DeliverMsg::Target(t) => {
-                target = Some(t);
-                continue;
-            }
-            DeliverMsg::Job(job) => job,
-        };
-        let result = match &target {
-            Some(t) => t.deliver(&job, &mut progress),
-            None => Err(Failure::Transient {
-                reason: "no delivery target configured".into(),
-                after: None,
-            }),
-        };
-        let done = match result {
-            Ok(bytes) => Done::Delivered {
-                source: job.source,
-                paths: job.parts,
+    crate::deliver::worker::run(rx, |job, result| {
+        let (source, paths) = (job.source, job.parts);
+        report.send(match result {
+            Delivery::Delivered(bytes) => Done::Delivered {
+                source,
+                paths,
                 bytes,
                 at: clock::unix_secs(SystemTime::now()),
             },
-            Err(failure) => Done::DeliveryFailed {
-                source: job.source,
-                paths: job.parts,
+            Delivery::Quarantined(reason) => Done::Quarantined {
+                source,
+                paths,
+                reason,
+            },
+            Delivery::Failed(failure) => Done::DeliveryFailed {
+                source,
+                paths,
                 failure,
             },
-        };
-        report.send(done);
-    }
+        })
+    });
 }
 
 /// gzip level for sealed segments: on syslog, level 3 of zlib-rs compresses about twice as
@@ -208,11 +202,6 @@ const SEAL_CHUNK: usize = 256 * 1024;
 /// first and renamed with part 0 last, so a crash leaves either the raw segment (sealed again
 /// at the next start, stale parts removed) or every part.
 pub fn seal(raw: &Path, seq: u64, max_part: u64) -> io::Result<Vec<Sealed>> {
-    let tmp_of = |p: &Path| {
-        let mut s = p.as_os_str().to_owned();
-        s.push(".tmp");
-        PathBuf::from(s)
-    };
     let mut done: Vec<(PathBuf, PathBuf)> = Vec::new();
     let result = (|| {
         let mut input = File::open(raw).map_err(|e| annotate(raw, e))?;
@@ -238,7 +227,7 @@ pub fn seal(raw: &Path, seq: u64, max_part: u64) -> io::Result<Vec<Sealed>> {
             };
             if enc.is_none() {
                 let path = part_path(raw, part);
-                let tmp = tmp_of(&path);
+                let tmp = tmp_path(&path);
                 let out = OpenOptions::new()
                     .write(true)
                     .create(true)
@@ -289,7 +278,7 @@ pub fn seal(raw: &Path, seq: u64, max_part: u64) -> io::Result<Vec<Sealed>> {
         fs::remove_file(raw).map_err(|e| annotate(raw, e))?;
         if parts.is_empty() {
             // An empty FTP upload: nothing to deliver, so nothing may stay listed either.
-            let _ = fs::remove_file(super::sidecar_path(raw));
+            let _ = fs::remove_file(crate::segment::sidecar_path(raw));
         }
         Ok(parts)
     })();
@@ -355,34 +344,6 @@ impl Write for CountingWriter {
     }
 }
 
-/// Keeps the newest `keep` files of `dir` (by sequence number in the name).
-pub fn prune_backup(dir: &Path, keep: usize) -> io::Result<()> {
-    let mut files: Vec<(u64, PathBuf)> = fs::read_dir(dir)
-        .map_err(|e| annotate(dir, e))?
-        .flatten()
-        .filter_map(|e| {
-            Some((
-                super::parse_seq(&e.file_name().to_string_lossy())?,
-                e.path(),
-            ))
-        })
-        .collect();
-    if files.len() <= keep {
-        return Ok(());
-    }
-    files.sort();
-    for (_, path) in &files[..files.len() - keep] {
-        fs::remove_file(path).map_err(|e| annotate(path, e))?;
-    }
-    Ok(())
-}
-
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| annotate(dir, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn seal_then_deliver_to_outbox_and_backup() {
+    fn seal_writes_an_intact_gzip_and_removes_the_raw_segment() {
         let root = std::env::temp_dir().join(format!("lc-worker-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         let spool = root.join("spool/a");
@@ -442,36 +403,6 @@ mod tests {
             .unwrap();
         assert_eq!(text, "one\ntwo\n");
 
-        let job = DeliverJob {
-            source: "a".into(),
-            format: "SQUID".into(),
-            parts: vec![sealed.path.clone()],
-            prefix: "c_a_".into(),
-            backup_dir: root.join("backup/a"),
-            backup_keep: 1,
-        };
-        let target = Target::Outbox(root.join("outbox"));
-        assert_eq!(
-            target.deliver(&job, &mut Progress::default()).unwrap(),
-            sealed.bytes
-        );
-        assert!(root
-            .join("outbox/c_a_0000000001-20261126T000000Z.log.gz")
-            .exists());
-        assert!(root
-            .join("backup/a/0000000001-20261126T000000Z.log.gz")
-            .exists());
-        assert!(!sealed.path.exists());
-
-        fs::write(
-            root.join("backup/a/0000000002-20261126T000000Z.log.gz"),
-            b"x",
-        )
-        .unwrap();
-        prune_backup(&root.join("backup/a"), 1).unwrap();
-        assert!(!root
-            .join("backup/a/0000000001-20261126T000000Z.log.gz")
-            .exists());
         fs::remove_dir_all(root).unwrap();
     }
 }

@@ -434,3 +434,41 @@ fn lc_connect_checks_the_token_stores_it_and_reports_missing_sources() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 12, bug 3: the upload's progress was forgotten before the move to backup, so while
+/// that move failed every retry uploaded the segment again (6 uploads and 6 done_upload calls
+/// of one segment in 25 s, forever). Delivered-but-not-moved is a state of its own: retries
+/// only retry the move.
+#[test]
+fn a_failing_move_to_backup_never_uploads_the_segment_again() {
+    let cloud = Cloud::start(&["asa"]);
+    let lc = lc_for(&cloud, "backup-move", "");
+    // backup/asa is a file: the move to backup fails until it is a folder again.
+    let backup = lc.state().join("backup/asa");
+    std::fs::remove_dir_all(&backup).unwrap();
+    std::fs::write(&backup, b"").unwrap();
+    let sent = send_lines(&lc, 0, 50);
+    wait_for(30, "the move to backup failing", || {
+        lc.source_status("asa")["last_error"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("backup/asa"))
+    });
+    // Several retries of the move (1 s, then about 2 s, 4 s apart).
+    wait_for(30, "retries of the move", || {
+        let st = lc.source_status("asa");
+        st["last_error"]["at"].as_u64().unwrap_or(0)
+            >= st["failing_since"].as_u64().unwrap_or(u64::MAX) + 3
+    });
+    let calls = cloud.calls();
+    assert_eq!(calls["done_upload"]["calls"], 1, "{calls}");
+    assert_eq!(calls["upload_url"]["calls"], 1, "{calls}");
+    std::fs::remove_file(&backup).unwrap();
+    std::fs::create_dir(&backup).unwrap();
+    wait_for(30, "moved to backup", || {
+        lc.source_status("asa")["backlog"]["files"] == 0
+            && std::fs::read_dir(&backup).unwrap().count() == 1
+    });
+    assert_eq!(cloud.uploads().len(), 1);
+    assert_eq!(cloud.calls()["done_upload"]["calls"], 1);
+    assert_eq!(uploaded_lines(&cloud, &cloud.uploads()), sent);
+}

@@ -369,3 +369,30 @@ fn a_state_dir_that_cannot_be_written_stops_the_start_with_the_folder_named() {
         "{stderr}"
     );
 }
+
+/// Issue 12, bug 3: a backup prune that failed made the delivery fail after its segment had
+/// left the spool, so the retry never found it and no later segment was ever delivered.
+#[test]
+fn a_backup_prune_that_fails_does_not_stop_delivery() {
+    let lc = Lc::start(
+        "prune-fails",
+        "rotate_bytes = 4K\nrotate_secs = 1\nbackup_keep = 0",
+        "",
+        &source("t", "syslog-tcp", ""),
+    );
+    // A folder named like a segment: prune cannot remove it.
+    std::fs::create_dir_all(lc.state().join("backup/t/0000000000-x.log.gz/x")).unwrap();
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    for i in 0..300 {
+        s.write_all(format!("<13>message {i:04} padded to fill segments quickly\n").as_bytes())
+            .unwrap();
+    }
+    wait_for(20, "every segment delivered", || {
+        let spool = lc.state().join("spool/t");
+        lc.lines("t").len() == 300
+            && segments_in(&spool, ".log").is_empty()
+            && segments_in(&spool, ".gz").is_empty()
+    });
+    assert!(lc.delivered("t") >= 3);
+    assert!(lc.log().contains("pruning backup"), "{}", lc.log());
+}

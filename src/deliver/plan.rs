@@ -1,0 +1,516 @@
+//! The upload plan of one segment: which step comes next, and what an outcome makes of it.
+//!
+//! A segment (one or more sealed parts) goes through: check the files (an intact gzip or zip,
+//! else quarantine), then either place them in the outbox, or for the API per upload unit:
+//! `upload_url`, PUT, `done_upload`; then the move to backup. "Delivered, backup pending"
+//! (`Stage::Acked`) is a state of its own, so a move that fails is retried as a move and never
+//! uploads the segment again. A unit is every remaining part on Azure (Put Block per part,
+//! one blob) and one part elsewhere.
+//!
+//! Pure: state × outcome → state, state → next action. `worker.rs` performs the actions.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::api::{Failure, Provider, UploadTarget};
+
+/// An upload URL is reused for a retry while younger than this (SAS URLs live longer).
+pub const SAS_REUSE: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// Nothing checked yet.
+    New,
+    /// The files are intact; the parts before `at` are acknowledged by `done_upload`.
+    Ready { at: usize },
+    /// `upload_url` answered for the unit starting at part `at`.
+    HaveUrl {
+        at: usize,
+        target: UploadTarget,
+        got_at: Instant,
+    },
+    /// The unit starting at `at` is stored; `done_upload` is next.
+    Stored { at: usize, target: UploadTarget },
+    /// Delivered (every `done_upload` succeeded, or the outbox links are in place); only the
+    /// move to backup is left.
+    Acked,
+    /// In backup: done.
+    Moved,
+    /// A part is damaged: it goes to quarantine, never to the tenant.
+    Corrupt { reason: String },
+    /// In quarantine: done.
+    Quarantined { reason: String },
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Check every part (gzip trailer and CRC, zip directory); learn the bytes.
+    Check,
+    /// Link every part into the outbox folder.
+    Place,
+    GetUrl {
+        part: usize,
+    },
+    Put {
+        parts: Range<usize>,
+        target: UploadTarget,
+    },
+    DoneUpload {
+        url: String,
+    },
+    Move,
+    Quarantine,
+    /// Nothing left: report `Delivered`.
+    ReportDelivered,
+    /// Nothing left: report the quarantine.
+    ReportQuarantined {
+        reason: String,
+    },
+}
+
+/// How an action went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// `Check` found the parts intact, this many bytes in all.
+    Checked(u64),
+    /// `Check` found a damaged part.
+    Damaged(String),
+    /// `GetUrl` answered.
+    Url(UploadTarget),
+    Failed(Failure),
+}
+
+/// One segment's way to its destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub parts: usize,
+    /// `dir:` delivery: the parts are placed, not uploaded.
+    pub outbox: bool,
+    pub stage: Stage,
+    /// What the check counted, reported with `Delivered`.
+    pub bytes: u64,
+}
+
+impl Plan {
+    pub fn new(parts: usize, outbox: bool) -> Plan {
+        Plan {
+            parts,
+            outbox,
+            stage: Stage::New,
+            bytes: 0,
+        }
+    }
+
+    /// The next action at `now`.
+    pub fn next(&self, now: Instant) -> Action {
+        match &self.stage {
+            Stage::New => Action::Check,
+            Stage::Ready { .. } if self.outbox => Action::Place,
+            Stage::Ready { at } => Action::GetUrl { part: *at },
+            Stage::HaveUrl { at, got_at, .. } if now.duration_since(*got_at) >= SAS_REUSE => {
+                Action::GetUrl { part: *at }
+            }
+            Stage::HaveUrl { at, target, .. } => Action::Put {
+                parts: *at..self.unit_end(*at, target.provider),
+                target: target.clone(),
+            },
+            Stage::Stored { target, .. } => Action::DoneUpload {
+                url: target.url.clone(),
+            },
+            Stage::Acked => Action::Move,
+            Stage::Moved => Action::ReportDelivered,
+            Stage::Corrupt { .. } => Action::Quarantine,
+            Stage::Quarantined { reason } => Action::ReportQuarantined {
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    fn unit_end(&self, at: usize, provider: Provider) -> usize {
+        match provider {
+            Provider::Azure => self.parts,
+            Provider::Aws => (at + 1).min(self.parts),
+        }
+    }
+
+    /// Applies how `action` went. A failure ends the attempt: it is returned, to be reported,
+    /// and the plan stays where the next attempt must start.
+    pub fn apply(&mut self, action: &Action, outcome: Outcome, now: Instant) -> Option<Failure> {
+        let stage = std::mem::replace(&mut self.stage, Stage::New);
+        let (next, failure) = match (stage, action, outcome) {
+            (Stage::New, Action::Check, Outcome::Checked(bytes)) => {
+                self.bytes = bytes;
+                (Stage::Ready { at: 0 }, None)
+            }
+            (Stage::New, Action::Check, Outcome::Damaged(reason)) => {
+                (Stage::Corrupt { reason }, None)
+            }
+            (Stage::Ready { .. }, Action::Place, Outcome::Ok) => (Stage::Acked, None),
+            (
+                Stage::Ready { at } | Stage::HaveUrl { at, .. },
+                Action::GetUrl { .. },
+                Outcome::Url(target),
+            ) => (
+                Stage::HaveUrl {
+                    at,
+                    target,
+                    got_at: now,
+                },
+                None,
+            ),
+            (Stage::HaveUrl { at, target, .. }, Action::Put { .. }, Outcome::Ok) => {
+                (Stage::Stored { at, target }, None)
+            }
+            // The next attempt asks for a fresh URL: this one may have expired.
+            (Stage::HaveUrl { at, .. }, Action::Put { .. }, Outcome::Failed(f)) => {
+                (Stage::Ready { at }, Some(f))
+            }
+            (Stage::Stored { at, target }, Action::DoneUpload { .. }, Outcome::Ok) => {
+                let end = self.unit_end(at, target.provider);
+                if end >= self.parts {
+                    (Stage::Acked, None)
+                } else {
+                    (Stage::Ready { at: end }, None)
+                }
+            }
+            // The tenant refused this upload for good (or forgot it): upload it again later.
+            (
+                Stage::Stored { at, .. },
+                Action::DoneUpload { .. },
+                Outcome::Failed(f @ Failure::Permanent { .. }),
+            ) => (Stage::Ready { at }, Some(f)),
+            (Stage::Acked, Action::Move, Outcome::Ok) => (Stage::Moved, None),
+            (Stage::Corrupt { reason }, Action::Quarantine, Outcome::Ok) => {
+                (Stage::Quarantined { reason }, None)
+            }
+            // Any other failure: the same step again next time (a transient done_upload
+            // failure keeps the stored upload; a failed move keeps the acknowledgement).
+            (stage, _, Outcome::Failed(f)) => (stage, Some(f)),
+            (stage, action, outcome) => {
+                debug_assert!(false, "{action:?} gave {outcome:?} in {stage:?}");
+                (stage, None)
+            }
+        };
+        self.stage = next;
+        failure
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(provider: Provider) -> UploadTarget {
+        UploadTarget {
+            url: "https://blob/x?sig".into(),
+            provider,
+        }
+    }
+
+    fn transient() -> Failure {
+        Failure::Transient {
+            reason: "down".into(),
+            after: None,
+        }
+    }
+
+    fn permanent() -> Failure {
+        Failure::Permanent {
+            reason: "token".into(),
+        }
+    }
+
+    /// One row: a plan of `parts` in `stage` does `action` (checked against `next`), which
+    /// gives `outcome`; then the plan is in `expected` and the attempt ends with `failure`.
+    #[track_caller]
+    fn check(
+        parts: usize,
+        outbox: bool,
+        stage: Stage,
+        action: Action,
+        outcome: Outcome,
+        expected: Stage,
+        failure: Option<Failure>,
+    ) {
+        let now = Instant::now();
+        let mut plan = Plan {
+            parts,
+            outbox,
+            stage,
+            bytes: 0,
+        };
+        assert_eq!(plan.next(now), action, "next action");
+        let got = plan.apply(&action, outcome, now);
+        // `got_at` is `now`: compare it through a copy of the expected stage.
+        assert_eq!(plan.stage, expected, "stage after");
+        assert_eq!(got, failure, "failure reported");
+    }
+
+    #[test]
+    fn table() {
+        use Action as A;
+        use Outcome as O;
+        use Stage as S;
+        let az = target(Provider::Azure);
+        let aws = target(Provider::Aws);
+        let t0 = Instant::now();
+        let have = |at, t: &UploadTarget| S::HaveUrl {
+            at,
+            target: t.clone(),
+            got_at: t0,
+        };
+        let stored = |at, t: &UploadTarget| S::Stored {
+            at,
+            target: t.clone(),
+        };
+        let put = |r: Range<usize>, t: &UploadTarget| A::Put {
+            parts: r,
+            target: t.clone(),
+        };
+        let done = A::DoneUpload {
+            url: az.url.clone(),
+        };
+
+        // The check: intact, damaged, or unreadable (retried).
+        check(
+            1,
+            false,
+            S::New,
+            A::Check,
+            O::Checked(9),
+            S::Ready { at: 0 },
+            None,
+        );
+        check(
+            1,
+            false,
+            S::New,
+            A::Check,
+            O::Damaged("crc".into()),
+            S::Corrupt {
+                reason: "crc".into(),
+            },
+            None,
+        );
+        check(
+            1,
+            false,
+            S::New,
+            A::Check,
+            O::Failed(transient()),
+            S::New,
+            Some(transient()),
+        );
+        check(
+            1,
+            false,
+            S::Corrupt {
+                reason: "crc".into(),
+            },
+            A::Quarantine,
+            O::Ok,
+            S::Quarantined {
+                reason: "crc".into(),
+            },
+            None,
+        );
+        check(
+            1,
+            false,
+            S::Corrupt {
+                reason: "crc".into(),
+            },
+            A::Quarantine,
+            O::Failed(transient()),
+            S::Corrupt {
+                reason: "crc".into(),
+            },
+            Some(transient()),
+        );
+
+        // Outbox: place, then move.
+        check(2, true, S::Ready { at: 0 }, A::Place, O::Ok, S::Acked, None);
+        check(
+            2,
+            true,
+            S::Ready { at: 0 },
+            A::Place,
+            O::Failed(transient()),
+            S::Ready { at: 0 },
+            Some(transient()),
+        );
+
+        // API, Azure: one unit of every part.
+        check(
+            3,
+            false,
+            S::Ready { at: 0 },
+            A::GetUrl { part: 0 },
+            O::Failed(transient()),
+            S::Ready { at: 0 },
+            Some(transient()),
+        );
+        check(
+            3,
+            false,
+            have(0, &az),
+            put(0..3, &az),
+            O::Ok,
+            stored(0, &az),
+            None,
+        );
+        check(
+            3,
+            false,
+            have(0, &az),
+            put(0..3, &az),
+            O::Failed(transient()),
+            S::Ready { at: 0 },
+            Some(transient()),
+        );
+        check(
+            3,
+            false,
+            stored(0, &az),
+            done.clone(),
+            O::Ok,
+            S::Acked,
+            None,
+        );
+        // A transient done_upload failure keeps the stored upload: no second PUT.
+        check(
+            3,
+            false,
+            stored(0, &az),
+            done.clone(),
+            O::Failed(transient()),
+            stored(0, &az),
+            Some(transient()),
+        );
+        check(
+            3,
+            false,
+            stored(0, &az),
+            done.clone(),
+            O::Failed(permanent()),
+            S::Ready { at: 0 },
+            Some(permanent()),
+        );
+
+        // API, AWS: a unit per part.
+        check(
+            2,
+            false,
+            have(0, &aws),
+            put(0..1, &aws),
+            O::Ok,
+            stored(0, &aws),
+            None,
+        );
+        check(
+            2,
+            false,
+            stored(0, &aws),
+            done.clone(),
+            O::Ok,
+            S::Ready { at: 1 },
+            None,
+        );
+        check(
+            2,
+            false,
+            S::Ready { at: 1 },
+            A::GetUrl { part: 1 },
+            O::Failed(transient()),
+            S::Ready { at: 1 },
+            Some(transient()),
+        );
+        check(
+            2,
+            false,
+            have(1, &aws),
+            put(1..2, &aws),
+            O::Ok,
+            stored(1, &aws),
+            None,
+        );
+        check(
+            2,
+            false,
+            stored(1, &aws),
+            done.clone(),
+            O::Ok,
+            S::Acked,
+            None,
+        );
+
+        // Bug 3: delivered, backup pending. A failed move is retried as a move, never as an
+        // upload; then delivery is reported.
+        check(
+            1,
+            false,
+            S::Acked,
+            A::Move,
+            O::Failed(transient()),
+            S::Acked,
+            Some(transient()),
+        );
+        check(1, false, S::Acked, A::Move, O::Ok, S::Moved, None);
+        let plan = Plan {
+            parts: 1,
+            outbox: false,
+            stage: S::Moved,
+            bytes: 0,
+        };
+        assert_eq!(plan.next(t0), A::ReportDelivered);
+        let plan = Plan {
+            parts: 1,
+            outbox: false,
+            stage: S::Quarantined {
+                reason: "crc".into(),
+            },
+            bytes: 0,
+        };
+        assert_eq!(
+            plan.next(t0),
+            A::ReportQuarantined {
+                reason: "crc".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_url_is_reused_while_fresh_and_asked_again_when_old() {
+        let t0 = Instant::now();
+        let mut plan = Plan::new(1, false);
+        plan.apply(&Action::Check, Outcome::Checked(5), t0);
+        assert_eq!(plan.bytes, 5);
+        assert_eq!(plan.next(t0), Action::GetUrl { part: 0 });
+        let t = target(Provider::Azure);
+        plan.apply(&Action::GetUrl { part: 0 }, Outcome::Url(t.clone()), t0);
+        let put = Action::Put {
+            parts: 0..1,
+            target: t.clone(),
+        };
+        assert_eq!(plan.next(t0 + SAS_REUSE / 2), put);
+        assert_eq!(plan.next(t0 + SAS_REUSE), Action::GetUrl { part: 0 });
+        let t2 = UploadTarget {
+            url: "https://blob/y".into(),
+            ..t
+        };
+        plan.apply(
+            &Action::GetUrl { part: 0 },
+            Outcome::Url(t2.clone()),
+            t0 + SAS_REUSE,
+        );
+        assert_eq!(
+            plan.next(t0 + SAS_REUSE),
+            Action::Put {
+                parts: 0..1,
+                target: t2
+            }
+        );
+    }
+}

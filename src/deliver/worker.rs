@@ -1,0 +1,453 @@
+//! The delivery thread: performs each segment's upload plan (`plan.rs`) against the target,
+//! checks sealed files before they leave, moves delivered ones to `backup/SOURCE/` and
+//! quarantines damaged ones in `spool/SOURCE/quarantine/`.
+//!
+//! It decides nothing about order or timing: the loop sends one job per segment, at most one
+//! per source at a time, and retries when it chooses. The thread only remembers each source's
+//! plan between attempts, so a retry resumes where the last attempt stopped (no second upload
+//! after a failed `done_upload` or a failed move to backup). Outcomes go back through the
+//! `report` function the spool's worker set gives it.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use super::api::Failure;
+use super::plan::{Action, Outcome, Plan};
+use super::{outbox, Console, DeliverJob, Target};
+use crate::fsx::{annotate, sync_dir};
+use crate::segment;
+
+/// What the delivery thread is told: a new target (at start and reload), or a segment.
+pub enum DeliverMsg {
+    Target(Target),
+    Job(DeliverJob),
+}
+
+/// How one attempt at a segment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Delivered and moved to backup; the bytes sent.
+    Delivered(u64),
+    /// A part was damaged: the segment is in quarantine, not delivered.
+    Quarantined(String),
+    Failed(Failure),
+}
+
+/// Where damaged segments go, inside the source's spool folder (no segment name, so recovery
+/// and `lc tail` pass it by).
+pub const QUARANTINE: &str = "quarantine";
+
+/// Serves jobs until the channel closes.
+pub fn run(rx: Receiver<DeliverMsg>, report: impl Fn(DeliverJob, Delivery)) {
+    let mut target = None;
+    // Each source's plan for the segment it was last working on.
+    let mut plans: HashMap<String, (PathBuf, Plan)> = HashMap::new();
+    while let Ok(msg) = rx.recv() {
+        let job = match msg {
+            DeliverMsg::Target(t) => {
+                target = Some(t);
+                continue;
+            }
+            DeliverMsg::Job(job) => job,
+        };
+        let result = match &target {
+            Some(t) => attempt(t, &job, &mut plans),
+            None => Delivery::Failed(Failure::Transient {
+                reason: "no delivery target configured".into(),
+                after: None,
+            }),
+        };
+        report(job, result);
+    }
+}
+
+/// One attempt: resumes the source's plan for this segment (a plan for another segment is
+/// stale: the loop moved on), runs it until it ends or fails.
+fn attempt(
+    target: &Target,
+    job: &DeliverJob,
+    plans: &mut HashMap<String, (PathBuf, Plan)>,
+) -> Delivery {
+    let Some(key) = job.parts.first().cloned() else {
+        return Delivery::Delivered(0);
+    };
+    let outbox = matches!(target, Target::Outbox(_));
+    let entry = plans
+        .entry(job.source.clone())
+        .or_insert_with(|| (key.clone(), Plan::new(job.parts.len(), outbox)));
+    if entry.0 != key || entry.1.parts != job.parts.len() || entry.1.outbox != outbox {
+        *entry = (key, Plan::new(job.parts.len(), outbox));
+    }
+    let result = drive(target, job, &mut entry.1);
+    if !matches!(result, Delivery::Failed(_)) {
+        plans.remove(&job.source);
+    }
+    result
+}
+
+/// Runs `plan` until it reports, or an action fails.
+pub fn drive(target: &Target, job: &DeliverJob, plan: &mut Plan) -> Delivery {
+    loop {
+        let action = plan.next(Instant::now());
+        let outcome = match &action {
+            Action::ReportDelivered => return Delivery::Delivered(plan.bytes),
+            Action::ReportQuarantined { reason } => return Delivery::Quarantined(reason.clone()),
+            Action::Check => check_parts(&job.parts),
+            Action::Place => match target {
+                Target::Outbox(dir) => result(place(job, dir)),
+                Target::Console(_) => Outcome::Failed(transient("place without an outbox".into())),
+            },
+            Action::GetUrl { part } => match console(target) {
+                Ok(c) => match c.upload_url(&job.name_of(&job.parts[*part]), &job.format) {
+                    Ok(t) => Outcome::Url(t),
+                    Err(f) => Outcome::Failed(f),
+                },
+                Err(f) => Outcome::Failed(f),
+            },
+            Action::Put { parts, target: t } => match console(target) {
+                Ok(c) => failed_or_ok(c.put_parts(t, &job.parts[parts.clone()])),
+                Err(f) => Outcome::Failed(f),
+            },
+            Action::DoneUpload { url } => match console(target) {
+                Ok(c) => failed_or_ok(c.done_upload(url, &job.source)),
+                Err(f) => Outcome::Failed(f),
+            },
+            Action::Move => result(to_backup(job)),
+            Action::Quarantine => result(quarantine(&job.parts)),
+        };
+        if let Some(f) = plan.apply(&action, outcome, Instant::now()) {
+            return Delivery::Failed(f);
+        }
+    }
+}
+
+fn console(target: &Target) -> Result<&Console, Failure> {
+    match target {
+        Target::Console(c) => Ok(c),
+        Target::Outbox(_) => Err(transient("the target changed during the upload".into())),
+    }
+}
+
+fn transient(reason: String) -> Failure {
+    Failure::Transient {
+        reason,
+        after: None,
+    }
+}
+
+fn result(r: io::Result<()>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Ok,
+        Err(e) => Outcome::Failed(transient(e.to_string())),
+    }
+}
+
+fn failed_or_ok(r: Result<(), Failure>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Ok,
+        Err(f) => Outcome::Failed(f),
+    }
+}
+
+/// Checks each part: a `.gz` must decompress whole, its CRC and length trailer matching (every
+/// member, since parts and uploads may be concatenated members); a `.zip` must end with its
+/// central directory. A file that cannot be read is a failure to retry, not damage.
+fn check_parts(parts: &[PathBuf]) -> Outcome {
+    let mut bytes = 0;
+    for p in parts {
+        let file = match File::open(p) {
+            Ok(f) => f,
+            Err(e) => return Outcome::Failed(transient(annotate(p, e).to_string())),
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        bytes += len;
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let damage = match segment::Name::parse(&name).map(|n| n.kind) {
+            Some(segment::Kind::Zip) => zip_damage(file, len),
+            _ => gzip_damage(file, len),
+        };
+        match damage {
+            Ok(None) => {}
+            Ok(Some(why)) => return Outcome::Damaged(format!("{}: {why}", p.display())),
+            Err(e) => return Outcome::Failed(transient(annotate(p, e).to_string())),
+        }
+    }
+    Outcome::Checked(bytes)
+}
+
+/// Why a gzip file is damaged, if it is. Decompresses it (into nothing).
+pub fn gzip_damage(file: File, len: u64) -> io::Result<Option<String>> {
+    if len == 0 {
+        return Ok(Some("empty, not a gzip file".into()));
+    }
+    let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, file));
+    let mut sink = vec![0u8; 256 * 1024];
+    loop {
+        match dec.read(&mut sink) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::InvalidData
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Ok(Some(format!("not an intact gzip file ({e})")));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Why a zip file is damaged, if it is: its end of central directory record must be in the
+/// last 64 KiB + 22 bytes (APPNOTE 4.3.16), which a truncated upload lacks.
+fn zip_damage(mut file: File, len: u64) -> io::Result<Option<String>> {
+    use std::io::{Seek, SeekFrom};
+    let tail = len.min(65_535 + 22);
+    file.seek(SeekFrom::Start(len - tail))?;
+    let mut buf = Vec::with_capacity(tail as usize);
+    file.take(tail).read_to_end(&mut buf)?;
+    let found = buf.len() >= 22 && buf.windows(4).rev().any(|w| w == b"PK\x05\x06");
+    Ok((!found).then(|| "not an intact zip file (no end of central directory)".into()))
+}
+
+fn place(job: &DeliverJob, dir: &Path) -> io::Result<()> {
+    for p in &job.parts {
+        outbox::deliver(p, dir, &job.name_of(p))?;
+    }
+    Ok(())
+}
+
+/// Moves a delivered segment's parts into backup (a part already there from an earlier
+/// attempt stays), drops its FTP sidecar and keeps the newest `backup_keep` backups. A prune
+/// that fails is logged: the segment is delivered either way, and the next prune tries again.
+fn to_backup(job: &DeliverJob) -> io::Result<()> {
+    fs::create_dir_all(&job.backup_dir).map_err(|e| annotate(&job.backup_dir, e))?;
+    for p in &job.parts {
+        let file_name = p.file_name().expect("segment paths have a file name");
+        let backup = job.backup_dir.join(file_name);
+        match fs::rename(p, &backup) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound && backup.exists() => {}
+            Err(e) => return Err(annotate(&backup, e)),
+        }
+    }
+    // An FTP upload is listed until delivered: that ends now.
+    if let Some(first) = job.parts.first() {
+        let _ = fs::remove_file(segment::sidecar_path(first));
+    }
+    if let Err(e) = prune_backup(&job.backup_dir, job.backup_keep) {
+        log::warn!("source {}: pruning backup: {e}", job.source);
+    }
+    Ok(())
+}
+
+/// Moves a damaged segment's parts (and sidecar) to the spool's quarantine folder.
+fn quarantine(parts: &[PathBuf]) -> io::Result<()> {
+    let Some(dir) = parts.first().and_then(|p| p.parent()) else {
+        return Ok(());
+    };
+    let q = dir.join(QUARANTINE);
+    fs::create_dir_all(&q).map_err(|e| annotate(&q, e))?;
+    let side = segment::sidecar_path(&parts[0]);
+    for p in parts.iter().chain([&side]) {
+        let Some(name) = p.file_name() else { continue };
+        match fs::rename(p, q.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(annotate(p, e)),
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Keeps the newest `keep` segment files of `dir` (by sequence number in the name).
+pub fn prune_backup(dir: &Path, keep: usize) -> io::Result<()> {
+    let mut files: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .map_err(|e| annotate(dir, e))?
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                segment::parse_seq(&e.file_name().to_string_lossy())?,
+                e.path(),
+            ))
+        })
+        .collect();
+    if files.len() <= keep {
+        return Ok(());
+    }
+    files.sort();
+    let mut first_error = None;
+    for (_, path) in &files[..files.len() - keep] {
+        // One file that will not go must not keep the others.
+        if let Err(e) = fs::remove_file(path) {
+            first_error.get_or_insert(annotate(path, e));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lc-deliver-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn gz(text: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[track_caller]
+    fn check_damage(name: &str, content: &[u8], damaged: bool) {
+        let dir = tmp("damage");
+        let p = dir.join(name);
+        fs::write(&p, content).unwrap();
+        match check_parts(std::slice::from_ref(&p)) {
+            Outcome::Checked(n) => assert!(!damaged && n == content.len() as u64, "{name}: intact"),
+            Outcome::Damaged(why) => assert!(damaged, "{name}: {why}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sealed_files_are_checked_before_they_leave() {
+        let good = gz(b"one\ntwo\n");
+        let mut two = good.clone();
+        two.extend(gz(b"three\n"));
+        let mut bad_crc = good.clone();
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 0xff;
+        let g = "0000000001-x.log.gz";
+        check_damage(g, &good, false);
+        check_damage(g, &two, false);
+        check_damage(g, &good[..good.len() - 4], true);
+        check_damage(g, &good[..10], true);
+        check_damage(g, &bad_crc, true);
+        check_damage(g, b"", true);
+        check_damage(g, b"plain text\n", true);
+        let z = "0000000001-x.zip";
+        let mut zip = b"PK\x03\x04 some entry ".to_vec();
+        zip.extend(b"PK\x05\x06");
+        zip.extend([0u8; 18]);
+        check_damage(z, &zip, false);
+        check_damage(z, &zip[..zip.len() - 20], true);
+    }
+
+    #[test]
+    fn outbox_then_backup_and_a_prune_that_fails_does_not_undo_delivery() {
+        let root = tmp("outbox");
+        let spool = root.join("spool/a");
+        fs::create_dir_all(&spool).unwrap();
+        let part = spool.join("0000000003-x.log.gz");
+        let content = gz(b"one\n");
+        fs::write(&part, &content).unwrap();
+        // Something in backup that cannot be removed (a folder named like a segment).
+        fs::create_dir_all(root.join("backup/a/0000000001-x.log.gz")).unwrap();
+        let job = DeliverJob {
+            source: "a".into(),
+            format: "SQUID".into(),
+            parts: vec![part.clone()],
+            prefix: "c_a_".into(),
+            backup_dir: root.join("backup/a"),
+            backup_keep: 0,
+        };
+        let target = Target::Outbox(root.join("outbox"));
+        let mut plan = Plan::new(1, true);
+        assert_eq!(
+            drive(&target, &job, &mut plan),
+            Delivery::Delivered(content.len() as u64)
+        );
+        assert!(root.join("outbox/c_a_0000000003-x.log.gz").exists());
+        assert!(!part.exists());
+        // The delivered file itself was pruned (keep 0), the folder could not be.
+        assert!(!root.join("backup/a/0000000003-x.log.gz").exists());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_failed_move_to_backup_is_retried_as_a_move() {
+        let root = tmp("move");
+        let spool = root.join("spool/a");
+        fs::create_dir_all(&spool).unwrap();
+        let part = spool.join("0000000003-x.log.gz");
+        fs::write(&part, gz(b"one\n")).unwrap();
+        // backup/a is a file: the move fails.
+        fs::create_dir_all(root.join("backup")).unwrap();
+        fs::write(root.join("backup/a"), b"").unwrap();
+        let job = DeliverJob {
+            source: "a".into(),
+            format: "SQUID".into(),
+            parts: vec![part.clone()],
+            prefix: "c_a_".into(),
+            backup_dir: root.join("backup/a"),
+            backup_keep: 5,
+        };
+        let outbox = root.join("outbox");
+        let target = Target::Outbox(outbox.clone());
+        let mut plans = HashMap::new();
+        assert!(matches!(
+            attempt(&target, &job, &mut plans),
+            Delivery::Failed(_)
+        ));
+        assert_eq!(plans["a"].1.stage, super::super::plan::Stage::Acked);
+        // Whatever the outbox's reader did meanwhile, the segment is not placed again.
+        fs::remove_file(outbox.join("c_a_0000000003-x.log.gz")).unwrap();
+        fs::remove_file(root.join("backup/a")).unwrap();
+        assert!(matches!(
+            attempt(&target, &job, &mut plans),
+            Delivery::Delivered(_)
+        ));
+        assert!(!outbox.join("c_a_0000000003-x.log.gz").exists());
+        assert!(root.join("backup/a/0000000003-x.log.gz").exists());
+        assert!(plans.is_empty());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_segment_goes_to_quarantine_with_its_sidecar() {
+        let root = tmp("quarantine");
+        let spool = root.join("spool/a");
+        fs::create_dir_all(&spool).unwrap();
+        let part = spool.join("0000000003-x.log.gz");
+        fs::write(&part, &gz(b"one\n")[..12]).unwrap();
+        fs::write(spool.join("0000000003-x.name"), b"fw.log.gz\n12\n").unwrap();
+        let job = DeliverJob {
+            source: "a".into(),
+            format: "SQUID".into(),
+            parts: vec![part.clone()],
+            prefix: "c_a_".into(),
+            backup_dir: root.join("backup/a"),
+            backup_keep: 5,
+        };
+        let target = Target::Outbox(root.join("outbox"));
+        let got = attempt(&target, &job, &mut HashMap::new());
+        assert!(
+            matches!(&got, Delivery::Quarantined(why) if why.contains("gzip")),
+            "{got:?}"
+        );
+        assert!(spool.join("quarantine/0000000003-x.log.gz").exists());
+        assert!(spool.join("quarantine/0000000003-x.name").exists());
+        assert!(!part.exists());
+        assert!(!root.join("outbox/c_a_0000000003-x.log.gz").exists());
+        fs::remove_dir_all(root).unwrap();
+    }
+}
