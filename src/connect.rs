@@ -77,7 +77,8 @@ pub fn run(
             ));
         }
     }
-    let reloaded = signal_instances(&config);
+    let (reloaded, refused) = signal_instances(&config);
+    problems.extend(refused);
     println!(
         "{}: connected to {host}{via}; token stored in {}; {} data sources there; {reloaded} running instances told to reload",
         config_path.display(),
@@ -125,16 +126,16 @@ fn replace_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {
     fs::rename(&tmp, path).map_err(err)
 }
 
-/// Sends SIGHUP to every live instance with a pid file in run_dir; returns how many.
-fn signal_instances(config: &Config) -> usize {
-    crate::status::live_instances(&config.collector.run_dir)
-        .into_iter()
-        .filter(|(_, pid)| {
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(*pid),
-                nix::sys::signal::Signal::SIGHUP,
-            )
-            .is_ok()
-        })
-        .count()
+/// Sends SIGHUP to every live instance with a pid file in run_dir; returns how many, and a
+/// line for each pid file or process that was refused (`pidfile`).
+fn signal_instances(config: &Config) -> (usize, Vec<String>) {
+    let (live, mut refused) = crate::pidfile::live_instances(&config.collector.run_dir);
+    let mut signalled = 0;
+    for c in live {
+        match crate::pidfile::signal(&c, nix::sys::signal::Signal::SIGHUP) {
+            Ok(()) => signalled += 1,
+            Err(e) => refused.push(e),
+        }
+    }
+    (signalled, refused)
 }

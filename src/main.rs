@@ -16,6 +16,7 @@ mod ftp;
 mod logging;
 mod notify;
 mod owner;
+mod pidfile;
 mod prompt;
 mod reactor;
 mod secret;

@@ -216,41 +216,20 @@ pub fn read_all(run_dir: &Path) -> io::Result<Vec<Value>> {
             continue;
         };
         let instance = v["instance"].as_str().unwrap_or("").to_string();
-        let alive = v["running"].as_bool() == Some(true)
-            && live_pid(&pid_path(run_dir, &instance)).is_some();
+        // Alive = its pid file is locked. Whether that pid is really lc matters only to the
+        // commands that signal it (`pidfile::signal`); /proc may not tell a non-root `lc status`.
+        let claim = match crate::pidfile::claim(&pid_path(run_dir, &instance)) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("{e}; instance {instance} shown as not running");
+                None
+            }
+        };
+        let alive = v["running"].as_bool() == Some(true) && claim.is_some();
         v["alive"] = json!(alive);
         out.push(v);
     }
     Ok(out)
-}
-
-/// The pid in `path` if an instance holds the file's lock (it does while it runs); `None` for
-/// a missing or stale file.
-pub fn live_pid(path: &Path) -> Option<i32> {
-    use nix::fcntl::{Flock, FlockArg};
-    let file = fs::File::open(path).ok()?;
-    match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        // We got the lock: nobody holds it, the file is stale.
-        Ok(_) => None,
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            fs::read_to_string(path).ok()?.trim().parse().ok()
-        }
-        Err(_) => None,
-    }
-}
-
-/// Every running instance in `run_dir`: (pid file, pid).
-pub fn live_instances(run_dir: &Path) -> Vec<(PathBuf, i32)> {
-    let mut out: Vec<(PathBuf, i32)> = fs::read_dir(run_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pid"))
-        .filter_map(|p| live_pid(&p).map(|pid| (p, pid)))
-        .collect();
-    out.sort();
-    out
 }
 
 /// The `lc status` table.

@@ -252,11 +252,8 @@ pub fn reload(config: &Config) -> Result<Vec<String>, Vec<String>> {
             certs.display()
         ));
     }
-    let (signalled, failures) = signal_and_wait(&config.collector.run_dir);
-    out.push(format!(
-        "{} running instances reloaded",
-        signalled - failures.len()
-    ));
+    let (reloaded, failures) = signal_and_wait(&config.collector.run_dir);
+    out.push(format!("{reloaded} running instances reloaded"));
     if failures.is_empty() {
         Ok(out)
     } else {
@@ -436,23 +433,21 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 /// SIGHUP to every live instance; waits for each snapshot's `reloaded_at` to pass the signal.
-/// Returns (instances signalled, failure lines).
+/// Returns (instances reloaded, failure lines).
 fn signal_and_wait(run_dir: &Path) -> (usize, Vec<String>) {
     let started = clock::unix_millis();
     let mut pending = Vec::new();
-    for (path, pid) in crate::status::live_instances(run_dir) {
-        if nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .is_ok()
-        {
-            pending.push((path.with_extension("json"), pid));
+    // A pid file or process that is not an lc instance is refused, named, and not signalled.
+    let (live, mut failures) = crate::pidfile::live_instances(run_dir);
+    for c in live {
+        match crate::pidfile::signal(&c, nix::sys::signal::Signal::SIGHUP) {
+            Ok(()) => pending.push((c.path.with_extension("json"), c.pid)),
+            Err(e) => failures.push(e),
         }
     }
     let signalled = pending.len();
+    let refused = failures.len();
     let deadline = Instant::now() + RELOAD_WAIT;
-    let mut failures = Vec::new();
     while !pending.is_empty() {
         pending.retain(|(snapshot, pid)| {
             let v: Option<serde_json::Value> = fs::read_to_string(snapshot)
@@ -481,5 +476,6 @@ fn signal_and_wait(run_dir: &Path) -> (usize, Vec<String>) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    (signalled, failures)
+    // Each instance signalled either reloaded or has a line in `failures`.
+    (signalled - (failures.len() - refused), failures)
 }

@@ -454,3 +454,51 @@ fn config_check_says_when_a_value_looks_cut() {
     );
     assert_no_password("config check", &said);
 }
+
+/// Regression (issue 11): a pid file of the service's, locked, with the pid of a root process
+/// in it made `lc certs reload` (and `lc connect`) send that process SIGHUP. Only a process that
+/// is an `lc run` of the pid file's owner is signalled; the rest is refused and named.
+#[test]
+fn lc_certs_reload_signals_no_process_a_planted_pid_file_names() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    let dir = TempDir::new("pid-plant");
+    let config = service_config(&dir.0, "");
+    // The victim: a root process that SIGHUP would end.
+    let mut victim = Command::new("sleep").arg("300").spawn().unwrap();
+    let pid_file = dir.0.join("run/evil.pid");
+    fs::write(&pid_file, format!("{}\n", victim.id())).unwrap();
+    chown(&pid_file, SERVICE);
+    // The service holds the lock, as a running instance does.
+    let mut holder = Command::new("flock")
+        .arg(&pid_file)
+        .args(["sleep", "300"])
+        .spawn()
+        .unwrap();
+    crate::harness::wait_for(10, "the pid file locked", || {
+        let f = fs::File::open(&pid_file).unwrap();
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
+    });
+    let (out, hung) = output_within(
+        Command::new(LC)
+            .args(["certs", "reload", "--config"])
+            .arg(&config),
+        20,
+    );
+    let said = text(&out);
+    let victim_alive = victim.try_wait().unwrap().is_none();
+    let _ = victim.kill();
+    let _ = holder.kill();
+    let _ = victim.wait();
+    let _ = holder.wait();
+    assert!(!hung, "lc certs reload hung: {said}");
+    assert!(victim_alive, "the planted pid was signalled: {said}");
+    assert!(
+        said.contains(&format!(
+            "{}: pid {} is not an lc instance",
+            pid_file.display(),
+            victim.id()
+        )),
+        "{said}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{said}");
+}
