@@ -245,7 +245,8 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+            // `get`, not indexing: the two bytes may cut a UTF-8 character (not an escape).
+            if let Some(Ok(v)) = s.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
                 out.push(v);
                 i += 3;
                 continue;
@@ -341,5 +342,15 @@ mod tests {
         let s = super::Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?} {:?}", Some(&s)), "*** *** Some(***)");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    /// Found by fuzzing (`ftp_command`): `PASS secre%aÿ` from any FTP client, before login,
+    /// sliced the password inside a UTF-8 character and panicked, which aborts the instance.
+    #[test]
+    fn a_percent_before_a_multibyte_character_does_not_panic() {
+        let s = super::Secret::new("secre%a\u{ff}word");
+        assert_eq!(s.expose(), "secre%a\u{ff}word");
+        assert_eq!(super::percent_decode("a%b\u{e9}%41%4"), "a%b\u{e9}A%4");
+        assert!(crate::ftp::command::parse("PASS secre%a\u{ff}P".as_bytes()).is_ok());
     }
 }
