@@ -1,46 +1,17 @@
 //! lc: a log collector for Cloud Discovery. This file maps the command line to the modules
 //! and errors to exit codes (0 ok, 1 runtime failure, 2 usage or config error); it does no work
-//! of its own. See ARCHITECTURE.md for the map of the rest.
+//! of its own. The modules are the library's (`src/lib.rs`); see ARCHITECTURE.md for the map.
 
-mod allow;
-mod careful;
-mod check;
-mod cli;
-mod clock;
-mod config;
-mod connect;
-mod deliver;
-mod format_check;
-mod fsx;
-mod ftp;
-mod logging;
-mod notify;
-mod owner;
-mod pidfile;
-mod prompt;
-mod reactor;
-mod secret;
-mod segment;
-mod server;
-mod spool;
-mod status;
-mod syslog;
-mod tail;
-mod tls;
-
+use lc::{
+    check, cli, clock, config, connect, format_check, ftp, logging, prompt, server, status, tail,
+    tls, VERSION,
+};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use cli::Command;
-
-/// The version: Cargo.toml's, or the release's (`0.1.0+g1234abcd`) when scripts/release.sh
-/// builds it (LC_VERSION at build time).
-pub const VERSION: &str = match option_env!("LC_VERSION") {
-    Some(v) => v,
-    None => env!("CARGO_PKG_VERSION"),
-};
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;

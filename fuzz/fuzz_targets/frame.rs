@@ -1,0 +1,3 @@
+//! `lc::fuzzing::frame`; the invariants are there.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| lc::fuzzing::frame(data));
