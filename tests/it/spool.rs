@@ -202,25 +202,44 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// lc with its state_dir on a 4 MiB tmpfs (fields drop in order: lc stops before the unmount).
+struct SmallDisk {
+    lc: Lc,
+    state: std::path::PathBuf,
+    _tmpfs: Tmpfs,
+}
+
+impl SmallDisk {
+    fn start(tag: &str, sources: &str) -> SmallDisk {
+        let dir = crate::harness::TempDir::new(tag);
+        let state = dir.0.join("state");
+        let tmpfs = Tmpfs::mount(&state, "4m");
+        let config = dir.0.join("lc.ini");
+        std::fs::write(
+            &config,
+            format!(
+                "[collector]\nname = it\nstate_dir = {d}/state\nrun_dir = {d}/run\nlisten = 127.0.0.1\n\
+                 [spool]\nmin_free_bytes = 0\nrotate_bytes = 8M\nmax_spool_bytes = 64M\n[delivery]\nurl = dir:{d}/outbox\n{sources}",
+                d = dir.0.display()
+            ),
+        )
+        .unwrap();
+        SmallDisk {
+            lc: Lc::attach(dir, config),
+            state,
+            _tmpfs: tmpfs,
+        }
+    }
+}
+
 #[test]
 fn a_full_disk_pauses_tcp_counts_udp_and_resumes_without_loss() {
-    let dir = crate::harness::TempDir::new("diskfull");
-    let state = dir.0.join("state");
-    let _tmpfs = Tmpfs::mount(&state, "4m");
-    let config = dir.0.join("lc.ini");
-    std::fs::write(
-        &config,
-        format!(
-            "[collector]\nname = it\nstate_dir = {d}/state\nrun_dir = {d}/run\nlisten = 127.0.0.1\n\
-             [spool]\nmin_free_bytes = 0\nrotate_bytes = 8M\nmax_spool_bytes = 64M\n[delivery]\nurl = dir:{d}/outbox\n{}{}",
-            source("t", "syslog-tcp", ""),
-            source("u", "syslog-udp", ""),
-            d = dir.0.display()
-        ),
-    )
-    .unwrap();
-    let lc = Lc::attach(dir, config);
-    let filler = fill(&state);
+    let disk = SmallDisk::start(
+        "diskfull",
+        &(source("t", "syslog-tcp", "") + &source("u", "syslog-udp", "")),
+    );
+    let lc = &disk.lc;
+    let filler = fill(&disk.state);
     // The first write after the disk filled up fails with ENOSPC: lc pauses.
     let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
     s.write_all(b"<13>first\n").unwrap();
@@ -266,22 +285,9 @@ fn a_full_disk_pauses_tcp_counts_udp_and_resumes_without_loss() {
 /// be on disk or counted (and logged) as lost.
 #[test]
 fn a_stop_while_the_disk_is_full_never_reads_what_it_cannot_store() {
-    let dir = crate::harness::TempDir::new("stopfull");
-    let state = dir.0.join("state");
-    let _tmpfs = Tmpfs::mount(&state, "4m");
-    let config = dir.0.join("lc.ini");
-    std::fs::write(
-        &config,
-        format!(
-            "[collector]\nname = it\nstate_dir = {d}/state\nrun_dir = {d}/run\nlisten = 127.0.0.1\n\
-             [spool]\nmin_free_bytes = 0\nrotate_bytes = 8M\nmax_spool_bytes = 64M\n[delivery]\nurl = dir:{d}/outbox\n{}",
-            source("t", "syslog-tcp", ""),
-            d = dir.0.display()
-        ),
-    )
-    .unwrap();
-    let mut lc = Lc::attach(dir, config);
-    let _filler = fill(&state);
+    let mut disk = SmallDisk::start("stopfull", &source("t", "syslog-tcp", ""));
+    let _filler = fill(&disk.state);
+    let lc = &mut disk.lc;
     let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
     s.write_all(b"<13>first\n").unwrap();
     wait_for(10, "disk full noticed", || {
