@@ -29,6 +29,7 @@ pub mod notify;
 pub mod owner;
 pub mod pidfile;
 pub mod prompt;
+pub mod proxy_header;
 pub mod reactor;
 pub mod secret;
 pub mod segment;

@@ -85,6 +85,33 @@ impl Admission {
         }
     }
 
+    /// Moves a connection's place to `ip` (a PROXY protocol header named the real client):
+    /// the total stays, the per-IP counts move. Refused by `ip`'s limit, nothing changes.
+    pub fn transfer(&mut self, ticket: &mut Ticket, ip: IpAddr) -> Result<(), Refusal> {
+        let ip = canonical(ip);
+        if ip == ticket.ip {
+            return Ok(());
+        }
+        let n = self.per_ip.entry(ip).or_insert(0);
+        if *n >= self.limits.per_ip {
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+            return Err(Refusal::PerIp(self.limits.per_ip));
+        }
+        *n += 1;
+        let old = std::mem::replace(&mut ticket.ip, ip);
+        let m = self
+            .per_ip
+            .get_mut(&old)
+            .expect("a live ticket has a count");
+        *m -= 1;
+        if *m == 0 {
+            self.per_ip.remove(&old);
+        }
+        Ok(())
+    }
+
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.open
@@ -134,6 +161,15 @@ mod tests {
                 "-" => {
                     let t = tickets[arg.parse::<usize>().unwrap()].take().unwrap();
                     a.release(t);
+                    tickets.push(None);
+                }
+                "~" => {
+                    let (n, ip) = arg.split_once(',').unwrap();
+                    let t = tickets[n.parse::<usize>().unwrap()].as_mut().unwrap();
+                    out.push(match a.transfer(t, ip.parse().unwrap()) {
+                        Ok(()) => "moved".to_string(),
+                        Err(r) => format!("{r:?}"),
+                    });
                     tickets.push(None);
                 }
                 "=" => {
@@ -199,6 +235,42 @@ mod tests {
             (2, 2),
             "+10.0.0.1 +10.0.0.2 -0 -1 +10.0.0.3",
             "ok ok ok / open 1 [10.0.0.3:1]",
+        );
+    }
+
+    /// A PROXY protocol header moves a connection from the balancer's address to the
+    /// client's: the total stays, the client's limit applies.
+    #[test]
+    fn transfer_to_the_real_client() {
+        check(
+            (3, 2),
+            "+10.0.0.9 ~0,192.0.2.1",
+            "ok moved / open 1 [192.0.2.1:1]",
+        );
+        check(
+            (3, 2),
+            "+10.0.0.9 +10.0.0.9 ~0,192.0.2.1 ~1,192.0.2.1",
+            "ok ok moved moved / open 2 [192.0.2.1:2]",
+        );
+        check(
+            (5, 1),
+            "+10.0.0.9 +10.0.0.8 ~0,192.0.2.1 ~1,192.0.2.1",
+            "ok ok moved PerIp(1) / open 2 [10.0.0.8:1 192.0.2.1:1]",
+        );
+        check(
+            (5, 2),
+            "+10.0.0.9 +10.0.0.8 +10.0.0.7 ~0,192.0.2.1 ~1,192.0.2.1 ~2,192.0.2.1",
+            "ok ok ok moved moved PerIp(2) / open 3 [10.0.0.7:1 192.0.2.1:2]",
+        );
+        check(
+            (5, 1),
+            "+10.0.0.9 ~0,10.0.0.9",
+            "ok moved / open 1 [10.0.0.9:1]",
+        );
+        check(
+            (5, 0),
+            "=5,1 +10.0.0.9 =5,0 ~1,192.0.2.1",
+            "ok PerIp(0) / open 1 [10.0.0.9:1]",
         );
     }
 

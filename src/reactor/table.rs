@@ -69,6 +69,15 @@ impl<C> ConnTable<C> {
         Some(held.conn)
     }
 
+    /// Counts the connection at `token` as one from `ip` from now on (see
+    /// `Admission::transfer`); on a refusal nothing changes.
+    pub fn readdress(&mut self, token: Token, ip: IpAddr) -> Result<(), Refusal> {
+        match self.slab.get_mut(token) {
+            Some(held) => self.admission.transfer(&mut held.ticket, ip),
+            None => Ok(()),
+        }
+    }
+
     /// A new event batch begins (see `Slab::next_batch`).
     pub fn next_batch(&mut self) {
         self.slab.next_batch();
