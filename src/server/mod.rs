@@ -43,7 +43,7 @@ use crate::clock;
 use crate::config::{Config, Receiver as Kind, Source};
 use crate::ftp::jobs::Dest;
 use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
-use crate::logging::LimitLog;
+use crate::logging::{LimitKey, LimitLog};
 use crate::reactor::guard::{Limits, Refusal};
 use crate::reactor::slab::{Reuse, Slab};
 use crate::reactor::table::{ConnTable, Refused};
@@ -434,7 +434,8 @@ impl Server {
         let name = &src.cfg.name;
         if !src.cfg.allow.allows(ip) {
             src.counters.drop(Drop::NotAllowed, 1);
-            limit_log.hit(source, Drop::NotAllowed.name(), || {
+            let key = LimitKey::new(source, Drop::NotAllowed.name()).with(ip, "");
+            limit_log.hit_key(key, || {
                 format!("source {name}: {peer}: sender not in the allow list; connection closed")
             });
             return;
@@ -551,7 +552,8 @@ impl Server {
                         Some(e) => format!("reset ({e})"),
                         None => "closed".to_string(),
                     };
-                    self.limit_log.hit(conn.source, "tls", || {
+                    let key = LimitKey::new(conn.source, "tls").with(peer.ip(), "cut short");
+                    self.limit_log.hit_key(key, || {
                         format!("source {name}: {peer}: TLS handshake failed: the client {how} the connection before it finished")
                     });
                 } else if let Some(e) = err {
@@ -567,11 +569,13 @@ impl Server {
             ReadOutcome::TlsFailed(e) => {
                 src.counters.drop(Drop::TlsHandshake, 1);
                 let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                self.limit_log.hit(conn.source, "tls", || {
-                    format!(
-                        "source {name}: {peer}: TLS handshake failed: {}",
-                        crate::tls::explain(&e)
-                    )
+                let why = crate::tls::explain(&e);
+                // Keyed by the reason without its numbers (times, lengths), so one peer's
+                // repeated failure is one key.
+                let kind: String = why.chars().filter(|c| !c.is_ascii_digit()).collect();
+                let key = LimitKey::new(conn.source, "tls").with(peer.ip(), kind);
+                self.limit_log.hit_key(key, || {
+                    format!("source {name}: {peer}: TLS handshake failed: {why}")
                 });
                 self.close_conn(token);
                 false
@@ -579,7 +583,8 @@ impl Server {
             ReadOutcome::NameRefused(names) => {
                 src.counters.drop(Drop::NotAllowedCn, 1);
                 let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                self.limit_log.hit(conn.source, "allow_cn", || {
+                let key = LimitKey::new(conn.source, "allow_cn").with(peer.ip(), names.join(","));
+                self.limit_log.hit_key(key, || {
                     format!("source {name}: {peer}: client certificate names {names:?} not in allow_cn; connection closed")
                 });
                 self.close_conn(token);
@@ -986,7 +991,8 @@ impl Server {
                 Stale::Handshake => {
                     src.counters.drop(Drop::TlsHandshake, 1);
                     let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                    self.limit_log.hit(conn.source, "tls", || {
+                    let key = LimitKey::new(conn.source, "tls").with(peer.ip(), "stalled");
+                    self.limit_log.hit_key(key, || {
                         format!(
                             "source {name}: {peer}: TLS handshake not done in {}s; closed",
                             handshake_timeout.as_secs()
@@ -1028,7 +1034,8 @@ impl Server {
             let freed = conn.framing.cut(src);
             self.pending -= freed;
             let (name, peer) = (src.cfg.name.clone(), conn.peer);
-            self.limit_log.hit(conn.source, "max_pending_bytes", || {
+            let key = LimitKey::new(conn.source, "max_pending_bytes").with(peer.ip(), "");
+            self.limit_log.hit_key(key, || {
                 format!("source {name}: {peer}: incomplete frames of all connections hold {total} bytes, over max_pending_bytes ({budget}); kept this sender's {freed} bytes as a truncated message")
             });
         }

@@ -13,7 +13,7 @@ use mio::net::UdpSocket;
 
 use super::source::SourceState;
 use crate::clock;
-use crate::logging::LimitLog;
+use crate::logging::{LimitKey, LimitLog};
 use crate::reactor::UDP_BUDGET;
 use crate::status::Drop;
 use crate::syslog::frame;
@@ -53,7 +53,8 @@ pub fn receive(
         if !src.cfg.allow.allows(peer.ip()) {
             src.counters.drop(Drop::NotAllowed, 1);
             let name = &src.cfg.name;
-            limit_log.hit(index, "allow", || {
+            let key = LimitKey::new(index, "allow").with(peer.ip(), "");
+            limit_log.hit_key(key, || {
                 format!("source {name}: {peer}: sender not in the allow list; dropped")
             });
             continue;

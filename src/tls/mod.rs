@@ -184,7 +184,15 @@ pub fn explain(e: &rustls::Error) -> String {
             "the client certificate is not signed by ca.pem".into()
         }
         E::InvalidCertificate(C::Expired) => "the client certificate has expired".into(),
+        E::InvalidCertificate(C::ExpiredContext { not_after, .. }) => format!(
+            "the client certificate has expired (not valid after {})",
+            crate::clock::rfc3339(not_after.as_secs())
+        ),
         E::InvalidCertificate(C::NotValidYet) => "the client certificate is not valid yet".into(),
+        E::InvalidCertificate(C::NotValidYetContext { not_before, .. }) => format!(
+            "the client certificate is not valid yet (not before {})",
+            crate::clock::rfc3339(not_before.as_secs())
+        ),
         E::NoCertificatesPresented => {
             "the client sent no certificate (ca.pem makes one required)".into()
         }

@@ -811,6 +811,20 @@ fn mutual_tls_refuses_and_counts_bad_clients_and_stalled_handshakes() {
         .map(|c| format!("<13>case {}", c.0))
         .collect();
     assert_eq!(lc.lines("t"), stored);
+    // Each distinct reason from the same peer is named in the log, not only the first of the
+    // minute (issue 13: a second firewall's TLS problem was never said).
+    let log = lc.log();
+    for reason in [
+        "the client certificate is not signed by ca.pem",
+        "the client certificate has expired",
+        "lc speaks TLS 1.2 and 1.3",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("source t: 127.0.0.1:") && l.contains(reason)),
+            "{reason:?} not logged:\n{log}"
+        );
+    }
     // A message longer than a TLS record (16 KiB) arrives whole.
     let big = format!("big {}", "x".repeat(40_000));
     check_client(&lc, "t", &good, &big, Stored);
