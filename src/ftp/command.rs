@@ -312,6 +312,13 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, Refusal> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// A file name as log lines show it: ASCII as it is, anything else escaped (`caf\u{e9}`),
+/// so a Latin-1 name (read byte by byte, [`latin1`]) or a control character cannot garble
+/// the log.
+pub fn escaped(name: &str) -> String {
+    name.escape_default().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,8 @@
 
 pub mod command;
 pub mod content;
+pub mod control;
+pub mod data;
 pub mod jobs;
 pub mod listing;
 pub mod lockout;
@@ -18,3 +20,4 @@ pub mod recent;
 pub mod server;
 pub mod session;
 pub mod stream;
+pub mod upload;

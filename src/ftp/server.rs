@@ -13,7 +13,7 @@
 //! a reset, a timeout, a size or disk limit) removes the temp file.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,14 +25,17 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
 use serde_json::{json, Value};
 
-use super::command::{is_latin1, parse, to_latin1, LineReader};
+use super::command::{escaped, is_latin1, parse};
 use super::content::{self, Kind as Content};
+use super::control::{Control, Next};
+use super::data::{DataConn, Task};
 use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat, Writeback};
 use super::lockout::Lockout;
 use super::path::{VPath, SSL_UPDATE};
 use super::recent::Recent;
 use super::session::{Action, ListKind, Reply, Session, Settings};
 use super::stream::{Got, Stream};
+use super::upload::{too_large, write_upload, Upload};
 use crate::allow::{canonical, AllowList};
 use crate::config::{self, Receiver as Kind};
 use crate::logging::LimitLog;
@@ -42,8 +45,6 @@ use crate::tls::FtpTls;
 pub const TOKEN_BASE: usize = 1 << 40;
 /// Bytes read from one data connection before others get a turn.
 const READ_BUDGET: usize = 4 << 20;
-/// An upload's writeback is started every this many bytes (`jobs::Writeback`).
-const WRITEBACK_WINDOW: u64 = 8 << 20;
 const ACCEPT_BUDGET: usize = 64;
 /// A client must connect to its passive port (or accept our active connect) within this.
 const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,6 +101,8 @@ struct Counters {
     no_close_notify: u64,
     /// Compressed uploads refused for being larger than one upload's limit.
     refused_too_large: u64,
+    /// Times a control connection stopped being read: its client did not read its replies.
+    reply_backlog: u64,
     /// Addresses the failed-login table forgot to make room for others.
     lockout_evicted: u64,
 }
@@ -117,64 +120,6 @@ enum Entry {
     Control(Box<Control>),
     Passive { sock: TcpListener, owner: ConnRef },
     Data(Box<DataConn>),
-}
-
-struct Control {
-    id: u64,
-    stream: Stream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    session: Session,
-    lines: LineReader,
-    last_active: Instant,
-    /// Waiting for the job thread (login, commit, listing, stat): no command is read.
-    busy: bool,
-    /// A failed login's reply, held back until the instant.
-    delayed: Option<(Instant, Reply)>,
-    /// AUTH TLS was answered: switch to TLS once the reply is out.
-    tls_after_flush: bool,
-    close_after_flush: bool,
-    /// The passive listener or data connection of this session.
-    data: Option<usize>,
-    /// What the next data connection is for, while it is not connected yet.
-    task: Option<Task>,
-    /// When the transfer command was accepted and no data connection is there yet.
-    waiting_since: Option<Instant>,
-    /// A transfer is running or waiting (ABOR has something to abort).
-    transferring: bool,
-    /// RNFR's existence check is out.
-    rnfr_pending: bool,
-    /// The client sent a line that is not UTF-8: replies and listings go out in Latin-1, so
-    /// it reads its file names back as the bytes it sent.
-    latin1: bool,
-}
-
-enum Task {
-    Upload(Upload),
-    Send(Vec<u8>),
-}
-
-struct Upload {
-    folder: String,
-    name: String,
-    temp: PathBuf,
-    file: Arc<File>,
-    /// Bytes received.
-    bytes: u64,
-    /// Bytes written to `file` (fewer than received when TYPE A drops CRs).
-    written: u64,
-    content: content::Upload,
-}
-
-struct DataConn {
-    owner: ConnRef,
-    stream: Stream,
-    /// An active-mode connect still in progress.
-    connecting: bool,
-    task: Option<Task>,
-    last_active: Instant,
-    /// A listing is out: close once the socket took it.
-    closing: bool,
 }
 
 pub struct FtpServer {
@@ -519,6 +464,7 @@ impl FtpServer {
             "aborted": c.aborted,
             "no_close_notify": c.no_close_notify,
             "refused_too_large": c.refused_too_large,
+            "reply_backlog": c.reply_backlog,
         })
     }
 
@@ -796,25 +742,9 @@ impl FtpServer {
         stream.queue(session.greeting().render().as_bytes());
         let id = self.next_id;
         self.next_id += 1;
-        let slot = self.insert(Entry::Control(Box::new(Control {
-            id,
-            stream,
-            peer,
-            local,
-            session,
-            lines: LineReader::default(),
-            last_active: now,
-            busy: false,
-            delayed: None,
-            tls_after_flush: false,
-            close_after_flush: false,
-            data: None,
-            task: None,
-            waiting_since: None,
-            transferring: false,
-            rnfr_pending: false,
-            latin1: false,
-        })));
+        let mut control = Control::new(id, stream, peer, local, session);
+        control.last_active = now;
+        let slot = self.insert(Entry::Control(Box::new(control)));
         if self.register(registry, slot, Interest::READABLE | Interest::WRITABLE) {
             self.sessions += 1;
             self.counters.sessions += 1;
@@ -860,8 +790,21 @@ impl FtpServer {
         let mut budget = 64;
         loop {
             let c = self.control(slot);
-            if c.busy || c.tls_after_flush || c.close_after_flush {
-                break;
+            match c.may_read() {
+                Ok(Next::Command) => {}
+                Ok(Next::Busy) => break,
+                Ok(Next::Backlog) => {
+                    let peer = c.peer;
+                    self.counters.reply_backlog += 1;
+                    self.warn_limited("backlog", || {
+                        format!("ftp: {peer}: does not read its replies; no more commands read from it until it does (reply backlog over {} bytes)", super::control::REPLY_BACKLOG)
+                    });
+                    break;
+                }
+                Err(_) => {
+                    self.close(registry, slot);
+                    return false;
+                }
             }
             match c.lines.next_line() {
                 Ok(Some(line)) => {
@@ -1924,57 +1867,5 @@ fn stat_reply(is_file: bool, result: Result<Vec<u8>, Reply>) -> Reply {
             }
         }
         Err(r) => r,
-    }
-}
-
-/// Writes an upload's (converted) bytes to its file, starting writeback each window.
-fn write_upload(u: &mut Upload, data: &[u8], writeback: &Writeback) -> io::Result<()> {
-    (&*u.file).write_all(data)?;
-    let before = u.written;
-    u.written += data.len() as u64;
-    let window = |b: u64| b / WRITEBACK_WINDOW;
-    if window(before) != window(u.written) {
-        let end = window(u.written) * WRITEBACK_WINDOW;
-        writeback.start(&u.file, end - WRITEBACK_WINDOW, WRITEBACK_WINDOW);
-    }
-    Ok(())
-}
-
-/// A `.gz` or `.zip` upload is delivered as the file it is, in one PUT: it cannot be cut at
-/// lines as text is, so one larger than `max` (under the API's 64 MB per PUT) is refused
-/// while it arrives, rather than acknowledged and never delivered.
-fn too_large(u: &Upload, max: u64) -> Option<Reply> {
-    let kind = u.content.kind()?;
-    (kind.precompressed() && u.bytes > max).then(|| {
-        log::warn!(
-            "ftp: /{}/{}: a {kind:?} file larger than max_upload_bytes ({max}) cannot be delivered in one upload; refused",
-            u.folder,
-            escaped(&u.name)
-        );
-        Reply::new(
-            552,
-            format!(
-                "a compressed file is delivered whole and must not exceed {max} bytes; upload discarded (split it, or send it uncompressed)"
-            ),
-        )
-    })
-}
-
-/// A file name as log lines show it: ASCII as it is, anything else escaped (`caf\u{e9}`),
-/// so a Latin-1 name (read byte by byte, `command::latin1`) or a control character cannot
-/// garble the log.
-pub fn escaped(name: &str) -> String {
-    name.escape_default().to_string()
-}
-
-impl Control {
-    /// Queues a reply; the next service of the connection sends it.
-    fn reply(&mut self, reply: Reply) {
-        let text = reply.render();
-        if self.latin1 {
-            self.stream.queue(&to_latin1(&text));
-        } else {
-            self.stream.queue(text.as_bytes());
-        }
     }
 }

@@ -166,6 +166,11 @@ impl Stream {
         }
     }
 
+    /// Plaintext queued and not yet taken by the socket (or the TLS writer).
+    pub fn queued(&self) -> usize {
+        self.out.len()
+    }
+
     /// Queues plaintext to send.
     pub fn queue(&mut self, data: &[u8]) {
         self.out.extend_from_slice(data);

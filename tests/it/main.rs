@@ -8,6 +8,7 @@ mod cli;
 mod cloud;
 mod delivery;
 mod ftp;
+mod ftp_bounds;
 mod ftp_faults;
 mod ftp_fidelity;
 pub mod install;

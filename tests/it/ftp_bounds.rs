@@ -1,0 +1,77 @@
+//! The FTP server's bounds: what a client that misbehaves on purpose can make lc hold or
+//! wait for. Replies a client does not read, failed-login floods beside uploads, and upload
+//! bytes written away from the event loop.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use nix::sys::socket::{setsockopt, sockopt};
+
+use crate::ftp::{code, Delivery, Ftp};
+
+/// lc's resident memory in KiB, from /proc/PID/status.
+fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}
+
+/// Bug 4 of issue 12: `HELP` pipelined before login by a client that never reads took lc
+/// from 4 MB to 1.5 GB. lc stops reading such a client (its writes block: TCP flow control),
+/// its memory stays where it was, and other clients are served meanwhile.
+#[test]
+fn pipelined_help_from_a_client_that_never_reads_is_throttled_not_buffered() {
+    let ftp = Ftp::start("ftp-help-flood", "", Delivery::Outbox);
+    let pid = ftp.lc.pid();
+    let before = rss_kib(pid);
+
+    let mut flood = TcpStream::connect(ftp.addr()).unwrap();
+    // Small buffers on the client's side, so what lc sends and what it has not read yet
+    // pile up in lc rather than in this process's kernel buffers.
+    setsockopt(&flood, sockopt::RcvBuf, &4096).unwrap();
+    setsockopt(&flood, sockopt::SndBuf, &65536).unwrap();
+    // The write timeout tells a blocked sender; it is not what the test waits for.
+    flood
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let chunk = "HELP\r\n".repeat(10_000);
+    // Far more than lc's socket buffers hold: lc reads it all only if it never stops.
+    let cap: usize = 8 << 20;
+    let mut written = 0;
+    let mut throttled = false;
+    while written < cap {
+        match flood.write(chunk.as_bytes()) {
+            Ok(n) => written += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                throttled = true;
+                break;
+            }
+            Err(e) => panic!("writing HELP after {written} bytes: {e}"),
+        }
+    }
+    let grown = rss_kib(pid).saturating_sub(before);
+
+    // The process serves others meanwhile.
+    let mut other = ftp.session();
+    assert_eq!(code(&other.cmd("NOOP")), 200);
+    assert!(
+        throttled,
+        "lc read all {written} bytes of HELP without the client reading a reply (grew by {grown} KiB)"
+    );
+    assert!(
+        grown < 32 << 10,
+        "lc grew by {grown} KiB while a client pipelined {written} bytes of HELP"
+    );
+    ftp.wait_ftp("the backlog counted", |f| f["reply_backlog"].as_u64() > Some(0));
+    drop(flood);
+}
