@@ -1,6 +1,6 @@
-//! The FTP server's blocking work, on its own thread (`lc-ftp`): password checks (argon2
-//! takes tens of milliseconds), committing uploads (fsync, rename), and the file operations
-//! behind LIST, SIZE, MDTM, MLST, DELE and RNTO. The loop sends a [`Job`] and hears back
+//! The FTP server's blocking work, on its own thread (`lc-ftp`): committing uploads (fsync,
+//! rename) and the file operations behind LIST, SIZE, MDTM, MLST, DELE and RNTO. Password
+//! checks have a thread of their own (`login.rs`), so a commit never waits behind argon2. The loop sends a [`Job`] and hears back
 //! through a channel and the waker; nothing here touches a socket.
 
 use std::fs;
@@ -14,10 +14,8 @@ use mio::Waker;
 
 use super::content::Kind;
 use super::listing::{self, Entry, Facts};
-use super::passwd;
 use super::session::{ListKind, Reply};
 use crate::clock;
-use crate::secret::Secret;
 use crate::spool;
 
 /// A real folder behind a name at `/`.
@@ -37,12 +35,6 @@ pub struct ConnRef {
 }
 
 pub enum Job {
-    Login {
-        conn: ConnRef,
-        passwd_file: PathBuf,
-        user: String,
-        password: Secret,
-    },
     /// Make a received upload durable and move it where it belongs.
     Commit {
         conn: ConnRef,
@@ -116,12 +108,6 @@ pub enum Dest {
 }
 
 pub enum Outcome {
-    Login {
-        conn: ConnRef,
-        ok: bool,
-        /// Why the password file could not be used, for the log.
-        error: Option<String>,
-    },
     Committed {
         conn: ConnRef,
         /// For spool uploads: (source, seq, path in the spool, bytes, precompressed).
@@ -239,23 +225,6 @@ impl Writeback {
 
 fn run(job: Job) -> Option<Outcome> {
     Some(match job {
-        Job::Login {
-            conn,
-            passwd_file,
-            user,
-            password,
-        } => {
-            // Read at every login: `lc passwd` changes apply at the next one, no reload.
-            let (ok, error) = match passwd::load(&passwd_file) {
-                Ok(p) => (passwd::verify(&p, &user, &password), None),
-                Err(e) => {
-                    // Spend the same time as a real check, so failures all look alike.
-                    passwd::verify(&passwd::Passwd::default(), &user, &password);
-                    (false, Some(e.to_string()))
-                }
-            };
-            Outcome::Login { conn, ok, error }
-        }
         Job::Commit { conn, temp, dest } => match dest {
             Dest::Spool {
                 source,

@@ -8,6 +8,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -40,16 +41,23 @@ pub struct Logins {
     tx: Option<SyncSender<Check>>,
     pub rx: Receiver<Checked>,
     handle: Option<JoinHandle<()>>,
+    /// Set at stop: checks still queued are dropped, not computed.
+    stop: Arc<AtomicBool>,
 }
 
 impl Logins {
     pub fn spawn(waker: Arc<Waker>) -> io::Result<Logins> {
         let (tx, checks) = mpsc::sync_channel::<Check>(LOGIN_QUEUE);
         let (out, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
         let handle = thread::Builder::new()
             .name("lc-ftp-login".into())
             .spawn(move || {
                 for c in checks {
+                    if stopping.load(Ordering::Relaxed) {
+                        break;
+                    }
                     if out.send(check(c)).is_err() {
                         break;
                     }
@@ -60,6 +68,7 @@ impl Logins {
             tx: Some(tx),
             rx,
             handle: Some(handle),
+            stop,
         })
     }
 
@@ -73,8 +82,10 @@ impl Logins {
         }
     }
 
-    /// Stops the thread after the checks queued (their answers are not needed any more).
+    /// Stops the thread once the check under way is done; queued ones are dropped (their
+    /// sessions are closed already).
     pub fn join(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.tx = None;
         if let Some(h) = self.handle.take() {
             let _ = h.join();

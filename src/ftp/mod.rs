@@ -14,6 +14,7 @@ pub mod data;
 pub mod jobs;
 pub mod listing;
 pub mod lockout;
+pub mod login;
 pub mod passwd;
 pub mod path;
 pub mod recent;

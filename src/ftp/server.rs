@@ -31,6 +31,7 @@ use super::control::{Control, Next};
 use super::data::{DataConn, Task};
 use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat, Writeback};
 use super::lockout::Lockout;
+use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
 use super::path::{VPath, SSL_UPDATE};
 use super::recent::Recent;
 use super::session::{Action, ListKind, Reply, Session, Settings};
@@ -101,6 +102,8 @@ struct Counters {
     no_close_notify: u64,
     /// Compressed uploads refused for being larger than one upload's limit.
     refused_too_large: u64,
+    /// Logins refused because LOGIN_QUEUE password checks were waiting.
+    refused_login_queue: u64,
     /// Times a control connection stopped being read: its client did not read its replies.
     reply_backlog: u64,
     /// Addresses the failed-login table forgot to make room for others.
@@ -140,6 +143,7 @@ pub struct FtpServer {
     sessions: usize,
     failures: Lockout,
     jobs: Jobs,
+    logins: Logins,
     writeback: Writeback,
     next_id: u64,
     next_upload: u64,
@@ -194,6 +198,8 @@ impl FtpServer {
         for d in [&incoming, &ssl_update] {
             fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
+        let logins = Logins::spawn(Arc::clone(&waker))
+            .map_err(|e| format!("ftp: cannot start its thread: {e}"))?;
         let jobs = Jobs::spawn(waker).map_err(|e| format!("ftp: cannot start its thread: {e}"))?;
         let mut server = FtpServer {
             cfg: cfg.ftp.clone(),
@@ -211,6 +217,7 @@ impl FtpServer {
             sessions: 0,
             failures: Lockout::new(cfg.ftp.max_login_failures, cfg.ftp.lockout),
             jobs,
+            logins,
             writeback: Writeback::spawn()
                 .map_err(|e| format!("ftp: cannot start its thread: {e}"))?,
             next_id: 1,
@@ -333,6 +340,9 @@ impl FtpServer {
 
     /// Applies what the job thread finished.
     pub fn drain(&mut self, registry: &Registry) -> Vec<Event> {
+        while let Ok(checked) = self.logins.rx.try_recv() {
+            self.on_login(checked);
+        }
         while let Ok(outcome) = self.jobs.rx.try_recv() {
             self.on_outcome(registry, outcome);
         }
@@ -458,6 +468,7 @@ impl FtpServer {
                 "not_allowed": c.refused_not_allowed,
                 "port_stealing": c.port_stealing,
                 "tls_handshake": c.tls_failures,
+                "login_queue": c.refused_login_queue,
             },
             "files": c.files,
             "bytes": c.bytes,
@@ -478,6 +489,7 @@ impl FtpServer {
         for slot in 0..self.slots.len() {
             self.close(registry, slot);
         }
+        self.logins.join();
         self.jobs.join();
         self.writeback.join();
         // Commits that finished while stopping still belong to the spool.
@@ -906,12 +918,25 @@ impl FtpServer {
                     return;
                 }
                 c.busy = true;
-                self.jobs.send(Job::Login {
+                let peer = c.peer;
+                let check = Check {
                     conn,
                     passwd_file: self.cfg.passwd_file.clone(),
                     user,
                     password,
-                });
+                };
+                if self.logins.check(check).is_err() {
+                    // Refused before it is checked: the queue of checks is full.
+                    self.counters.refused_login_queue += 1;
+                    self.warn_limited("logins", || {
+                        format!("ftp: {peer}: {LOGIN_QUEUE} password checks waiting already; login refused")
+                    });
+                    let c = self.control(slot);
+                    c.busy = false;
+                    c.session.login_result(false);
+                    c.reply(Reply::new(421, "too many logins at once; try again later"));
+                    c.close_after_flush = true;
+                }
             }
             Action::OpenPassive { extended, net } => {
                 let local_v4 = canonical(c.local.ip()).is_ipv4();
@@ -1734,53 +1759,56 @@ impl FtpServer {
         self.close_data(registry, slot);
     }
 
+    /// A password check finished: the reply (a failure's held back), the lockout count.
+    fn on_login(&mut self, checked: Checked) {
+        let Checked { conn, ok, error } = checked;
+        if let Some(e) = error {
+            self.warn_limited("passwd", || format!("ftp: {e}; no one can log in"));
+        }
+        let Some(slot) = self.control_slot(conn) else {
+            return;
+        };
+        let c = self.control(slot);
+        let ip = canonical(c.peer.ip());
+        let peer = c.peer;
+        let user = c.session.pending_user();
+        let reply = c.session.login_result(ok);
+        if ok {
+            c.busy = false;
+            c.reply(reply);
+            self.wake(slot);
+            self.counters.logins += 1;
+            self.failures.succeeded(ip);
+            log::info!("ftp: {peer}: {user} logged in");
+            return;
+        }
+        c.delayed = Some((Instant::now() + FAILED_LOGIN_DELAY, reply));
+        self.counters.failed_logins += 1;
+        let max = self.cfg.max_login_failures;
+        let lockout = self.cfg.lockout;
+        let failed = self.failures.failed(ip, Instant::now());
+        let count = if failed.locked { max } else { failed.count };
+        log::warn!("ftp: {peer}: failed login as {user:?} ({count} of {max})");
+        if failed.evicted {
+            self.counters.lockout_evicted += 1;
+            self.warn_limited("lockout", || {
+                format!(
+                    "ftp: the failed-login table is full ({} addresses); forgetting the least recent",
+                    super::lockout::MAX_TRACKED
+                )
+            });
+        }
+        if failed.locked {
+            self.counters.lockouts += 1;
+            log::warn!(
+                "ftp: {ip}: locked out for {}s after {max} failed logins",
+                lockout.as_secs()
+            );
+        }
+    }
+
     fn on_outcome(&mut self, registry: &Registry, outcome: Outcome) {
         match outcome {
-            Outcome::Login { conn, ok, error } => {
-                if let Some(e) = error {
-                    self.warn_limited("passwd", || format!("ftp: {e}; no one can log in"));
-                }
-                let Some(slot) = self.control_slot(conn) else {
-                    return;
-                };
-                let c = self.control(slot);
-                let ip = canonical(c.peer.ip());
-                let peer = c.peer;
-                let user = c.session.pending_user();
-                let reply = c.session.login_result(ok);
-                if ok {
-                    c.busy = false;
-                    c.reply(reply);
-                    self.wake(slot);
-                    self.counters.logins += 1;
-                    self.failures.succeeded(ip);
-                    log::info!("ftp: {peer}: {user} logged in");
-                    return;
-                }
-                c.delayed = Some((Instant::now() + FAILED_LOGIN_DELAY, reply));
-                self.counters.failed_logins += 1;
-                let max = self.cfg.max_login_failures;
-                let lockout = self.cfg.lockout;
-                let failed = self.failures.failed(ip, Instant::now());
-                let count = if failed.locked { max } else { failed.count };
-                log::warn!("ftp: {peer}: failed login as {user:?} ({count} of {max})");
-                if failed.evicted {
-                    self.counters.lockout_evicted += 1;
-                    self.warn_limited("lockout", || {
-                        format!(
-                            "ftp: the failed-login table is full ({} addresses); forgetting the least recent",
-                            super::lockout::MAX_TRACKED
-                        )
-                    });
-                }
-                if failed.locked {
-                    self.counters.lockouts += 1;
-                    log::warn!(
-                        "ftp: {ip}: locked out for {}s after {max} failed logins",
-                        lockout.as_secs()
-                    );
-                }
-            }
             Outcome::Committed {
                 conn,
                 spooled,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use nix::sys::socket::{setsockopt, sockopt};
 
-use crate::ftp::{code, Delivery, Ftp};
+use crate::ftp::{code, Delivery, Ftp, PASSWORD, USER};
 
 /// lc's resident memory in KiB, from /proc/PID/status.
 fn rss_kib(pid: u32) -> u64 {
@@ -72,6 +72,46 @@ fn pipelined_help_from_a_client_that_never_reads_is_throttled_not_buffered() {
         grown < 32 << 10,
         "lc grew by {grown} KiB while a client pipelined {written} bytes of HELP"
     );
-    ftp.wait_ftp("the backlog counted", |f| f["reply_backlog"].as_u64() > Some(0));
+    ftp.wait_ftp("the backlog counted", |f| {
+        f["reply_backlog"].as_u64() > Some(0)
+    });
     drop(flood);
+}
+
+/// Bug 12 of issue 12: one `lc-ftp` thread did argon2 checks and upload commits, so a burst
+/// of failing logins delayed every 226 until all of them were checked. Now the 226 comes
+/// while the burst is still being checked: lc's log, written before any reply, shows fewer
+/// failed logins than were sent when the client reads its 226.
+#[test]
+fn a_burst_of_failing_logins_does_not_hold_up_an_upload_s_226() {
+    const BURST: usize = 8;
+    let ftp = Ftp::start(
+        "ftp-login-burst",
+        "max_login_failures = 1000\nmax_connections = 64\nmax_connections_per_ip = 64",
+        Delivery::Outbox,
+    );
+    let mut uploader = ftp.session();
+    uploader.login_ok(USER, PASSWORD);
+    // The burst: every connection's PASS is sent at once, none is read yet.
+    let mut burst: Vec<_> = (0..BURST)
+        .map(|i| {
+            let mut s = ftp.session();
+            s.send(&format!("USER guesser{i}"));
+            s.send("PASS wrong");
+            s
+        })
+        .collect();
+    let (first, last) = uploader.store("/squid/during-the-burst.log", b"one line\n");
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    let checked = ftp.lc.log().matches("failed login as").count();
+    assert!(
+        checked < BURST,
+        "the 226 came after all {BURST} password checks of the burst:\n{}",
+        ftp.lc.log()
+    );
+    // The burst is answered too, each with 331 then 530.
+    for s in &mut burst {
+        assert_eq!(code(&s.reply()), 331);
+        assert_eq!(code(&s.reply()), 530);
+    }
 }
