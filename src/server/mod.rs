@@ -951,11 +951,38 @@ impl Server {
                     })
             })
             .collect();
-        let chosen = housekeeping::evictions(candidates, need);
+        let mut chosen = housekeeping::evictions(candidates, need);
+        if chosen.is_empty() {
+            // Nothing sealed is left: a raw segment whose seal failed goes next (issue 12,
+            // bug 6), since its compressed copy may never fit beside it.
+            let raw = self.sources.iter().enumerate().flat_map(|(i, s)| {
+                s.spool
+                    .unsealable(&s.seal_failed)
+                    .map(move |(seq, path, bytes)| Evictable {
+                        sealed_at: 0,
+                        seq: *seq,
+                        part: 0,
+                        source: i,
+                        path: path.clone(),
+                        bytes: *bytes,
+                    })
+            });
+            chosen = housekeeping::evictions(raw.collect(), need);
+        }
         let mut files = Vec::new();
         for e in chosen {
             let src = &mut self.sources[e.source];
             src.spool.sealed.retain(|s| s.path != e.path);
+            if src.spool.sealing.iter().any(|(_, p, _)| *p == e.path) {
+                src.spool.sealing.retain(|(_, p, _)| *p != e.path);
+                src.seal_failed.retain(|s| *s != e.seq);
+                log::warn!(
+                    "source {}: segment {} could not be sealed: its compressed copy did not fit",
+                    src.cfg.name,
+                    e.path.display()
+                );
+                files.push((crate::spool::sidecar_path(&e.path), 0));
+            }
             src.counters.drop(Drop::EvictedSegments, 1);
             src.counters.evicted_bytes += e.bytes;
             log::warn!(

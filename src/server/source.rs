@@ -214,5 +214,10 @@ pub fn recover(state_dir: &Path, rotate_bytes: u64, cfg: Source) -> Result<Sourc
     }
     spool.sealing = recovery.to_seal;
     let activity = last_activity(&spool);
-    Ok(SourceState::new(cfg, spool, activity))
+    let mut state = SourceState::new(cfg, spool, activity);
+    state.counters.drop(
+        crate::status::Drop::QuarantinedSegments,
+        recovery.quarantined,
+    );
+    Ok(state)
 }

@@ -16,6 +16,7 @@ pub mod worker;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -66,6 +67,8 @@ pub enum WriteError {
 pub struct SourceSpool {
     pub dir: PathBuf,
     pub backup_dir: PathBuf,
+    /// `flock` on `dir/.lock`, held while this instance serves the source.
+    _lock: nix::fcntl::Flock<File>,
     pub open: Option<OpenSegment>,
     /// Escaped lines not yet written to the open segment.
     pub buf: Vec<u8>,
@@ -104,6 +107,9 @@ impl SourceSpool {
                     io::Error::new(e.kind(), format!("{}: cannot write here: {e}", d.display()))
                 })?;
         }
+        // One instance serves a source: a second one (a port moved between instances, an
+        // `lc run` beside the units) must not seal, deliver or evict the same files.
+        let lock = lock_folder(&dir)?;
         let mut recovery = Recovery::default();
         let mut max_seq = 0u64;
         let mut sealed = Vec::new();
@@ -117,11 +123,26 @@ impl SourceSpool {
                 continue;
             };
             max_seq = max_seq.max(seq);
+            // `DirEntry::metadata` does not follow links. Only a regular file with one link is
+            // lc's own: a link, a FIFO or a hard link to a file elsewhere is never opened,
+            // truncated or delivered.
+            let meta = entry.metadata().map_err(|e| annotate(&path, e))?;
+            if !meta.file_type().is_file() || meta.nlink() != 1 {
+                let why = if meta.file_type().is_symlink() {
+                    "a symbolic link".to_string()
+                } else if meta.file_type().is_file() {
+                    format!("a file with {} hard links", meta.nlink())
+                } else {
+                    "not a regular file".to_string()
+                };
+                quarantine(&dir, &path, &why)?;
+                recovery.quarantined += 1;
+                continue;
+            }
             if file_name.ends_with(".log.gz.tmp") {
                 // A seal that did not finish; the raw segment is still there.
                 fs::remove_file(&path).map_err(|e| annotate(&path, e))?;
             } else if file_name.ends_with(".log.gz") || file_name.ends_with(".zip") {
-                let meta = entry.metadata()?;
                 let sealed_at = meta.modified().map(clock::unix_secs).unwrap_or(0);
                 sealed.push(Sealed {
                     seq,
@@ -173,12 +194,16 @@ impl SourceSpool {
         }
         sealed.sort_by_key(|s| (s.seq, s.part));
         recovery.to_seal.sort_by_key(|(seq, _, _)| *seq);
+        // Files alone do not remember the highest number once backup/ is empty
+        // (`backup_keep = 0`, a low-disk prune): the `.seq` file does.
+        let next_seq = (max_seq + 1).max(read_next_seq(&dir));
         let spool = SourceSpool {
             dir,
             backup_dir,
+            _lock: lock,
             open: None,
             buf: Vec::new(),
-            next_seq: max_seq + 1,
+            next_seq,
             sealing: Vec::new(),
             sealed: sealed.into(),
             in_delivery: None,
@@ -273,6 +298,16 @@ impl SourceSpool {
         std::mem::take(&mut self.newly_sealing)
     }
 
+    /// The next sequence number, remembered in `.seq` before it is used.
+    fn reserve_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Err(e) = write_next_seq(&self.dir, self.next_seq) {
+            log::warn!("{e}; sequence numbers rely on the file names alone");
+        }
+        seq
+    }
+
     fn open_segment(&mut self) -> io::Result<OpenSegment> {
         let seq = self.next_seq;
         let stamp = clock::compact(clock::unix_secs(SystemTime::now()));
@@ -282,7 +317,7 @@ impl SourceSpool {
             .create_new(true)
             .open(&path)
             .map_err(|e| annotate(&path, e))?;
-        self.next_seq += 1;
+        self.reserve_seq();
         Ok(OpenSegment {
             seq,
             path,
@@ -308,8 +343,7 @@ impl SourceSpool {
     /// Reserves a segment for an FTP upload: its sequence number and raw path. The upload is
     /// moved there by [`commit_upload`] (off the loop thread), then announced with `adopted`.
     pub fn reserve_upload(&mut self) -> (u64, PathBuf) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.reserve_seq();
         let stamp = clock::compact(clock::unix_secs(SystemTime::now()));
         (seq, self.dir.join(crate::segment::raw_name(seq, &stamp)))
     }
@@ -339,6 +373,18 @@ impl SourceSpool {
         open + sealing + sealed + self.buf.len() as u64
     }
 
+    /// Raw segments whose seal failed (`failed`: the loop's list), (seq, path, bytes): what
+    /// eviction may take when nothing sealed is left, since a compressed copy that does not
+    /// fit beside its raw segment would otherwise keep the receivers paused for good.
+    pub fn unsealable<'a>(
+        &'a self,
+        failed: &'a [u64],
+    ) -> impl Iterator<Item = &'a (u64, PathBuf, u64)> {
+        self.sealing
+            .iter()
+            .filter(move |(seq, _, _)| failed.contains(seq))
+    }
+
     /// Adds sealed parts to the inventory, keeping it ordered oldest first.
     pub fn add_sealed(&mut self, parts: Vec<Sealed>) {
         for p in parts {
@@ -357,6 +403,86 @@ pub struct Recovery {
     pub to_seal: Vec<(u64, PathBuf, u64)>,
     /// Bytes of incomplete last lines cut from raw segments.
     pub torn_bytes: u64,
+    /// Files named like segments that are not lc's own regular files (links, FIFOs, hard
+    /// links), moved to `quarantine/` untouched.
+    pub quarantined: u64,
+}
+
+/// Where the highest sequence number handed out is remembered (the next one, as text).
+const SEQ_FILE: &str = ".seq";
+const LOCK_FILE: &str = ".lock";
+
+/// The next sequence number `.seq` remembers; 0 when there is none (or it is not lc's).
+fn read_next_seq(dir: &Path) -> u64 {
+    crate::careful::read_in_folder(&dir.join(SEQ_FILE), 64)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Replaces `.seq` atomically (a temp file created with `O_EXCL|O_NOFOLLOW`, then renamed).
+/// Not fsynced here, which the loop never does: a kill -9 keeps it (page cache), and the
+/// sealer's fsync of the folder after each seal makes it durable before any segment of that
+/// number is sealed.
+fn write_next_seq(dir: &Path, next: u64) -> io::Result<()> {
+    let tmp = dir.join(".seq.tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = crate::careful::create_new(&tmp, 0o600)?;
+    f.write_all(format!("{next}\n").as_bytes())
+        .map_err(|e| annotate(&tmp, e))?;
+    fs::rename(&tmp, dir.join(SEQ_FILE)).map_err(|e| annotate(&tmp, e))
+}
+
+/// Takes the exclusive lock of a source's spool folder, or says who holds it.
+fn lock_folder(dir: &Path) -> io::Result<nix::fcntl::Flock<File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| annotate(&path, e))?;
+    let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((file, _)) => {
+            let mut holder = String::new();
+            let _ = (&file).take(32).read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "{}: in use by another lc instance{}; a source is served by one instance at a time (stop the other, or move the source in both configs and reload both)",
+                    dir.display(),
+                    if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+                ),
+            ));
+        }
+    };
+    lock.set_len(0).map_err(|e| annotate(&path, e))?;
+    (&*lock)
+        .write_all(format!("{}\n", std::process::id()).as_bytes())
+        .map_err(|e| annotate(&path, e))?;
+    Ok(lock)
+}
+
+/// Moves a planted file out of the way, untouched (rename follows no link), and says so.
+fn quarantine(dir: &Path, path: &Path, why: &str) -> io::Result<()> {
+    let q = dir.join(crate::deliver::worker::QUARANTINE);
+    fs::create_dir_all(&q).map_err(|e| annotate(&q, e))?;
+    let to = q.join(path.file_name().unwrap_or_default());
+    fs::rename(path, &to).map_err(|e| annotate(path, e))?;
+    log::error!(
+        "{}: {why}, not lc's own segment; moved to {} and never opened",
+        path.display(),
+        to.display()
+    );
+    Ok(())
 }
 
 /// Where an FTP upload of `kind` lands, from the raw path `reserve_upload` gave: text is the
@@ -460,7 +586,9 @@ pub fn spooled_uploads(dir: &Path) -> Vec<SpooledUpload> {
 
 /// Truncates `path` after its last LF; returns (bytes kept, bytes cut).
 pub fn cut_torn_tail(path: &Path) -> io::Result<(u64, u64)> {
-    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    // Never through a link, never a file with other names (`careful`).
+    let owners = crate::careful::Owners::of_parent(path)?;
+    let mut file = crate::careful::open_rw(path, owners, u64::MAX)?;
     let len = file.metadata()?.len();
     let mut end = len;
     let mut chunk = vec![0u8; 64 * 1024];
@@ -630,11 +758,13 @@ mod tests {
         assert_eq!(sidecar_path(&raw), sidecar_path(&part_path(&raw, 3)));
         assert_eq!(sidecar_path(&raw), sidecar_path(&gz_path(&raw)));
         // After a restart the sidecar stays while the segment is there, and goes with it.
-        let (_, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+        drop(spool);
+        let (again, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
         assert_eq!(rec.to_seal.len(), 1);
+        drop(again);
         assert_eq!(spooled_uploads(&state.join("spool/a")).len(), 1);
         fs::remove_file(&raw).unwrap();
-        SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+        drop(SourceSpool::recover(&state, "a", 1 << 20).unwrap());
         assert!(spooled_uploads(&state.join("spool/a")).is_empty());
         fs::remove_dir_all(state).unwrap();
     }
@@ -683,11 +813,98 @@ mod tests {
             spool.adopted_sealed(seq, at, bytes);
         }
         // Sealed as they are after a restart too, their sidecars kept.
+        let paths = |s: &SourceSpool| s.sealed.iter().map(|x| x.path.clone()).collect::<Vec<_>>();
+        let before = paths(&spool);
+        drop(spool);
         let (again, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
         assert!(rec.to_seal.is_empty());
-        let paths = |s: &SourceSpool| s.sealed.iter().map(|x| x.path.clone()).collect::<Vec<_>>();
-        assert_eq!(paths(&again), paths(&spool));
+        assert_eq!(paths(&again), before);
         assert_eq!(spooled_uploads(&again.dir).len(), 2);
+        fs::remove_dir_all(state).unwrap();
+    }
+
+    /// Issue 12, bug 8: with backup/ empty (`backup_keep = 0`, a low-disk prune) numbers
+    /// started again at 1.
+    #[test]
+    fn sequence_numbers_grow_when_every_file_is_gone() {
+        let state = tmp("seq");
+        {
+            let (mut spool, _) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+            spool.append(b"one");
+            spool.flush().unwrap();
+            let (seq, raw, _) = spool.take_for_seal().unwrap();
+            assert_eq!(seq, 1);
+            let (up, _) = spool.reserve_upload();
+            assert_eq!(up, 2);
+            // Delivered, and its backup pruned.
+            fs::remove_file(raw).unwrap();
+        }
+        let (spool, _) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+        assert_eq!(spool.next_seq, 3);
+        fs::remove_dir_all(state).unwrap();
+    }
+
+    /// Issue 12, bug 8: past 9999999999 the name grows a digit, and start-up still sees it.
+    #[test]
+    fn an_eleven_digit_segment_is_recovered() {
+        let state = tmp("seq-width");
+        let dir = state.join("spool/a");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("9999999999-20261126T000000Z.log"), b"one\n").unwrap();
+        fs::write(dir.join("10000000000-20261126T000000Z.log"), b"two\n").unwrap();
+        let (spool, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+        let seqs: Vec<u64> = rec.to_seal.iter().map(|(s, _, _)| *s).collect();
+        assert_eq!(seqs, [9_999_999_999, 10_000_000_000]);
+        assert_eq!(spool.next_seq, 10_000_000_001);
+        fs::remove_dir_all(state).unwrap();
+    }
+
+    /// Issue 12, bug 9: recovery followed a link named like a raw segment and truncated its
+    /// target outside the state folder (then delivered it).
+    #[test]
+    fn planted_segments_are_quarantined_untouched() {
+        let state = tmp("planted-segment");
+        let dir = state.join("spool/a");
+        fs::create_dir_all(&dir).unwrap();
+        let outside = state.join("outside");
+        fs::write(&outside, b"keep\ntorn").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("0000000001-x.log")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("0000000002-x.log.gz")).unwrap();
+        fs::hard_link(&outside, dir.join("0000000003-x.log")).unwrap();
+        fs::write(dir.join("0000000004-x.log"), b"mine\n").unwrap();
+        let (spool, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+        assert_eq!(fs::read(&outside).unwrap(), b"keep\ntorn");
+        assert_eq!(rec.quarantined, 3);
+        let seqs: Vec<u64> = rec.to_seal.iter().map(|(s, _, _)| *s).collect();
+        assert_eq!(seqs, [4]);
+        assert!(spool.sealed.is_empty());
+        for n in [
+            "0000000001-x.log",
+            "0000000002-x.log.gz",
+            "0000000003-x.log",
+        ] {
+            assert!(
+                dir.join("quarantine").join(n).symlink_metadata().is_ok(),
+                "{n}"
+            );
+        }
+        fs::remove_dir_all(state).unwrap();
+    }
+
+    /// Issue 12, bug 9: two instances could serve one spool folder.
+    #[test]
+    fn a_spool_folder_is_served_by_one_instance() {
+        let state = tmp("lock");
+        let (first, _) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
+        let e = SourceSpool::recover(&state, "a", 1 << 20).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("in use by another lc instance"), "{text}");
+        assert!(
+            text.contains(&format!("(pid {})", std::process::id())),
+            "{text}"
+        );
+        drop(first);
+        SourceSpool::recover(&state, "a", 1 << 20).unwrap();
         fs::remove_dir_all(state).unwrap();
     }
 

@@ -402,3 +402,61 @@ fn a_backup_prune_that_fails_does_not_stop_delivery() {
     assert!(lc.delivered("t") >= 3);
     assert!(lc.log().contains("pruning backup"), "{}", lc.log());
 }
+
+/// Issue 12, bug 6: a raw segment whose compressed copy did not fit the free space could not
+/// be sealed, and left nothing sealed to evict: lc stayed paused for good. It is evicted
+/// (counted) when nothing else frees space, and lc goes on.
+#[test]
+fn a_segment_too_big_to_seal_on_a_full_disk_is_evicted_and_lc_goes_on() {
+    let dir = crate::harness::TempDir::new("unsealable");
+    let state = dir.0.join("state");
+    let _tmpfs = Tmpfs::mount(&state, "8m");
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nname = it\nstate_dir = {d}/state\nrun_dir = {d}/run\nlisten = 127.0.0.1\n\
+             [spool]\nmin_free_bytes = 1M\nrotate_bytes = 5M\nmax_spool_bytes = 64M\n[delivery]\nurl = dir:{d}/outbox\n{}",
+            source("t", "syslog-tcp", ""),
+            d = dir.0.display()
+        ),
+    )
+    .unwrap();
+    let lc = Lc::attach(dir, config);
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    // Lines that hardly compress: the sealed copy of a 5 MB segment needs about 4 MB, more
+    // than the tmpfs has left beside it.
+    let sender = std::thread::spawn(move || {
+        let mut x = 0x9E3779B97F4A7C15u64;
+        for i in 0..80_000 {
+            let mut line = format!("<13>noise {i:06} ");
+            for _ in 0..80 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                line.push((b'!' + (x % 94) as u8) as char);
+            }
+            line.push('\n');
+            s.write_all(line.as_bytes()).unwrap();
+        }
+        s.write_all(b"<13>the last line\n").unwrap();
+    });
+    wait_for(60, "the unsealable segment evicted", || {
+        lc.source_status("t")["drops"]["evicted_segments"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    });
+    sender.join().unwrap();
+    wait_for(30, "the last line stored and receivers resumed", || {
+        lc.lines("t")
+            .last()
+            .is_some_and(|l| l == "<13>the last line")
+            && lc.status()["disk"]["full"] == false
+    });
+    assert!(
+        lc.log().contains("compressed copy did not fit"),
+        "{}",
+        lc.log()
+    );
+}
