@@ -80,7 +80,7 @@ if $purge && ! $force; then
     waiting=
     for d in /var/lib/lc/spool /var/lib/lc/outbox; do
         [ -d "$root$d" ] || continue
-        n=$(find "$root$d" -type f -size +0 ! -name '*.name' | wc -l)
+        n=$(find "$root$d" -type f -size +0 ! -name '*.name' ! -name '.*' | wc -l)
         [ "$n" -gt 0 ] || continue
         size=$(du -sh "$root$d" | cut -f1)
         waiting="$waiting

@@ -206,6 +206,8 @@ pub(crate) fn names_in(dir: &Path) -> Vec<String> {
         .flatten()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        // The spool's own state (`.lock`, `.seq`) is not a file anyone uploaded.
+        .filter(|n| !n.starts_with('.'))
         .collect();
     names.sort();
     names
