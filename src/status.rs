@@ -359,6 +359,9 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
                 last,
                 err,
             ));
+            if let Some(line) = format_line(src) {
+                out.push_str(&line);
+            }
             let detail = nonzero(&src["drops"]);
             if !detail.is_empty() || src["truncated"].as_u64().unwrap_or(0) > 0 {
                 out.push_str(&format!(
@@ -370,6 +373,26 @@ pub fn render(snapshots: &[Value], now: u64) -> String {
         }
     }
     out
+}
+
+/// A source's format check, when it warns: its rate and what the lines look like instead.
+fn format_line(src: &Value) -> Option<String> {
+    let f = &src["format_check"];
+    if f["state"].as_str() != Some("warning") {
+        return None;
+    }
+    let like = match (f["looks_like"].as_str(), f["looks_like_pct"].as_u64()) {
+        (Some(name), Some(p)) => format!("; {p} % look like {name}"),
+        (None, Some(p)) => format!("; {p} % look like no format lc knows"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "      format warning: {} % of the last {} lines look like {} ({} % needed){like}\n",
+        f["match_pct"],
+        f["lines"],
+        str_of(&src["format"]),
+        f["warn_below"],
+    ))
 }
 
 /// `key=n` for each non-zero counter of an object.
@@ -485,6 +508,22 @@ mod tests {
         check(99_000, 99_500, "Connected");
         check(99_000, 10_000, "Healthy");
         check(10_000, 99_500, "Disconnected");
+    }
+
+    #[test]
+    fn a_format_warning_is_a_line_under_its_source() {
+        let src = json!({
+            "format": "CISCO_ASA_SYSLOG",
+            "format_check": { "state": "warning", "match_pct": 3, "lines": 150, "warn_below": 90,
+                              "looks_like": "FortiGate", "looks_like_pct": 97 },
+        });
+        assert_eq!(
+            format_line(&src).unwrap(),
+            "      format warning: 3 % of the last 150 lines look like CISCO_ASA_SYSLOG (90 % needed); 97 % look like FortiGate\n"
+        );
+        let ok = json!({ "format_check": { "state": "ok" } });
+        assert_eq!(format_line(&ok), None);
+        assert_eq!(format_line(&json!({})), None);
     }
 
     #[test]

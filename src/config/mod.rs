@@ -98,6 +98,8 @@ pub struct Source {
     pub render: Render,
     /// How TCP and TLS streams are cut into messages.
     pub framing: FramingMode,
+    /// Percent of recent lines that must match `format` before the source warns (0-100).
+    pub format_warn_below: u8,
     pub line: usize,
 }
 
@@ -879,6 +881,7 @@ impl Validator {
             FramingMode::parse,
             FramingMode::Auto,
         );
+        let format_warn_below = self.number(k.get("format_warn_below"), 90, 0, 100) as u8;
         k.finish(self);
         Some(Source {
             name: name.to_string(),
@@ -890,6 +893,7 @@ impl Validator {
             listen,
             render,
             framing,
+            format_warn_below,
             line: s.line,
         })
     }
@@ -1223,6 +1227,14 @@ mod tests {
             "1: source name \"bad.name\" must match [A-Za-z0-9_-]{1,64} (it is sent as inputStreamName)");
         check("[source a]\nformat = SQUID\nreceiver = syslog-udp\nport = 1\nallow = 10.0.0.1, 10.9.1.0/16\n",
             "5: allow: \"10.9.1.0/16\" has host bits set; did you mean 10.9.0.0/16?");
+        check(
+            "[source a]\nformat = SQUID\nreceiver = ftp\nformat_warn_below = 101\n",
+            "4: format_warn_below \"101\" must be a whole number from 0 to 100",
+        );
+        check(
+            "[source a]\nformat = SQUID\nreceiver = ftp\nformat_warn_below = 95\n",
+            "a SQUID ftp 0",
+        );
         check("[source a]\nformat = SQUID\nreceiver = pigeon\nport = 1\n",
             "3: unknown receiver \"pigeon\"; expected syslog-udp, syslog-tcp, syslog-tls, ftp or ftps");
         check(

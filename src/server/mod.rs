@@ -1261,7 +1261,7 @@ impl Server {
         }
         for (i, cfg) in plan.update {
             self.sources[i].retired = false;
-            self.sources[i].cfg = cfg;
+            self.sources[i].reconfigure(cfg);
         }
         for s in added {
             self.sources.push(s);

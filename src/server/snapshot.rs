@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::source::SourceState;
 use crate::clock;
+use crate::config::formats::window::{Window, WINDOW};
 use crate::config::Config;
 use crate::status;
 
@@ -49,7 +50,7 @@ pub fn json(v: &View) -> Value {
                 .sealed
                 .front()
                 .map_or(0, |f| now.saturating_sub(f.sealed_at));
-            status::source_json(
+            let mut json = status::source_json(
                 &status::SourceView {
                     name: &s.cfg.name,
                     format: &s.cfg.format,
@@ -63,7 +64,9 @@ pub fn json(v: &View) -> Value {
                     oldest_backlog: oldest,
                 },
                 now,
-            )
+            );
+            json["format_check"] = format_json(&s.format, s.cfg.format_warn_below);
+            json
         })
         .collect();
     let listeners: Vec<_> = v
@@ -103,6 +106,26 @@ pub fn json(v: &View) -> Value {
         "listeners": listeners,
         "ftp": v.ftp,
         "sources": sources,
+    })
+}
+
+/// A source's live format check: `state` (unchecked, learning, ok, warning), `match_pct` of
+/// the last `lines` lines (at most `window`), `warn_below`, and what most lines that do not
+/// match look like (`looks_like`: a format's name, or null for no format lc knows, with
+/// `looks_like_types` and `looks_like_pct`), `unknown_pct` of lines like no known format.
+pub fn format_json(w: &Window, warn_below: u8) -> Value {
+    let like = w.looks_like();
+    json!({
+        "state": w.state().name(),
+        "expected": w.expected().map(|f| f.name()),
+        "match_pct": w.match_pct(),
+        "lines": w.lines(),
+        "window": WINDOW,
+        "warn_below": warn_below,
+        "looks_like": like.and_then(|(f, _)| f).map(|f| f.name()),
+        "looks_like_types": like.and_then(|(f, _)| f).map(|f| f.kind().types),
+        "looks_like_pct": like.map(|(_, p)| p),
+        "unknown_pct": w.unknown_pct(),
     })
 }
 

@@ -5,11 +5,19 @@
 //! failure changes, when to try again. It sends nothing itself; the loop hands the jobs it
 //! returns to the workers. Receivers (`udp.rs`, `stream.rs`) write into it; it calls none of
 //! them.
+//!
+//! Each stored line also goes through the source's live format check (a
+//! `config::formats::window::Window`): the line as stored, after rendering, because that is
+//! what Cloud Discovery parses and what `lc check SOURCE` reads back from the spool, so the
+//! live rate and the command agree. The recognizers skip whichever syslog header the
+//! rendering keeps. FTP sources are not counted live (their files are checked by `lc check
+//! SOURCE`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock;
+use crate::config::formats::window::{Change, State, Window};
 use crate::config::Source;
 use crate::deliver::api::Failure;
 use crate::deliver::DeliverJob;
@@ -42,6 +50,8 @@ pub struct SourceState {
     /// Its sockets were closed for a reload that was then refused, and could not be bound
     /// again: the next reload binds them whatever changed.
     pub unbound: bool,
+    /// The live format check over the last lines stored.
+    pub format: Window,
 }
 
 impl SourceState {
@@ -50,6 +60,7 @@ impl SourceState {
     pub fn new(cfg: Source, spool: SourceSpool, activity: (u64, u64)) -> SourceState {
         let mut counters = Counters::default();
         (counters.last_received, counters.last_delivery) = activity;
+        let format = window_for(&cfg);
         SourceState {
             cfg,
             spool,
@@ -60,18 +71,61 @@ impl SourceState {
             seal_failed: Vec::new(),
             udp_origin: Origin::new(),
             unbound: false,
+            format,
         }
+    }
+
+    /// Takes a reloaded config. A new type or threshold starts the format check over: the
+    /// lines counted so far were judged against the old one.
+    pub fn reconfigure(&mut self, cfg: Source) {
+        let old = &self.cfg;
+        if (old.format.as_str(), old.format_warn_below, old.receiver)
+            != (cfg.format.as_str(), cfg.format_warn_below, cfg.receiver)
+        {
+            if self.format.state() == State::Warning {
+                log::info!(
+                    "source {}: format is now {} (was {}); the format check starts over",
+                    cfg.name,
+                    cfg.format,
+                    old.format
+                );
+            }
+            self.format = window_for(&cfg);
+        }
+        self.cfg = cfg;
     }
 
     /// Stores one received message as a spool line, rendered as the source says, and counts
     /// it (or counts it dropped, when the rendering keeps nothing of it).
     #[inline]
     pub fn store(&mut self, msg: &[u8], origin: &Origin) {
-        if self.spool.append_message(self.cfg.render, msg, origin) {
+        let mut change = None;
+        let format = &mut self.format;
+        if self
+            .spool
+            .append_message(self.cfg.render, msg, origin, |line| {
+                change = format.count(line)
+            })
+        {
             self.counters.messages += 1;
             self.counters.bytes += msg.len() as u64;
         } else {
             self.counters.drop(Drop::Empty, 1);
+        }
+        if let Some(change) = change {
+            self.format_changed(change);
+        }
+    }
+
+    /// Logs a transition of the format check, once (the window reports each one once).
+    #[cold]
+    fn format_changed(&self, change: Change) {
+        let line = self
+            .format
+            .describe(change, &self.cfg.name, &self.cfg.format);
+        match change {
+            Change::Warn => log::warn!("{line}"),
+            Change::Clear => log::info!("{line}"),
         }
     }
 
@@ -161,6 +215,12 @@ impl SourceState {
         self.counters.error_permanent = matches!(failure, Failure::Permanent { .. });
         self.retry_at = Some(Instant::now() + wait);
     }
+}
+
+/// The format check of a source: syslog sources whose type lc has a recognizer for.
+fn window_for(cfg: &Source) -> Window {
+    let checked = cfg.receiver.is_syslog().then_some(cfg.format.as_str());
+    Window::new(checked, cfg.format_warn_below)
 }
 
 /// A delay between half and all of `d`, so collectors that failed together don't retry

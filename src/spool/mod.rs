@@ -216,13 +216,24 @@ impl SourceSpool {
     /// Appends one message as received (escaped), for tests.
     #[cfg(test)]
     pub fn append(&mut self, msg: &[u8]) {
-        self.append_message(Render::Raw, msg, &Origin::new());
+        self.append_message(Render::Raw, msg, &Origin::new(), |_| {});
     }
 
     /// Appends one received message as `render` makes it a line; false when the rendering
-    /// drops it (nothing to store).
-    pub fn append_message(&mut self, render: Render, msg: &[u8], origin: &Origin) -> bool {
+    /// drops it (nothing to store). `seen` gets the stored line (without its newline) before
+    /// anything is flushed: the live format check reads lines as they are stored.
+    pub fn append_message(
+        &mut self,
+        render: Render,
+        msg: &[u8],
+        origin: &Origin,
+        seen: impl FnOnce(&[u8]),
+    ) -> bool {
+        let start = self.buf.len();
         let kept = crate::syslog::render::push(&mut self.buf, render, msg, origin);
+        if kept {
+            seen(&self.buf[start..self.buf.len() - 1]);
+        }
         if self.buf.len() >= FLUSH_BYTES {
             // Errors leave the bytes buffered; the loop's flush after this iteration reports them.
             let _ = self.flush();

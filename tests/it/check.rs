@@ -1,9 +1,13 @@
 //! `lc check --format TYPE FILE...` and `lc check --list` on the real binary, with lines from
-//! `tests/corpus/formats/`.
+//! `tests/corpus/formats/`; the live format check of a running source (status, log, reload).
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::process::Command;
 
-use crate::harness::{TempDir, LC};
+use serde_json::json;
+
+use crate::harness::{base_config, wait_for, Lc, TempDir, LC};
 
 fn corpus(name: &str) -> String {
     format!("{}/tests/corpus/formats/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -70,4 +74,89 @@ fn check_reads_gzip_lists_types_and_refuses_unknown_ones() {
     let out = Command::new(LC).args(["check", "--list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("CISCO_ASA, CISCO_ASA_SYSLOG\n"));
+}
+
+/// The corpus file's lines, repeated to `n` lines, LF-terminated.
+fn corpus_lines(name: &str, n: usize) -> String {
+    let text = std::fs::read_to_string(corpus(name)).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    (0..n)
+        .map(|i| format!("{}\n", lines[i % lines.len()]))
+        .collect()
+}
+
+fn send_tcp(lc: &Lc, source: &str, text: &str) {
+    let mut s = TcpStream::connect(lc.addr(source, "tcp")).unwrap();
+    s.write_all(text.as_bytes()).unwrap();
+}
+
+fn asa_hq(format: &str) -> String {
+    format!(
+        "[source asa-hq]\nformat = {format}\nreceiver = syslog-tcp\nport = 0\nrender = vendor\n"
+    )
+}
+
+/// The proof: a source configured as CISCO_ASA_SYSLOG that receives FortiGate lines
+/// warns once, naming FortiGate, and `lc check asa-hq` says so (exit 1); after a reload with
+/// the right type the warning clears and the check passes.
+#[test]
+fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right_type() {
+    let mut lc = Lc::start("check-live", "", "", &asa_hq("CISCO_ASA_SYSLOG"));
+    send_tcp(&lc, "asa-hq", &corpus_lines("FORTIGATE.log", 150));
+    wait_for(20, "the format warning", || {
+        lc.source_status("asa-hq")["format_check"]["state"] == "warning"
+    });
+    let f = lc.source_status("asa-hq")["format_check"].clone();
+    assert_eq!(
+        (
+            &f["match_pct"],
+            &f["lines"],
+            &f["looks_like"],
+            &f["looks_like_pct"]
+        ),
+        (&json!(0), &json!(150), &json!("FortiGate"), &json!(100)),
+        "{f}"
+    );
+    // More of the same does not log again.
+    send_tcp(&lc, "asa-hq", &corpus_lines("FORTIGATE.log", 50));
+    wait_for(20, "200 lines counted", || {
+        lc.source_status("asa-hq")["format_check"]["lines"] == 200
+    });
+    let warning = "source asa-hq: 100 % of recent lines look like FortiGate, not CISCO_ASA_SYSLOG";
+    assert_eq!(lc.log().matches(warning).count(), 1, "{}", lc.log());
+    let status = Command::new(LC)
+        .arg("--config")
+        .arg(&lc.config)
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("format warning: 0 % of the last 200 lines look like CISCO_ASA_SYSLOG (90 % needed); 100 % look like FortiGate"),
+        "{status}"
+    );
+
+    // The right type: the check starts over, and passes with the next lines.
+    let reloads = lc.status()["reloaded_at"].clone();
+    std::fs::write(
+        &lc.config,
+        base_config(&lc.dir.0, "", "") + &asa_hq("FORTIGATE_SYSLOG"),
+    )
+    .unwrap();
+    lc.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_for(20, "the reload", || lc.status()["reloaded_at"] != reloads);
+    let f = lc.source_status("asa-hq")["format_check"].clone();
+    assert_eq!(
+        (&f["state"], &f["lines"]),
+        (&json!("learning"), &json!(0)),
+        "{f}"
+    );
+    assert!(lc.log().contains("source asa-hq: format is now FORTIGATE_SYSLOG (was CISCO_ASA_SYSLOG); the format check starts over"), "{}", lc.log());
+    send_tcp(&lc, "asa-hq", &corpus_lines("FORTIGATE.log", 150));
+    wait_for(20, "the format check passing", || {
+        lc.source_status("asa-hq")["format_check"]["state"] == "ok"
+    });
+    assert_eq!(lc.source_status("asa-hq")["format_check"]["match_pct"], 100);
+    assert_eq!(lc.log().matches(warning).count(), 1, "{}", lc.log());
+    lc.stop();
 }

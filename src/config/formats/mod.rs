@@ -8,10 +8,11 @@
 //! per source (at config time), then per line one [`Line::new`] (the header skip, no
 //! allocation), [`Family::recognizes`] (is this line the configured format?) and, for the lines
 //! that are not, [`guess`] (what does it look like instead?). `format_check.rs` (`lc check`)
-//! counts over files with them; the live per-source counting calls the same functions.
+//! counts over files with them; `window.rs` is the live per-source counting over the same functions.
 
 mod line;
 mod recognize;
+pub mod window;
 
 pub use line::Line;
 use recognize as r;
