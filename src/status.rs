@@ -40,10 +40,15 @@ pub enum Drop {
     /// Sealed files found damaged before delivery (truncated or corrupt gzip, zip without its
     /// directory), moved to `spool/SOURCE/quarantine/`.
     QuarantinedSegments,
+    /// `proxy_protocol = on` connections that sent no valid PROXY header (none, a broken
+    /// one, or not within `handshake_timeout_secs`).
+    ProxyHeader,
+    /// `proxy_protocol = on` connections from outside `trusted_proxies`.
+    ProxyUntrusted,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 10] = [
+    pub const ALL: [Drop; 12] = [
         Drop::NotAllowed,
         Drop::MaxConnections,
         Drop::MaxConnectionsPerIp,
@@ -54,6 +59,8 @@ impl Drop {
         Drop::NotAllowedCn,
         Drop::Empty,
         Drop::QuarantinedSegments,
+        Drop::ProxyHeader,
+        Drop::ProxyUntrusted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +75,8 @@ impl Drop {
             Drop::NotAllowedCn => "not_allowed_cn",
             Drop::Empty => "empty",
             Drop::QuarantinedSegments => "quarantined_segments",
+            Drop::ProxyHeader => "proxy_header",
+            Drop::ProxyUntrusted => "proxy_untrusted",
         }
     }
 }

@@ -100,6 +100,9 @@ pub struct Source {
     pub framing: FramingMode,
     /// Percent of recent lines that must match `format` before the source warns (0-100).
     pub format_warn_below: u8,
+    /// `proxy_protocol = on`: every connection must start with a PROXY protocol header and
+    /// come from one of these balancers (`trusted_proxies`); `None` when off.
+    pub proxy_protocol: Option<AllowList>,
     pub line: usize,
 }
 
@@ -850,19 +853,7 @@ impl Validator {
             }
             (_, e) => self.port(e, 0),
         };
-        let allow = match k.get("allow") {
-            None => AllowList::default(),
-            Some(e) => {
-                let mut rules = Vec::new();
-                for item in e.value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    match Cidr::parse(item) {
-                        Ok(c) => rules.push(c),
-                        Err(msg) => self.problem(e.line, format!("allow: {msg}")),
-                    }
-                }
-                AllowList(rules)
-            }
-        };
+        let allow = self.cidrs(k.get("allow"));
         let allow_cn = match k.get("allow_cn") {
             None => Vec::new(),
             Some(e) => e
@@ -882,6 +873,36 @@ impl Validator {
             FramingMode::Auto,
         );
         let format_warn_below = self.number(k.get("format_warn_below"), 90, 0, 100) as u8;
+        let proxy_protocol = self.syslog_choice(
+            receiver,
+            k.get("proxy_protocol"),
+            |v| match v {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                _ => Err("off, on"),
+            },
+            false,
+        );
+        let trusted_entry = k.get("trusted_proxies");
+        let trusted_proxies = self.cidrs(trusted_entry);
+        if proxy_protocol {
+            if receiver == Some(Receiver::SyslogUdp) {
+                self.problem(
+                    s.line,
+                    format!("[source {name}] proxy_protocol is for syslog-tcp and syslog-tls (a balancer must not carry UDP syslog)"),
+                );
+            } else if trusted_entry.is_none_or(|e| e.value.trim().is_empty()) {
+                self.problem(
+                    s.line,
+                    format!("[source {name}] proxy_protocol = on needs trusted_proxies (the load balancers' addresses)"),
+                );
+            }
+        } else if let Some(e) = trusted_entry.filter(|_| !trusted_proxies.0.is_empty()) {
+            self.problem(
+                e.line,
+                "trusted_proxies is used only with proxy_protocol = on".to_string(),
+            );
+        }
         k.finish(self);
         Some(Source {
             name: name.to_string(),
@@ -894,8 +915,24 @@ impl Validator {
             render,
             framing,
             format_warn_below,
+            proxy_protocol: proxy_protocol.then_some(trusted_proxies),
             line: s.line,
         })
+    }
+
+    /// A comma-separated list of addresses and CIDRs (`allow`, `trusted_proxies`).
+    fn cidrs(&mut self, e: Option<&ini::Entry>) -> AllowList {
+        let Some(e) = e else {
+            return AllowList::default();
+        };
+        let mut rules = Vec::new();
+        for item in e.value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match Cidr::parse(item) {
+                Ok(c) => rules.push(c),
+                Err(msg) => self.problem(e.line, format!("{}: {msg}", e.key)),
+            }
+        }
+        AllowList(rules)
     }
 
     /// A syslog-only key (`render`, `framing`) whose value is one of a few words: the parsed
@@ -1291,6 +1328,43 @@ mod tests {
             "[ftp]\nmax_file_bytes = 6G\n",
             "2: max_file_bytes = 6442450944 is outside 1..=5000000000",
         );
+    }
+
+    #[test]
+    fn proxy_protocol() {
+        let tcp = "[source t]\nformat = SQUID\nreceiver = syslog-tcp\nport = 514\n";
+        check(
+            &format!("{tcp}proxy_protocol = on\ntrusted_proxies = 10.0.0.5, 10.1.0.0/16\n"),
+            "t SQUID syslog-tcp 514",
+        );
+        check(
+            &format!("{tcp}proxy_protocol = on\n"),
+            "1: [source t] proxy_protocol = on needs trusted_proxies (the load balancers' addresses)",
+        );
+        check(
+            &format!("{tcp}trusted_proxies = 10.0.0.5\n"),
+            "5: trusted_proxies is used only with proxy_protocol = on",
+        );
+        check(
+            &format!("{tcp}proxy_protocol = yes\n"),
+            "5: proxy_protocol \"yes\" is not one of off, on",
+        );
+        check(
+            &format!("{tcp}proxy_protocol = on\ntrusted_proxies = 10.0.0.0/33\n"),
+            "6: trusted_proxies: \"10.0.0.0/33\" has a prefix length outside 0..=32",
+        );
+        check(
+            &format!("{ASA}proxy_protocol = on\ntrusted_proxies = 10.0.0.5\n"),
+            "1: [source asa] proxy_protocol is for syslog-tcp and syslog-tls (a balancer must not carry UDP syslog)",
+        );
+        let c = parse_str(
+            &format!("{tcp}proxy_protocol = on\ntrusted_proxies = 10.0.0.5\n"),
+            Path::new("/etc/lc/lc.ini"),
+        )
+        .unwrap();
+        let trusted = c.sources[0].proxy_protocol.as_ref().unwrap();
+        assert!(trusted.allows("10.0.0.5".parse().unwrap()));
+        assert!(!trusted.allows("10.0.0.6".parse().unwrap()));
     }
 
     #[test]

@@ -44,6 +44,7 @@ use crate::config::{Config, Receiver as Kind, Source};
 use crate::ftp::jobs::Dest;
 use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
 use crate::logging::{LimitKey, LimitLog};
+use crate::proxy_header::Header;
 use crate::reactor::guard::{Limits, Refusal};
 use crate::reactor::slab::{Reuse, Slab};
 use crate::reactor::table::{ConnTable, Refused};
@@ -58,7 +59,7 @@ pub use lifecycle::{block_signals, prepare, Prepared, RunError};
 use listen::{Listener, Socket};
 use reload::ReloadPlan;
 use source::{SourceState, RETRY_MAX, RETRY_MIN};
-use stream::{read_plain, read_tls, Conn, Framing, ReadOutcome, TlsState};
+use stream::{read_plain, read_tls, Conn, Framing, ProxyRead, ProxyWait, ReadOutcome, TlsState};
 
 // The FTP server's tokens are the reactor's FTP range.
 const _: () = assert!(reactor::FTP_BASE == crate::ftp::server::TOKEN_BASE);
@@ -432,7 +433,18 @@ impl Server {
         } = self;
         let src = &mut sources[source];
         let name = &src.cfg.name;
-        if !src.cfg.allow.allows(ip) {
+        let proxied = src.cfg.proxy_protocol.is_some();
+        if let Some(trusted) = &src.cfg.proxy_protocol {
+            // The allow list applies to the client the header will name, not the balancer.
+            if !trusted.allows(ip) {
+                src.counters.drop(Drop::ProxyUntrusted, 1);
+                let key = LimitKey::new(source, Drop::ProxyUntrusted.name()).with(ip, "");
+                limit_log.hit_key(key, || {
+                    format!("source {name}: {peer}: not in trusted_proxies, so no PROXY header is taken from it; connection closed")
+                });
+                return;
+            }
+        } else if !src.cfg.allow.allows(ip) {
             src.counters.drop(Drop::NotAllowed, 1);
             let key = LimitKey::new(source, Drop::NotAllowed.name()).with(ip, "");
             limit_log.hit_key(key, || {
@@ -472,6 +484,8 @@ impl Server {
                 framing: Framing::new(max, &src.cfg, peer.ip()),
                 last_active: Instant::now(),
                 tls,
+                proxy: proxied.then(ProxyWait::new),
+                early: Vec::new(),
             })
         });
         match admitted {
@@ -503,6 +517,11 @@ impl Server {
 
     /// Reads one connection within its budget; returns whether it may have more to read.
     fn read_conn(&mut self, token: Token) -> bool {
+        if self.conns.get(token).is_some_and(|c| c.proxy.is_some()) && !self.disk_full {
+            if let Some(more) = self.read_proxy_header(token) {
+                return more;
+            }
+        }
         let Server {
             conns,
             sources,
@@ -591,6 +610,74 @@ impl Server {
                 false
             }
         }
+    }
+
+    /// Reads the PROXY protocol header of a `proxy_protocol = on` connection. Once it is
+    /// whole, the client it names is the connection's sender: its allow list, its per-IP
+    /// limit, its address in logs and in the rendering. `None` when the stream may be read
+    /// now; else whether there may be more to read.
+    fn read_proxy_header(&mut self, token: Token) -> Option<bool> {
+        let conn = self.conns.get_mut(token)?;
+        let src = &mut self.sources[conn.source];
+        let (name, balancer) = (src.cfg.name.clone(), conn.peer);
+        let balancer_ip = canonical(balancer.ip());
+        let refused = match stream::read_proxy(conn, &mut self.scratch) {
+            ProxyRead::Waiting => {
+                self.conns.idle(token);
+                return Some(false);
+            }
+            ProxyRead::Closed => {
+                self.close_conn(token);
+                return Some(false);
+            }
+            ProxyRead::Invalid(why) => (
+                Drop::ProxyHeader,
+                balancer_ip,
+                why,
+                format!("source {name}: {balancer}: {why}; connection closed"),
+            ),
+            ProxyRead::Done(Header::Local) => {
+                log::debug!("source {name}: {balancer}: PROXY header for the balancer itself");
+                return None;
+            }
+            ProxyRead::Done(Header::Proxied { client, .. }) => {
+                let ip = canonical(client.ip());
+                if !src.cfg.allow.allows(ip) {
+                    (
+                        Drop::NotAllowed,
+                        ip,
+                        "",
+                        format!("source {name}: {client} (through {balancer}): sender not in the allow list; connection closed"),
+                    )
+                } else {
+                    match self.conns.readdress(token, ip) {
+                        Ok(()) => {
+                            let conn = self.conns.get_mut(token).expect("just read");
+                            conn.peer = client;
+                            conn.framing.set_peer(ip);
+                            log::debug!("source {name}: {client}: connected through {balancer}");
+                            return None;
+                        }
+                        Err(refusal) => (
+                            Drop::MaxConnectionsPerIp,
+                            ip,
+                            "",
+                            format!("source {name}: {client} (through {balancer}): max_connections_per_ip ({}) reached; connection closed", match refusal {
+                                Refusal::PerIp(n) | Refusal::Total(n) => n,
+                            }),
+                        ),
+                    }
+                }
+            }
+        };
+        let (why, peer, reason, message) = refused;
+        let conn = self.conns.get(token).expect("still open");
+        let source = conn.source;
+        self.sources[source].counters.drop(why, 1);
+        let key = LimitKey::new(source, why.name()).with(peer, reason);
+        self.limit_log.hit_key(key, || message);
+        self.close_conn(token);
+        Some(false)
     }
 
     /// Closes a connection, keeping any partial frame the sender had sent.
@@ -1009,12 +1096,29 @@ impl Server {
         let activity = self.conns.iter().map(|(token, c)| Activity {
             token,
             last_active: c.last_active,
-            handshake_since: c.tls.as_ref().and_then(|t| t.handshake_since),
+            // A PROXY header not yet sent counts as a handshake not yet done.
+            handshake_since: c
+                .proxy
+                .as_ref()
+                .map(|p| p.since)
+                .or_else(|| c.tls.as_ref().and_then(|t| t.handshake_since)),
         });
         for (token, why) in housekeeping::stale(activity, now, timeout, handshake_timeout) {
             let conn = self.conns.get(token).expect("just listed");
             let src = &mut self.sources[conn.source];
             match why {
+                Stale::Handshake if conn.proxy.is_some() => {
+                    src.counters.drop(Drop::ProxyHeader, 1);
+                    let (name, peer) = (src.cfg.name.clone(), conn.peer);
+                    let key = LimitKey::new(conn.source, Drop::ProxyHeader.name())
+                        .with(canonical(peer.ip()), "late");
+                    self.limit_log.hit_key(key, || {
+                        format!(
+                            "source {name}: {peer}: no PROXY header in {}s; closed",
+                            handshake_timeout.as_secs()
+                        )
+                    });
+                }
                 Stale::Handshake => {
                     src.counters.drop(Drop::TlsHandshake, 1);
                     let (name, peer) = (src.cfg.name.clone(), conn.peer);

@@ -15,6 +15,7 @@ use mio::net::TcpStream;
 use super::source::SourceState;
 use crate::clock;
 use crate::config::Source;
+use crate::proxy_header::{self, Header, Parsed};
 use crate::reactor::READ_BUDGET;
 use crate::syslog::frame::{Decoded, Decoder, Ends};
 use crate::syslog::render::{Origin, Render};
@@ -24,12 +25,90 @@ const KEEP_BUFFER: usize = 64 * 1024;
 
 pub struct Conn {
     pub stream: TcpStream,
+    /// The sender: the socket's peer, or the client a PROXY protocol header named.
     pub peer: SocketAddr,
     pub source: usize,
     pub framing: Framing,
     pub last_active: Instant,
     /// The TLS session of a syslog-tls connection.
     pub tls: Option<Box<TlsState>>,
+    /// Set while a `proxy_protocol = on` connection has not yet sent its whole header.
+    pub proxy: Option<ProxyWait>,
+    /// Bytes that came after the PROXY header in the same read: the stream's first bytes,
+    /// read before the socket.
+    pub early: Vec<u8>,
+}
+
+/// A PROXY protocol header being read.
+pub struct ProxyWait {
+    pub since: Instant,
+    buf: Vec<u8>,
+}
+
+impl ProxyWait {
+    pub fn new() -> ProxyWait {
+        ProxyWait {
+            since: Instant::now(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+pub enum ProxyRead {
+    /// Not all of it yet; wait for the next edge.
+    Waiting,
+    Done(Header),
+    Invalid(&'static str),
+    /// The peer closed or reset the connection first.
+    Closed,
+}
+
+/// Reads the PROXY protocol header of `conn` (HAProxy's specification, v1 or v2). The bytes
+/// after it stay in `conn.early` for the stream's reader.
+pub fn read_proxy(conn: &mut Conn, scratch: &mut [u8]) -> ProxyRead {
+    let wait = conn
+        .proxy
+        .as_mut()
+        .expect("read_proxy is for connections awaiting a header");
+    loop {
+        match conn.stream.read(scratch) {
+            Ok(0) => return ProxyRead::Closed,
+            Ok(n) => wait.buf.extend_from_slice(&scratch[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ProxyRead::Waiting,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return ProxyRead::Closed,
+        }
+        match proxy_header::parse(&wait.buf) {
+            Parsed::NeedMore => {}
+            Parsed::Invalid(why) => return ProxyRead::Invalid(why),
+            Parsed::Done(header, used) => {
+                conn.early = wait.buf.split_off(used);
+                conn.proxy = None;
+                return ProxyRead::Done(header);
+            }
+        }
+    }
+}
+
+/// The stream as its readers see it: `early` first, then the socket.
+struct Input<'a> {
+    early: &'a mut Vec<u8>,
+    stream: &'a mut TcpStream,
+}
+
+impl Read for Input<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.early.is_empty() {
+            return self.stream.read(buf);
+        }
+        let n = buf.len().min(self.early.len());
+        buf[..n].copy_from_slice(&self.early[..n]);
+        self.early.drain(..n);
+        if self.early.is_empty() {
+            *self.early = Vec::new();
+        }
+        Ok(n)
+    }
 }
 
 /// RFC 6587 decoding state of one stream.
@@ -72,7 +151,11 @@ pub fn read_plain(
         if total >= READ_BUDGET {
             return (ReadOutcome::More, total);
         }
-        match conn.stream.read(scratch) {
+        let mut input = Input {
+            early: &mut conn.early,
+            stream: &mut conn.stream,
+        };
+        match input.read(scratch) {
             Ok(0) => return (ReadOutcome::Closed(None), total),
             Ok(n) => {
                 total += n;
@@ -99,6 +182,7 @@ pub fn read_tls(
         stream,
         framing,
         tls,
+        early,
         ..
     } = conn;
     let tls = tls.as_mut().expect("read_tls is for TLS connections");
@@ -116,7 +200,7 @@ pub fn read_tls(
         if total >= READ_BUDGET {
             return (ReadOutcome::More, total);
         }
-        let (eof, drained) = match tls.session.read_tls(stream) {
+        let (eof, drained) = match tls.session.read_tls(&mut Input { early, stream }) {
             Ok(0) => (true, false),
             Ok(n) => {
                 total += n;
@@ -166,6 +250,11 @@ pub fn read_tls(
 
 /// Decodes `data` read from `conn` into the source's spool, keeping any incomplete frame.
 impl Framing {
+    /// The sender a PROXY protocol header named, for the rendering.
+    pub fn set_peer(&mut self, peer: IpAddr) {
+        self.origin.set_peer(peer);
+    }
+
     pub fn new(max: usize, cfg: &Source, peer: IpAddr) -> Framing {
         let mut origin = Origin::new();
         origin.set_peer(peer);

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod balancer;
 mod check;
 mod cli;
 mod cloud;
