@@ -15,8 +15,11 @@ pub enum Command {
     ConfigCheck {
         port: Option<u16>,
     },
+    /// `lc status [--json | --check] [-v]`.
     Status {
         json: bool,
+        verbose: bool,
+        check: bool,
     },
     Tail {
         source: String,
@@ -81,7 +84,9 @@ commands:
   run [PORT]          serve the sources on PORT (all sources without PORT)
   config check [--port N]
                       validate the config; print every problem with its line
-  status [--json]     state, counters and backlog of every instance on this host
+  status [-v] [--json | --check]
+                      state, counters and backlog of every instance on this host;
+                      --check: monitoring exit codes (0 ok, 1 warning, 2 critical, 3 unknown)
   tail SOURCE [-f]    the latest received lines of SOURCE
   check --format TYPE FILE... | --list
                       do these logs look like source type TYPE?
@@ -130,11 +135,22 @@ on other ports, and of their certificates, are printed as warnings and do not fa
 ";
 
 const STATUS_USAGE: &str = "\
-usage: lc status [--json] [--config PATH]
+usage: lc status [-v] [--config PATH]
+       lc status --json [--config PATH]
+       lc status --check [-v] [--config PATH]
 
-Shows each running instance (from the status snapshots in run_dir): per source its state,
-counters, drops by reason, connections, backlog and last delivery, and disk use.
+Shows each instance (from the status snapshots in run_dir): per source its state, messages,
+rate over the last minute, last received, connections, backlog, whether it is paused and why,
+and delivery (last success, failing since, last error with its time); disk use and whether
+the disk is full; certificates. The table fits 120 columns; -v adds every counter, drops by
+reason, listeners and whole error texts. Works from the snapshots when the config file has
+errors (it says so).
 --json prints the snapshots as they are.
+--check is for monitoring (a Nagios plugin): one line of reasons and exit 0 ok, 1 warning,
+2 critical, 3 unknown. Critical: an instance died (its pid file is not held), delivery failing
+for 15 minutes or needing an operator, the disk full, a certificate expired. Warning: delivery
+failing for less, a backlog older than an hour, a certificate expiring within 30 days, a
+source receiving another format than configured. Unknown: no snapshot.
 ";
 
 const TAIL_USAGE: &str = "\
@@ -261,6 +277,8 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
     let mut config = None;
     let mut words: Vec<String> = Vec::new();
     let mut json = false;
+    let mut verbose = false;
+    let mut check = false;
     let mut follow = false;
     let mut lines = 10usize;
     let mut help = false;
@@ -281,6 +299,8 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
             Short('h') | Long("help") => help = true,
             Short('V') | Long("version") => version = true,
             Long("json") => json = true,
+            Short('v') | Long("verbose") => verbose = true,
+            Long("check") => check = true,
             Short('f') | Long("follow") => follow = true,
             Short('n') | Long("lines") => lines = parser.value().map_err(e)?.parse().map_err(e)?,
             Long("token-file") => token_file = Some(PathBuf::from(parser.value().map_err(e)?)),
@@ -352,7 +372,16 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
             }
             None => return Err("`lc config` needs a command: check".into()),
         },
-        Some("status") => Command::Status { json },
+        Some("status") => {
+            if json && check {
+                return Err("--json and --check are separate views; give one".into());
+            }
+            Command::Status {
+                json,
+                verbose,
+                check,
+            }
+        }
         Some("tail") => match words.next() {
             Some(source) => Command::Tail {
                 source,
@@ -455,7 +484,7 @@ mod tests {
         check("--config /x.ini run", "Run { port: None } Some(\"/x.ini\")");
         check(
             "-c /x.ini status --json",
-            "Status { json: true } Some(\"/x.ini\")",
+            "Status { json: true, verbose: false, check: false } Some(\"/x.ini\")",
         );
         check(
             "tail asa -f",

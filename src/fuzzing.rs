@@ -333,12 +333,19 @@ fn status_dir() -> &'static Path {
 }
 
 /// What `lc status` does with a snapshot in run_dir: `status::read_all`, then the table of
-/// `status::render`. Never panics, whatever JSON (or not JSON) the file holds.
+/// `status::render` (and `-v`), and `--check`. Never panics, whatever JSON (or not JSON) the file holds.
 pub fn status(data: &[u8]) {
     let dir = status_dir();
     std::fs::write(dir.join("fuzz.json"), data).expect("write the snapshot");
     let snapshots = crate::status::read_all(dir).expect("read run_dir");
-    let _ = crate::status::render(&snapshots, 1_790_000_000);
+    for verbose in [false, true] {
+        let opts = crate::status::Options {
+            verbose,
+            config_error: None,
+        };
+        let _ = crate::status::render(&snapshots, 1_790_000_000, &opts);
+    }
+    let _ = crate::status::check(&snapshots, 1_790_000_000);
 }
 
 /// The delivery API's answers: upload_url and streams bodies, and error statuses with their

@@ -167,31 +167,11 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILURE)
             }
         },
-        Command::Status { json } => {
-            let Some(config) = load_or_report(&config_path) else {
-                return ExitCode::from(EXIT_USAGE);
-            };
-            match status::read_all(&config.collector.run_dir) {
-                Ok(snapshots) if json => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&snapshots).unwrap_or_default()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Ok(snapshots) => {
-                    print!(
-                        "{}",
-                        status::render(&snapshots, clock::unix_secs(SystemTime::now()))
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("lc: {e}");
-                    ExitCode::from(EXIT_FAILURE)
-                }
-            }
-        }
+        Command::Status {
+            json,
+            verbose,
+            check,
+        } => status_command(&config_path, json, verbose, check),
         command @ (Command::PasswdSet { .. }
         | Command::PasswdDelete { .. }
         | Command::PasswdList) => {
@@ -205,19 +185,43 @@ fn main() -> ExitCode {
             follow,
             lines,
         } => {
-            let Some(config) = load_or_report(&config_path) else {
-                return ExitCode::from(EXIT_USAGE);
+            // A config with errors still says where the spool is: what was received is
+            // shown, as `lc status` shows the snapshots.
+            let state_dir = match config::load(&config_path) {
+                Ok(config) => {
+                    if !config.sources.iter().any(|s| s.name == source) {
+                        let names: Vec<&str> =
+                            config.sources.iter().map(|s| s.name.as_str()).collect();
+                        eprintln!(
+                            "lc: {}: no source {source:?}; configured: {}",
+                            config_path.display(),
+                            names.join(", ")
+                        );
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                    config.collector.state_dir
+                }
+                Err(e) => {
+                    let (_, state_dir) = config::folders_leniently(&config_path);
+                    eprintln!(
+                        "lc: warning: {}: the config has errors ({} problems; `lc config check` lists them); reading {}",
+                        config_path.display(),
+                        e.problems.len(),
+                        state_dir.display()
+                    );
+                    if !state_dir.join("spool").join(&source).is_dir()
+                        && !state_dir.join("backup").join(&source).is_dir()
+                    {
+                        eprintln!(
+                            "lc: {}: no spool or backup of source {source:?}",
+                            state_dir.display()
+                        );
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                    state_dir
+                }
             };
-            if !config.sources.iter().any(|s| s.name == source) {
-                let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-                eprintln!(
-                    "lc: {}: no source {source:?}; configured: {}",
-                    config_path.display(),
-                    names.join(", ")
-                );
-                return ExitCode::from(EXIT_USAGE);
-            }
-            match tail::run(&config.collector.state_dir, &source, lines, follow) {
+            match tail::run(&state_dir, &source, lines, follow) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
@@ -227,6 +231,63 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `lc status [-v] [--json | --check]`: from the snapshots in run_dir, also when the config
+/// does not validate (then from the run_dir it names, or the default, saying so).
+fn status_command(
+    config_path: &std::path::Path,
+    json: bool,
+    verbose: bool,
+    check: bool,
+) -> ExitCode {
+    let (run_dir, config_error) = match config::load(config_path) {
+        Ok(config) => (config.collector.run_dir, None),
+        Err(e) => (
+            config::folders_leniently(config_path).0,
+            Some(e.to_string()),
+        ),
+    };
+    let now = clock::unix_secs(SystemTime::now());
+    let snapshots = match status::read_all(&run_dir) {
+        Ok(s) => s,
+        Err(e) if check => {
+            println!("lc UNKNOWN: {e}");
+            return ExitCode::from(status::Level::Unknown as u8);
+        }
+        Err(e) => {
+            eprintln!("lc: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    if let (Some(e), true) = (&config_error, json || check) {
+        // The table says it in its first line; the other views keep stdout as it is.
+        eprintln!(
+            "lc: warning: the config has errors; shown from the snapshots in {}:\n{e}",
+            run_dir.display()
+        );
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&snapshots).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let opts = status::Options {
+        verbose,
+        config_error,
+    };
+    if check {
+        let (level, line) = status::check(&snapshots, now);
+        println!("{line}");
+        if verbose {
+            print!("{}", status::render(&snapshots, now, &opts));
+        }
+        return ExitCode::from(level as u8);
+    }
+    print!("{}", status::render(&snapshots, now, &opts));
+    ExitCode::SUCCESS
 }
 
 /// `lc config check [--port N]`: errors and warnings on stderr (with journald priorities

@@ -104,6 +104,48 @@ pub struct Counters {
     pub error_permanent: bool,
     /// Unix seconds since delivery has been failing without a success; 0 = not failing.
     pub failing_since: u64,
+    /// Delivery jobs sent to the delivery thread.
+    pub delivery_attempts: u64,
+    /// Failed deliveries: worth retrying (network, 5xx, 429) and needing an operator.
+    pub delivery_failures_transient: u64,
+    pub delivery_failures_permanent: u64,
+    /// When the last "delivery still failing" line was logged (unix seconds).
+    pub failing_said: u64,
+    /// Messages and files received, sampled at each snapshot (`sample`).
+    pub rate: Rate,
+}
+
+/// How often a failing delivery is said again in the log, with how long and how much waits.
+pub const FAILING_REMIND_SECS: u64 = 300;
+
+/// The window of `Rate`, and the most samples it keeps (one per snapshot, every 2 s).
+const RATE_WINDOW_SECS: u64 = 60;
+const RATE_SAMPLES: usize = 64;
+
+/// What was received over the last minute: (time, total) samples spanning the window.
+#[derive(Debug, Clone, Default)]
+pub struct Rate {
+    samples: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl Rate {
+    /// Takes the total received at `now`; keeps one sample at or before the window's start.
+    pub fn sample(&mut self, now: u64, total: u64) {
+        self.samples.push_back((now, total));
+        while self.samples.len() > RATE_SAMPLES
+            || (self.samples.len() > 1 && self.samples[1].0 + RATE_WINDOW_SECS <= now)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Received in the last minute (since the first sample, when that is younger).
+    pub fn last_minute(&self) -> u64 {
+        match (self.samples.front(), self.samples.back()) {
+            (Some(first), Some(last)) => last.1.saturating_sub(first.1),
+            _ => 0,
+        }
+    }
 }
 
 impl Counters {
@@ -115,6 +157,37 @@ impl Counters {
         self.drops[why as usize]
     }
 
+    /// Samples what was received, for the rate over the last minute (once per snapshot).
+    pub fn sample(&mut self, now: u64) {
+        self.rate.sample(now, self.messages + self.files);
+    }
+
+    /// Delivery's state in a word: "ok" (the last attempt succeeded or nothing was due),
+    /// "failing" (retrying), "needs operator" (token, data source: retried slowly).
+    pub fn delivery_state(&self) -> &'static str {
+        if self.failing_since == 0 {
+            "ok"
+        } else if self.error_permanent {
+            "needs operator"
+        } else {
+            "failing"
+        }
+    }
+
+    /// Whether a "delivery still failing" line is due at `now`; if so, it counts as said.
+    pub fn failing_reminder_due(&mut self, now: u64) -> bool {
+        if self.failing_since == 0 {
+            return false;
+        }
+        let since = self.failing_said.max(self.failing_since);
+        if now.saturating_sub(since) >= FAILING_REMIND_SECS {
+            self.failing_said = now;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Sets a kernel-maintained counter (UDP drops) to its current value.
     pub fn set_dropped(&mut self, why: Drop, n: u64) {
         self.drops[why as usize] = n;
@@ -122,14 +195,15 @@ impl Counters {
 }
 
 /// DESIGN.md's source states: Created (never received), Healthy (receiving), Connected
-/// (delivered in the last 24 h), Disconnected (nothing received for 24 h).
-pub fn state(last_received: u64, last_delivery: u64, now: u64) -> &'static str {
+/// (delivered in the last 24 h and delivery not failing now), Disconnected (nothing received
+/// for 24 h). `failing_since` is when delivery started failing (0 = it is not).
+pub fn state(last_received: u64, last_delivery: u64, failing_since: u64, now: u64) -> &'static str {
     const DAY: u64 = 86400;
     if last_received == 0 {
         "Created"
     } else if now.saturating_sub(last_received) >= DAY {
         "Disconnected"
-    } else if last_delivery != 0 && now.saturating_sub(last_delivery) < DAY {
+    } else if failing_since == 0 && last_delivery != 0 && now.saturating_sub(last_delivery) < DAY {
         "Connected"
     } else {
         "Healthy"
@@ -146,6 +220,8 @@ pub struct SourceView<'a> {
     pub backlog_files: usize,
     pub backlog_bytes: u64,
     pub oldest_backlog: u64,
+    /// Why receiving is paused (stream and FTP sources) or dropping (UDP), if it is.
+    pub paused: Option<&'a str>,
 }
 
 pub fn source_json(v: &SourceView<'_>, now: u64) -> Value {
@@ -160,7 +236,7 @@ pub fn source_json(v: &SourceView<'_>, now: u64) -> Value {
         "format": v.format,
         "receiver": v.receiver,
         "port": v.port,
-        "state": state(c.last_received, c.last_delivery, now),
+        "state": state(c.last_received, c.last_delivery, c.failing_since, now),
         "messages": c.messages,
         "files": c.files,
         "bytes": c.bytes,
@@ -176,6 +252,15 @@ pub fn source_json(v: &SourceView<'_>, now: u64) -> Value {
         "backlog": { "files": v.backlog_files, "bytes": v.backlog_bytes, "oldest": v.oldest_backlog },
         "last_error": c.last_error.as_ref().map(|(at, e)| json!({ "at": at, "error": crate::secret::scrub(e), "permanent": c.error_permanent })),
         "failing_since": c.failing_since,
+        "rate_per_min": c.rate.last_minute(),
+        "paused": v.paused,
+        "delivery": {
+            "state": c.delivery_state(),
+            "last_success": c.last_delivery,
+            "last_error_at": c.last_error.as_ref().map_or(0, |(at, _)| *at),
+            "attempts": c.delivery_attempts,
+            "failures": { "transient": c.delivery_failures_transient, "permanent": c.delivery_failures_permanent },
+        },
     })
 }
 
@@ -241,147 +326,497 @@ pub fn read_all(run_dir: &Path) -> io::Result<Vec<Value>> {
     Ok(out)
 }
 
-/// The `lc status` table.
-pub fn render(snapshots: &[Value], now: u64) -> String {
+/// How `lc status` shows the snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `-v`: every counter, listeners, whole error texts.
+    pub verbose: bool,
+    /// What is wrong with the config file, when it does not validate (shown first).
+    pub config_error: Option<String>,
+}
+
+/// The table's width without `-v`.
+pub const WIDTH: usize = 120;
+
+/// The `lc status` table: fits `WIDTH` columns unless `verbose`.
+pub fn render(snapshots: &[Value], now: u64, opts: &Options) -> String {
     let mut out = String::new();
+    if let Some(e) = &opts.config_error {
+        let mut first = e.lines().next().unwrap_or("").to_string();
+        if e.lines().count() > 1 {
+            first.push_str(&format!(" (and {} more)", e.lines().count() - 1));
+        }
+        out.push_str(&fit(
+            &format!("config has errors; shown from the snapshots (`lc config check` lists them): {first}"), opts.verbose));
+        out.push('\n');
+    }
     if snapshots.is_empty() {
         out.push_str("no lc instance has written a status snapshot here\n");
         return out;
     }
     for s in snapshots {
         if s["alive"].as_bool() != Some(true) {
-            // A stopped instance in one line: its sources may be served by another now (a
-            // port moved), and its table would list them twice.
-            let sources: Vec<String> = s["sources"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|src| str_of(&src["name"]))
-                .collect();
-            out.push_str(&format!(
-                "instance {}: not running (last snapshot {} ago; sources then: {})\n",
-                str_of(&s["instance"]),
-                clock::human_age(now.saturating_sub(s["updated"].as_u64().unwrap_or(0))),
-                if sources.is_empty() {
-                    "none".to_string()
-                } else {
-                    sources.join(", ")
-                }
-            ));
+            out.push_str(&fit(&stopped_line(s, now), opts.verbose));
+            out.push('\n');
             continue;
         }
-        let running = format!("running, pid {}", s["pid"]);
         out.push_str(&format!(
-            "instance {}: {running}, up since {}\n",
+            "instance {}: running, pid {}, up since {}\n",
             str_of(&s["instance"]),
+            s["pid"],
             str_of(&s["started"])
         ));
-        let disk = &s["disk"];
-        out.push_str(&format!(
-            "  state dir {}: spool {}, free {} of {}\n",
-            str_of(&s["state_dir"]),
-            bytes(disk["spool_bytes"].as_u64()),
-            bytes(disk["free_bytes"].as_u64()),
-            bytes(disk["total_bytes"].as_u64()),
-        ));
+        out.push_str(&disk_line(s));
         if let Some(tls) = s["tls"].as_object() {
-            let expiry = |v: &Value| {
-                v.as_i64()
-                    .map(|t| clock::rfc3339(t.max(0) as u64))
-                    .unwrap_or_else(|| "-".into())
-            };
-            out.push_str(&format!(
-                "  syslog-tls: {} until {}; client CA until {}\n",
-                tls.get("subject").and_then(Value::as_str).unwrap_or("?"),
-                expiry(&tls["not_after"]),
-                expiry(&tls["client_ca_not_after"]),
+            out.push_str(&fit(
+                &format!(
+                    "  syslog-tls: {} {}; client CA {}",
+                    tls.get("subject").and_then(Value::as_str).unwrap_or("?"),
+                    until(&tls["not_after"], now),
+                    until(&tls["client_ca_not_after"], now),
+                ),
+                opts.verbose,
             ));
+            out.push('\n');
         }
         if let Some(ftp) = s["ftp"].as_object() {
-            out.push_str(&ftp_line(ftp));
+            out.push_str(&fit(&ftp_line(ftp, now), opts.verbose));
+            out.push('\n');
         }
         if let Some(e) = s["reload_error"].as_str() {
-            out.push_str(&format!("  last reload refused: {e}\n"));
+            out.push_str(&fit(&format!("  last reload refused: {e}"), opts.verbose));
+            out.push('\n');
         }
-        for l in s["listeners"].as_array().into_iter().flatten() {
-            out.push_str(&format!(
-                "  listening {} {} for {}\n",
-                str_of(&l["proto"]),
-                str_of(&l["addr"]),
-                str_of(&l["source"])
-            ));
-        }
-        out.push_str(&format!(
-            "  {:<20} {:<13} {:<11} {:>10} {:>10} {:>6} {:>16} {:>10} {:>12}  {}\n",
-            "SOURCE",
-            "STATE",
-            "RECEIVER",
-            "MESSAGES",
-            "BYTES",
-            "CONNS",
-            "BACKLOG",
-            "DROPS",
-            "LAST DELIV.",
-            "LAST ERROR"
-        ));
-        for src in s["sources"].as_array().into_iter().flatten() {
-            let drops: u64 = src["drops"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter(|(k, _)| *k != "evicted_bytes")
-                        .filter_map(|(_, v)| v.as_u64())
-                        .sum()
-                })
-                .unwrap_or(0);
-            let last = src["last_delivery"].as_u64().unwrap_or(0);
-            let last = if last == 0 {
-                "never".to_string()
-            } else {
-                format!("{} ago", clock::human_age(now.saturating_sub(last)))
-            };
-            let failing = src["failing_since"].as_u64().unwrap_or(0);
-            let err = match src["last_error"]["error"].as_str() {
-                None => "-".to_string(),
-                Some(e) if failing > 0 => format!(
-                    "{e} (failing for {})",
-                    clock::human_age(now.saturating_sub(failing))
-                ),
-                Some(e) => e.to_string(),
-            };
-            out.push_str(&format!(
-                "  {:<20} {:<13} {:<11} {:>10} {:>10} {:>6} {:>16} {:>10} {:>12}  {}\n",
-                str_of(&src["name"]),
-                str_of(&src["state"]),
-                match str_of(&src["receiver"]).as_str() {
-                    r @ ("ftp" | "ftps") => r.to_string(),
-                    r => format!("{}:{}", r.trim_start_matches("syslog-"), src["port"]),
-                },
-                match str_of(&src["receiver"]).as_str() {
-                    "ftp" | "ftps" => format!("{} files", src["files"]),
-                    _ => str_of(&src["messages"]),
-                },
-                bytes(src["bytes"].as_u64()),
-                str_of(&src["connections"]),
-                backlog(&src["backlog"], now),
-                drops,
-                last,
-                err,
-            ));
-            if let Some(line) = format_line(src) {
-                out.push_str(&line);
-            }
-            let detail = nonzero(&src["drops"]);
-            if !detail.is_empty() || src["truncated"].as_u64().unwrap_or(0) > 0 {
+        if opts.verbose {
+            for l in s["listeners"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
-                    "      drops: {} truncated={}\n",
-                    detail.join(" "),
-                    src["truncated"]
+                    "  listening {} {} for {}\n",
+                    str_of(&l["proto"]),
+                    str_of(&l["addr"]),
+                    str_of(&l["source"])
+                ));
+            }
+        }
+        out.push_str(
+            format!(
+                "  {:<20} {:<12} {:<9} {:>10} {:>6} {:>8} {:>5} {:<18} {}",
+                "SOURCE",
+                "STATE",
+                "RECEIVER",
+                "RECEIVED",
+                "/MIN",
+                "LAST RECV",
+                "CONNS",
+                "BACKLOG",
+                "DELIVERY"
+            )
+            .trim_end(),
+        );
+        out.push('\n');
+        for src in s["sources"].as_array().into_iter().flatten() {
+            out.push_str(&source_lines(src, now, opts.verbose));
+        }
+    }
+    out
+}
+
+/// A stopped instance in one line: its sources may be served by another now (a port
+/// moved), and its table would list them twice. One that died (no clean stop) says so.
+fn stopped_line(s: &Value, now: u64) -> String {
+    let sources: Vec<String> = s["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|src| str_of(&src["name"]))
+        .collect();
+    format!(
+        "instance {}: {} (last snapshot {} ago; sources then: {})",
+        str_of(&s["instance"]),
+        if s["running"].as_bool() == Some(true) {
+            "DIED (no clean stop; its pid file is not held)"
+        } else {
+            "not running"
+        },
+        clock::human_age(now.saturating_sub(s["updated"].as_u64().unwrap_or(0))),
+        if sources.is_empty() {
+            "none".to_string()
+        } else {
+            sources.join(", ")
+        }
+    )
+}
+
+/// The state directory's line: spool, free space, and whether the disk is full.
+fn disk_line(s: &Value) -> String {
+    let disk = &s["disk"];
+    let mut line = format!(
+        "  disk {}: spool {}, free {} of {}",
+        str_of(&s["state_dir"]),
+        bytes(disk["spool_bytes"].as_u64()),
+        bytes(disk["free_bytes"].as_u64()),
+        bytes(disk["total_bytes"].as_u64()),
+    );
+    if disk["full"].as_bool() == Some(true) {
+        line.push_str(&format!(
+            "\n  DISK FULL (free below min_free_bytes {}, or writes fail): stream and FTP receivers paused, UDP dropped",
+            bytes(disk["min_free_bytes"].as_u64())
+        ));
+    }
+    line.push('\n');
+    line
+}
+
+/// `until 2027-01-01T00:00:00Z`, with `EXPIRED` or `expires in 5d` when it matters.
+fn until(v: &Value, now: u64) -> String {
+    let Some(t) = v.as_i64() else {
+        return "-".into();
+    };
+    let at = clock::rfc3339(t.max(0) as u64);
+    match expiry(t, now) {
+        Expiry::Expired => format!("EXPIRED {at}"),
+        Expiry::Within(days) => format!("until {at} (expires in {})", clock::human_age(days)),
+        Expiry::Fine => format!("until {at}"),
+    }
+}
+
+/// Certificates are warned about this long before they expire (status, log, `--check`).
+pub const EXPIRY_WARN_DAYS: [u64; 3] = [30, 7, 1];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Expired,
+    /// Within `EXPIRY_WARN_DAYS[0]` days: the seconds left.
+    Within(u64),
+    Fine,
+}
+
+/// Whether a certificate valid until `not_after` (unix seconds) expires soon.
+pub fn expiry(not_after: i64, now: u64) -> Expiry {
+    let now = now as i64;
+    if not_after <= now {
+        Expiry::Expired
+    } else if (not_after - now) as u64 <= EXPIRY_WARN_DAYS[0] * 86400 {
+        Expiry::Within((not_after - now) as u64)
+    } else {
+        Expiry::Fine
+    }
+}
+
+/// The smallest of `EXPIRY_WARN_DAYS` that `not_after` is within (0 = expired), for the log's
+/// warnings at 30, 7 and 1 days.
+pub fn expiry_stage(not_after: i64, now: u64) -> Option<u64> {
+    let left = not_after - now as i64;
+    if left <= 0 {
+        return Some(0);
+    }
+    EXPIRY_WARN_DAYS
+        .iter()
+        .rev()
+        .find(|d| left as u64 <= *d * 86400)
+        .copied()
+}
+
+/// One source's row, and the lines under it: paused, delivery failing, an error since the
+/// last delivery; with `verbose` every counter too.
+fn source_lines(src: &Value, now: u64, verbose: bool) -> String {
+    let ago = |t: u64| {
+        if t == 0 {
+            "never".to_string()
+        } else {
+            format!("{} ago", clock::human_age(now.saturating_sub(t)))
+        }
+    };
+    let name = str_of(&src["name"]);
+    let shown_name = if verbose || name.chars().count() <= 20 {
+        name.clone()
+    } else {
+        format!("{}~", name.chars().take(19).collect::<String>())
+    };
+    let ftp = matches!(str_of(&src["receiver"]).as_str(), "ftp" | "ftps");
+    let n = |k: &str| src[k].as_u64().unwrap_or(0);
+    let last_delivery = n("last_delivery");
+    let failing = n("failing_since");
+    let delivery_state =
+        src["delivery"]["state"]
+            .as_str()
+            .unwrap_or(if failing > 0 { "failing" } else { "ok" });
+    let delivery = match delivery_state {
+        "ok" if last_delivery == 0 => "none yet".to_string(),
+        "ok" => format!("ok {}", ago(last_delivery)),
+        state => format!("{state} {}", clock::human_age(now.saturating_sub(failing))),
+    };
+    let row = format!(
+        "  {:<20} {:<12} {:<9} {:>10} {:>6} {:>8} {:>5} {:<18} {}",
+        shown_name,
+        str_of(&src["state"]),
+        if ftp {
+            str_of(&src["receiver"])
+        } else {
+            format!(
+                "{}:{}",
+                str_of(&src["receiver"]).trim_start_matches("syslog-"),
+                src["port"]
+            )
+        },
+        if ftp {
+            format!("{}f", n("files"))
+        } else {
+            n("messages").to_string()
+        },
+        n("rate_per_min"),
+        match n("last_received") {
+            0 => "never".to_string(),
+            t => clock::human_age(now.saturating_sub(t)),
+        },
+        n("connections"),
+        backlog(&src["backlog"], now),
+        delivery,
+    );
+    let mut out = fit(row.trim_end(), verbose);
+    out.push('\n');
+    let mut sub = |line: String| {
+        out.push_str(&fit(&format!("      {line}"), verbose));
+        out.push('\n');
+    };
+    if let Some(p) = src["paused"].as_str() {
+        sub(if ftp || str_of(&src["receiver"]) != "syslog-udp" {
+            format!("paused: {p} (senders wait)")
+        } else {
+            format!("dropping: {p} (counted as disk_full)")
+        });
+    }
+    let error = src["last_error"]["error"].as_str();
+    let error_at = src["last_error"]["at"].as_u64().unwrap_or(0);
+    if let Some(e) = error {
+        if failing > 0 {
+            sub(format!(
+                "delivery failing since {} ({}), {} files ({}) waiting: {e}",
+                clock::rfc3339(failing),
+                clock::human_age(now.saturating_sub(failing)),
+                n_of(&src["backlog"]["files"]),
+                bytes(src["backlog"]["bytes"].as_u64()),
+            ));
+        } else if error_at >= last_delivery {
+            sub(format!("last error {}: {e}", ago(error_at)));
+        } else if verbose {
+            sub(format!(
+                "last error {} (delivered since, {}): {e}",
+                clock::rfc3339(error_at),
+                ago(error_at)
+            ));
+        }
+    }
+    if let Some(line) = format_line(src) {
+        sub(line.trim().to_string());
+    }
+    let detail = nonzero(&src["drops"]);
+    if !detail.is_empty() || n("truncated") > 0 {
+        sub(format!(
+            "drops: {} truncated={}",
+            detail.join(" "),
+            n("truncated")
+        ));
+    }
+    if verbose {
+        sub(format!(
+            "received {} messages, {} files, {} ({} in the last minute), last {}; connections {} (accepted {}, idle closed {})",
+            n("messages"),
+            n("files"),
+            bytes(Some(n("bytes"))),
+            n("rate_per_min"),
+            match n("last_received") {
+                0 => "never".to_string(),
+                t => clock::rfc3339(t),
+            },
+            n("connections"),
+            n("accepted"),
+            n("idle_closed"),
+        ));
+        let d = &src["delivery"];
+        sub(format!(
+            "delivered {} files, {}; last success {}; attempts {}, failures {} transient, {} needing an operator",
+            n("delivered_files"),
+            bytes(Some(n("delivered_bytes"))),
+            match last_delivery {
+                0 => "never".to_string(),
+                t => clock::rfc3339(t),
+            },
+            d["attempts"].as_u64().unwrap_or(0),
+            d["failures"]["transient"].as_u64().unwrap_or(0),
+            d["failures"]["permanent"].as_u64().unwrap_or(0),
+        ));
+    }
+    out
+}
+
+/// `line` cut to `WIDTH` columns (with `…`) unless `verbose`.
+fn fit(line: &str, verbose: bool) -> String {
+    let room = WIDTH;
+    if verbose || line.chars().count() <= room {
+        line.to_string()
+    } else {
+        let mut cut: String = line.chars().take(room - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// The outcome of `lc status --check`, as monitoring plugins report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok = 0,
+    Warning = 1,
+    Critical = 2,
+    Unknown = 3,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Warning => "WARNING",
+            Level::Critical => "CRITICAL",
+            Level::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// Delivery failing this long is critical (shorter: a warning).
+pub const FAILING_CRITICAL_SECS: u64 = 15 * 60;
+/// A backlog whose oldest file waits this long is a warning (delivery falls behind).
+pub const BACKLOG_WARN_SECS: u64 = 3600;
+
+/// `lc status --check`: the level and one line of reasons (the worst first), from the
+/// snapshots (`read_all`, with `alive`) at `now`. Pure, table-tested.
+pub fn check(snapshots: &[Value], now: u64) -> (Level, String) {
+    if snapshots.is_empty() {
+        return (
+            Level::Unknown,
+            "lc UNKNOWN: no lc instance has written a status snapshot here".into(),
+        );
+    }
+    let mut found: Vec<(Level, String)> = Vec::new();
+    let mut sources = 0;
+    let mut running = 0;
+    for s in snapshots {
+        let instance = str_of(&s["instance"]);
+        if s["alive"].as_bool() != Some(true) {
+            if s["running"].as_bool() == Some(true) {
+                found.push((
+                    Level::Critical,
+                    format!(
+                        "instance {instance} died (pid file not held; last snapshot {} ago)",
+                        clock::human_age(now.saturating_sub(s["updated"].as_u64().unwrap_or(0)))
+                    ),
+                ));
+            }
+            continue;
+        }
+        running += 1;
+        if s["disk"]["full"].as_bool() == Some(true) {
+            found.push((
+                Level::Critical,
+                format!(
+                    "instance {instance}: disk {} full (free {})",
+                    str_of(&s["state_dir"]),
+                    bytes(s["disk"]["free_bytes"].as_u64())
+                ),
+            ));
+        }
+        let mut certs = vec![
+            ("syslog-tls certificate", &s["tls"]["not_after"]),
+            ("syslog-tls client CA", &s["tls"]["client_ca_not_after"]),
+        ];
+        if let Some(t) = s["ftp"]["tls"].as_object() {
+            certs.push((
+                "FTPS certificate",
+                t.get("not_after").unwrap_or(&Value::Null),
+            ));
+        }
+        for (what, at) in certs {
+            let Some(at) = at.as_i64() else { continue };
+            match expiry(at, now) {
+                Expiry::Expired => found.push((
+                    Level::Critical,
+                    format!(
+                        "instance {instance}: {what} expired {}",
+                        clock::rfc3339(at.max(0) as u64)
+                    ),
+                )),
+                Expiry::Within(left) => found.push((
+                    Level::Warning,
+                    format!(
+                        "instance {instance}: {what} expires in {}",
+                        clock::human_age(left)
+                    ),
+                )),
+                Expiry::Fine => {}
+            }
+        }
+        for src in s["sources"].as_array().into_iter().flatten() {
+            sources += 1;
+            let name = str_of(&src["name"]);
+            let failing = src["failing_since"].as_u64().unwrap_or(0);
+            let waiting = src["backlog"]["files"].as_u64().unwrap_or(0);
+            let permanent = src["last_error"]["permanent"].as_bool() == Some(true);
+            if failing > 0 {
+                let long = now.saturating_sub(failing);
+                let level = if permanent || long >= FAILING_CRITICAL_SECS {
+                    Level::Critical
+                } else {
+                    Level::Warning
+                };
+                found.push((
+                    level,
+                    format!(
+                        "source {name}: delivery {} for {}, {waiting} files waiting",
+                        if permanent {
+                            "needs an operator"
+                        } else {
+                            "failing"
+                        },
+                        clock::human_age(long)
+                    ),
+                ));
+            } else if src["backlog"]["oldest"].as_u64().unwrap_or(0) >= BACKLOG_WARN_SECS {
+                found.push((
+                    Level::Warning,
+                    format!(
+                        "source {name}: backlog growing, oldest file waiting {}",
+                        clock::human_age(src["backlog"]["oldest"].as_u64().unwrap_or(0))
+                    ),
+                ));
+            }
+            let f = &src["format_check"];
+            if f["state"].as_str() == Some("warning") {
+                found.push((
+                    Level::Warning,
+                    format!(
+                        "source {name}: {} % of the last {} lines look like {}{}",
+                        f["match_pct"],
+                        f["lines"],
+                        str_of(&src["format"]),
+                        f["looks_like"]
+                            .as_str()
+                            .map(|t| format!(" (they look like {t})"))
+                            .unwrap_or_default()
+                    ),
                 ));
             }
         }
     }
-    out
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let level = found.first().map_or(Level::Ok, |f| f.0);
+    let text = if found.is_empty() {
+        format!("{running} instances running, {sources} sources, delivery ok")
+    } else {
+        found
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    (level, format!("lc {}: {text}", level.name()))
 }
 
 /// A source's format check, when it warns: its rate and what the lines look like instead.
@@ -415,8 +850,8 @@ fn nonzero(counters: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The FTP server's lines: where it listens, TLS, sessions, logins and refusals.
-fn ftp_line(ftp: &Map<String, Value>) -> String {
+/// The FTP server's line: where it listens, TLS, sessions, logins and refusals.
+fn ftp_line(ftp: &Map<String, Value>, now: u64) -> String {
     let listening: Vec<String> = ftp["listening"]
         .as_array()
         .into_iter()
@@ -425,19 +860,16 @@ fn ftp_line(ftp: &Map<String, Value>) -> String {
         .collect();
     let tls = match ftp["tls"].as_object() {
         Some(t) => format!(
-            "tls {} with {} until {}",
+            "tls {} with {} {}",
             str_of(&ftp["tls_mode"]),
             t.get("subject").map(str_of).unwrap_or_default(),
-            t.get("not_after")
-                .and_then(Value::as_i64)
-                .map(|n| clock::rfc3339(n.max(0) as u64))
-                .unwrap_or_default()
+            until(t.get("not_after").unwrap_or(&Value::Null), now)
         ),
         None => "no FTPS certificate".to_string(),
     };
     let refused = nonzero(&ftp["refused"]);
     format!(
-        "  ftp: listening {} ({tls}); {} sessions, {} logins, {} failed, {} lockouts, {} uploads aborted{}\n",
+        "  ftp: listening {} ({tls}); {} sessions, {} logins, {} failed, {} lockouts, {} uploads aborted{}",
         listening.join(", "),
         ftp["sessions"],
         ftp["logins"],
@@ -465,6 +897,10 @@ fn backlog(b: &Value, _now: u64) -> String {
     )
 }
 
+fn n_of(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
 fn str_of(v: &Value) -> String {
     v.as_str()
         .map(str::to_string)
@@ -490,33 +926,306 @@ pub fn bytes(n: Option<u64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
 
     #[test]
     fn a_stopped_instance_is_one_line() {
         let snap = json!({
-            "instance": "21", "alive": false, "updated": 1000,
+            "instance": "21", "alive": false, "running": false, "updated": 1000,
             "sources": [{ "name": "squid" }, { "name": "bluecoat" }],
         });
         assert_eq!(
-            render(&[snap], 1000 + 300),
+            render(&[snap], 1000 + 300, &Options::default()),
             "instance 21: not running (last snapshot 5m0s ago; sources then: squid, bluecoat)\n"
         );
     }
 
-    use super::*;
-
     #[track_caller]
-    fn check(last_received: u64, last_delivery: u64, expected: &str) {
-        assert_eq!(state(last_received, last_delivery, 100_000), expected);
+    fn check_state(last_received: u64, last_delivery: u64, failing: u64, expected: &str) {
+        assert_eq!(
+            state(last_received, last_delivery, failing, 100_000),
+            expected
+        );
     }
 
     #[test]
     fn states() {
-        check(0, 0, "Created");
-        check(99_000, 0, "Healthy");
-        check(99_000, 99_500, "Connected");
-        check(99_000, 10_000, "Healthy");
-        check(10_000, 99_500, "Disconnected");
+        check_state(0, 0, 0, "Created");
+        check_state(99_000, 0, 0, "Healthy");
+        check_state(99_000, 99_500, 0, "Connected");
+        check_state(99_000, 10_000, 0, "Healthy");
+        check_state(10_000, 99_500, 0, "Disconnected");
+        // Delivered an hour ago, failing since: not Connected.
+        check_state(99_000, 96_000, 99_100, "Healthy");
+        check_state(10_000, 96_000, 99_100, "Disconnected");
+    }
+
+    #[test]
+    fn rate_over_the_last_minute() {
+        let mut r = Rate::default();
+        assert_eq!(r.last_minute(), 0);
+        // (time, total, rate after)
+        let steps = [
+            (0, 100, 0),
+            (2, 110, 10),
+            (30, 400, 300),
+            (60, 700, 600),
+            (62, 720, 610),
+            (90, 720, 320),
+            (200, 720, 0),
+            (202, 730, 10),
+        ];
+        for (t, total, rate) in steps {
+            r.sample(NOW + t, total);
+            assert_eq!(r.last_minute(), rate, "at {t}");
+            assert!(r.samples.len() <= RATE_SAMPLES);
+        }
+        for t in 0..1000 {
+            r.sample(NOW + 300 + t, 730 + t);
+        }
+        assert!(r.samples.len() <= RATE_SAMPLES);
+    }
+
+    #[test]
+    fn a_failing_delivery_is_said_again_every_five_minutes() {
+        let mut c = Counters::default();
+        assert!(!c.failing_reminder_due(NOW));
+        c.failing_since = NOW;
+        // (seconds after the first failure, due)
+        for (t, due) in [
+            (1, false),
+            (299, false),
+            (300, true),
+            (301, false),
+            (599, false),
+            (600, true),
+            (1000, true),
+        ] {
+            assert_eq!(c.failing_reminder_due(NOW + t), due, "at {t}");
+        }
+    }
+
+    #[test]
+    fn certificates_expire_in_stages() {
+        let day = 86400;
+        // (seconds left, stage, expiry)
+        let cases: [(i64, Option<u64>, Expiry); 7] = [
+            (-5, Some(0), Expiry::Expired),
+            (0, Some(0), Expiry::Expired),
+            (3600, Some(1), Expiry::Within(3600)),
+            (2 * day, Some(7), Expiry::Within(2 * day as u64)),
+            (7 * day, Some(7), Expiry::Within(7 * day as u64)),
+            (29 * day, Some(30), Expiry::Within(29 * day as u64)),
+            (31 * day, None, Expiry::Fine),
+        ];
+        for (left, stage, exp) in cases {
+            let at = NOW as i64 + left;
+            assert_eq!(expiry_stage(at, NOW), stage, "{left}");
+            assert_eq!(expiry(at, NOW), exp, "{left}");
+        }
+    }
+
+    /// A running instance with the sources given, as `read_all` returns it.
+    fn instance(name: &str, extra: Value, sources: Value) -> Value {
+        let mut s = json!({
+            "instance": name, "alive": true, "running": true, "pid": 42, "updated": NOW,
+            "started": "2027-01-15T08:00:00Z", "state_dir": "/var/lib/lc",
+            "disk": { "free_bytes": 10u64 << 30, "total_bytes": 50u64 << 30, "spool_bytes": 1 << 20,
+                      "full": false, "min_free_bytes": 1u64 << 30 },
+            "sources": sources,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    }
+
+    fn source(name: &str, extra: Value) -> Value {
+        let mut s = json!({
+            "name": name, "format": "CISCO_ASA_SYSLOG", "receiver": "syslog-tcp", "port": 601,
+            "state": "Healthy", "messages": 123456, "bytes": 9_999_999, "files": 0,
+            "connections": 3, "last_received": NOW - 2, "last_delivery": NOW - 120,
+            "rate_per_min": 600, "backlog": { "files": 0, "bytes": 0, "oldest": 0 },
+            "drops": {}, "truncated": 0, "failing_since": 0, "last_error": null,
+            "delivery": { "state": "ok", "attempts": 10, "failures": { "transient": 0, "permanent": 0 } },
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    }
+
+    #[track_caller]
+    fn check_render(snapshots: &[Value], verbose: bool, has: &[&str], lacks: &[&str]) {
+        let opts = Options {
+            verbose,
+            config_error: None,
+        };
+        let out = render(snapshots, NOW, &opts);
+        if !verbose {
+            for l in out.lines() {
+                assert!(
+                    l.chars().count() <= WIDTH,
+                    "wider than {WIDTH}: {l:?}\n{out}"
+                );
+            }
+        }
+        for h in has {
+            assert!(out.contains(h), "{h:?} not in:\n{out}");
+        }
+        for l in lacks {
+            assert!(!out.contains(l), "{l:?} in:\n{out}");
+        }
+    }
+
+    #[test]
+    fn the_table_tells_the_truth_in_120_columns() {
+        let failing = source(
+            "paloalto-datacenter-east-1",
+            json!({
+                "failing_since": NOW - 16 * 60, "last_delivery": NOW - 3600,
+                "delivery": { "state": "failing" },
+                "backlog": { "files": 4, "bytes": 5 << 20, "oldest": 960 },
+                "last_error": { "at": NOW - 30, "error": format!("delivery: upload_url at x: 503 {}", "very long ".repeat(20)), "permanent": false },
+            }),
+        );
+        let recovered = source(
+            "asa",
+            json!({ "last_error": { "at": NOW - 7200, "error": "delivery: upload_url: 503", "permanent": false } }),
+        );
+        let full = instance(
+            "601",
+            json!({ "disk": { "full": true, "free_bytes": 100, "total_bytes": 1000, "spool_bytes": 10, "min_free_bytes": 1u64 << 30 } }),
+            json!([source(
+                "squid",
+                json!({ "paused": "disk full", "messages": 0, "rate_per_min": 0 })
+            )]),
+        );
+        let snaps = [
+            instance("514", json!({}), json!([failing, recovered])),
+            full,
+        ];
+        check_render(
+            &snaps,
+            false,
+            &[
+                "RECEIVED   /MIN LAST RECV",
+                "paloalto-datacenter~ Healthy",
+                "failing 16m0s",
+                "delivery failing since",
+                "4 files (5.0M) waiting",
+                "ok 2m0s ago",
+                "DISK FULL (free below min_free_bytes 1.0G",
+                "paused: disk full (senders wait)",
+                "123456    600       2s",
+            ],
+            // A recovered error is not in the table, only under -v, with its time.
+            &["upload_url: 503\n", "Connected"],
+        );
+        check_render(
+            &snaps,
+            true,
+            &[
+                "paloalto-datacenter-east-1 ",
+                "last error 2027-01-15T06:00:00Z (delivered since, 2h0m ago): delivery: upload_url: 503",
+                "attempts 10",
+                "very long very long very long very long very long very long very long very long",
+            ],
+            &[],
+        );
+        let died = json!({ "instance": "21", "alive": false, "running": true, "updated": NOW - 60, "sources": [] });
+        check_render(&[died], false, &["instance 21: DIED"], &[]);
+    }
+
+    #[track_caller]
+    fn check_check(snapshots: &[Value], level: Level, line: &str) {
+        let (got, text) = super::check(snapshots, NOW);
+        assert_eq!((got, text.as_str()), (level, line));
+    }
+
+    #[test]
+    fn monitoring_levels() {
+        use Level::*;
+        let ok = || source("asa", json!({}));
+        check_check(
+            &[],
+            Unknown,
+            "lc UNKNOWN: no lc instance has written a status snapshot here",
+        );
+        check_check(
+            &[instance("514", json!({}), json!([ok()]))],
+            Ok,
+            "lc OK: 1 instances running, 1 sources, delivery ok",
+        );
+        // A clean stop is no alarm; a death is.
+        let stopped =
+            json!({ "instance": "21", "alive": false, "running": false, "updated": NOW - 60 });
+        let died =
+            json!({ "instance": "21", "alive": false, "running": true, "updated": NOW - 60 });
+        check_check(
+            &[stopped],
+            Ok,
+            "lc OK: 0 instances running, 0 sources, delivery ok",
+        );
+        check_check(
+            &[died, instance("514", json!({}), json!([ok()]))],
+            Critical,
+            "lc CRITICAL: instance 21 died (pid file not held; last snapshot 1m0s ago)",
+        );
+        let failing = |mins: u64, permanent: bool| {
+            source(
+                "pa",
+                json!({
+                    "failing_since": NOW - mins * 60,
+                    "backlog": { "files": 3, "bytes": 1, "oldest": 100 },
+                    "last_error": { "at": NOW, "error": "x", "permanent": permanent },
+                }),
+            )
+        };
+        check_check(
+            &[instance("514", json!({}), json!([ok(), failing(5, false)]))],
+            Warning,
+            "lc WARNING: source pa: delivery failing for 5m0s, 3 files waiting",
+        );
+        check_check(
+            &[instance("514", json!({}), json!([failing(15, false)]))],
+            Critical,
+            "lc CRITICAL: source pa: delivery failing for 15m0s, 3 files waiting",
+        );
+        check_check(
+            &[instance("514", json!({}), json!([failing(1, true)]))],
+            Critical,
+            "lc CRITICAL: source pa: delivery needs an operator for 1m0s, 3 files waiting",
+        );
+        let slow = source(
+            "sq",
+            json!({ "backlog": { "files": 9, "bytes": 1, "oldest": 4000 } }),
+        );
+        check_check(
+            &[instance("514", json!({}), json!([slow]))],
+            Warning,
+            "lc WARNING: source sq: backlog growing, oldest file waiting 1h6m",
+        );
+        let full = json!({ "disk": { "full": true, "free_bytes": 0 } });
+        let tls =
+            json!({ "tls": { "not_after": NOW + 86400 * 10, "client_ca_not_after": NOW - 1 } });
+        check_check(
+            &[instance("514", full, json!([ok()])), instance("6514", tls, json!([]))],
+            Critical,
+            "lc CRITICAL: instance 514: disk /var/lib/lc full (free 0B); instance 6514: syslog-tls client CA expired 2027-01-15T07:59:59Z; instance 6514: syslog-tls certificate expires in 10d0h",
+        );
+        let ftps = json!({ "ftp": { "tls": { "not_after": NOW + 86400 * 20 } } });
+        let mismatch = source(
+            "fw",
+            json!({ "format_check": { "state": "warning", "match_pct": 3, "lines": 150, "looks_like": "FortiGate" } }),
+        );
+        check_check(
+            &[instance("21", ftps, json!([mismatch]))],
+            Warning,
+            "lc WARNING: instance 21: FTPS certificate expires in 20d0h; source fw: 3 % of the last 150 lines look like CISCO_ASA_SYSLOG (they look like FortiGate)",
+        );
     }
 
     #[test]

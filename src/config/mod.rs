@@ -277,6 +277,25 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse_str(&text, path)
 }
 
+/// Where the instances keep their snapshots and spools as far as a config that does not
+/// validate tells: `[collector] run_dir` and `state_dir` as written (relative to the config's
+/// folder), else the defaults. `lc status` and `lc tail` use it when `load` fails, since that is
+/// when a reload was just refused and the admin wants to see the instances.
+pub fn folders_leniently(path: &Path) -> (PathBuf, PathBuf) {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let (sections, _) = ini::parse(&text);
+    let get = |key: &str, default: &str| {
+        sections
+            .iter()
+            .filter(|s| s.name == "collector")
+            .flat_map(|s| s.entries.iter())
+            .rfind(|e| e.key == key && !e.value.is_empty())
+            .map_or_else(|| PathBuf::from(default), |e| base.join(&e.value))
+    };
+    (get("run_dir", "/run/lc"), get("state_dir", "/var/lib/lc"))
+}
+
 /// Reads and validates the file at `path` for the instance on `port` (see `parse_str_for`).
 pub fn load_for(path: &Path, port: Option<u16>) -> Result<(Config, Vec<Problem>), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -1391,6 +1410,28 @@ mod tests {
         .unwrap_err();
         let lines: Vec<usize> = err.problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, vec![2, 4, 6]);
+    }
+
+    #[test]
+    fn a_broken_config_still_names_its_folders() {
+        let dir = std::env::temp_dir().join(format!("lc-lenient-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lc.ini");
+        std::fs::write(
+            &path,
+            "[collector]\nrun_dir = run\nbogus = 1\n[source x]\nformat = NOPE\n",
+        )
+        .unwrap();
+        assert!(load(&path).is_err());
+        assert_eq!(
+            folders_leniently(&path),
+            (dir.join("run"), PathBuf::from("/var/lib/lc"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            folders_leniently(&path),
+            (PathBuf::from("/run/lc"), PathBuf::from("/var/lib/lc"))
+        );
     }
 
     #[test]

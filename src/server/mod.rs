@@ -893,7 +893,9 @@ impl Server {
     fn housekeeping(&mut self, now: Instant) {
         self.next_housekeeping = now + HOUSEKEEPING;
         let rotate_after = self.config.spool.rotate_secs;
+        let unix_now = clock::unix_secs(SystemTime::now());
         for i in 0..self.sources.len() {
+            self.sources[i].remind_failing(unix_now);
             if self.sources[i]
                 .spool
                 .open
@@ -1196,12 +1198,16 @@ impl Server {
     }
 
     fn write_status(&mut self, running: bool) {
+        let now = clock::unix_secs(SystemTime::now());
+        for src in &mut self.sources {
+            src.counters.sample(now);
+        }
         let value = snapshot::json(&snapshot::View {
             instance: &self.instance,
             config: &self.config,
             running,
             started: self.started,
-            now: clock::unix_secs(SystemTime::now()),
+            now,
             sources: &self.sources,
             listeners: self
                 .listeners

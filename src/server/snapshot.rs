@@ -62,6 +62,7 @@ pub fn json(v: &View) -> Value {
                         + usize::from(s.spool.open.is_some()),
                     backlog_bytes: s.spool.backlog_bytes(),
                     oldest_backlog: oldest,
+                    paused: v.disk_full.then_some("disk full"),
                 },
                 now,
             );
@@ -91,7 +92,7 @@ pub fn json(v: &View) -> Value {
         "started": clock::rfc3339(v.started),
         "updated": now,
         "state_dir": v.config.collector.state_dir.display().to_string(),
-        "disk": { "free_bytes": v.disk_free, "total_bytes": v.disk_total, "spool_bytes": spool_bytes, "full": v.disk_full },
+        "disk": { "free_bytes": v.disk_free, "total_bytes": v.disk_total, "spool_bytes": spool_bytes, "full": v.disk_full, "min_free_bytes": v.config.spool.min_free_bytes, "max_spool_bytes": v.config.spool.max_spool_bytes },
         "connections": v.connections,
         "pending_bytes": v.pending_bytes,
         "reloaded_at": v.reloaded_at,

@@ -151,6 +151,7 @@ impl SourceState {
             .collect();
         self.spool.in_delivery = Some(seq);
         self.retry_at = None;
+        self.counters.delivery_attempts += 1;
         Some(DeliverJob {
             source: self.cfg.name.clone(),
             format: self.cfg.format.clone(),
@@ -170,8 +171,14 @@ impl SourceState {
         self.counters.delivered_bytes += bytes;
         self.counters.last_delivery = at;
         if self.counters.failing_since != 0 {
-            log::info!("source {}: delivery works again", self.cfg.name);
+            log::warn!(
+                "source {}: delivery works again after {} of failures; {} files waiting",
+                self.cfg.name,
+                clock::human_age(at.saturating_sub(self.counters.failing_since)),
+                self.spool.sealed.len()
+            );
         }
+        self.counters.failing_said = 0;
         self.counters.failing_since = 0;
         self.counters.error_permanent = false;
         self.retry_delay = RETRY_MIN;
@@ -211,9 +218,35 @@ impl SourceState {
         if self.counters.failing_since == 0 {
             self.counters.failing_since = now;
         }
+        match failure {
+            Failure::Transient { .. } => self.counters.delivery_failures_transient += 1,
+            Failure::Permanent { .. } => self.counters.delivery_failures_permanent += 1,
+        }
         self.counters.last_error = Some((now, message));
         self.counters.error_permanent = matches!(failure, Failure::Permanent { .. });
         self.retry_at = Some(Instant::now() + wait);
+    }
+}
+
+impl SourceState {
+    /// While delivery fails, says so every `FAILING_REMIND_SECS` with how long and how much
+    /// waits (the first failure of each reason is logged by `delivery_failed`).
+    pub fn remind_failing(&mut self, now: u64) {
+        if !self.counters.failing_reminder_due(now) {
+            return;
+        }
+        let error = self
+            .counters
+            .last_error
+            .as_ref()
+            .map_or("", |(_, e)| e.as_str());
+        log::error!(
+            "source {}: delivery still failing for {}, {} files waiting ({} bytes); last error: {error}",
+            self.cfg.name,
+            clock::human_age(now.saturating_sub(self.counters.failing_since)),
+            self.spool.sealed.len(),
+            self.spool.backlog_bytes(),
+        );
     }
 }
 

@@ -748,3 +748,134 @@ fn certs_reload_blames_the_installed_key_for_a_new_certificate() {
     );
     assert!(!err.contains("ssl_update/server-key.pem"), "{err}");
 }
+
+/// `lc status ARGS` against `config`: (exit code, stdout, stderr).
+fn lc_status(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(LC)
+        .arg("status")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 13: STATE stayed `Connected` while delivery failed, LAST ERROR stayed after recovery
+/// without a time, `lc status` exited 0 whatever happened and exited 2 when lc.ini had an
+/// error; `lc tail` too.
+#[test]
+fn status_tells_the_truth_while_delivery_fails_and_after() {
+    let mut lc = Lc::start(
+        "status-truth",
+        "rotate_secs = 1",
+        "",
+        &source("asa", "syslog-udp", ""),
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |tag: &str| {
+        for i in 0..5 {
+            udp.send_to(format!("<13>{tag} {i}").as_bytes(), lc.addr("asa", "udp"))
+                .unwrap();
+        }
+    };
+    send("first");
+    crate::harness::wait_for(20, "first delivery", || {
+        lc.source_status("asa")["delivered_files"].as_u64() >= Some(1)
+    });
+    let (code, text, _) = lc_status(&lc.config, &["--check"]);
+    assert_eq!(
+        (code, text.as_str()),
+        (0, "lc OK: 1 instances running, 1 sources, delivery ok\n")
+    );
+
+    // The outbox becomes a file: delivery fails.
+    std::fs::remove_dir_all(lc.outbox()).unwrap();
+    std::fs::write(lc.outbox(), b"").unwrap();
+    send("second");
+    crate::harness::wait_for(20, "delivery failing", || {
+        lc.source_status("asa")["failing_since"].as_u64() > Some(0)
+    });
+    let (code, text, _) = lc_status(&lc.config, &[]);
+    assert_eq!(code, 0, "{text}");
+    let row = text.lines().find(|l| l.starts_with("  asa ")).unwrap();
+    assert!(
+        row.contains("Healthy") && row.contains("failing "),
+        "{text}"
+    );
+    assert!(text.contains("      delivery failing since "), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 120), "{text}");
+    let (code, text, _) = lc_status(&lc.config, &["--check"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.starts_with("lc WARNING: source asa: delivery failing for "),
+        "{text}"
+    );
+
+    // Back: delivered, the error is history (with its time, under -v only).
+    std::fs::remove_file(lc.outbox()).unwrap();
+    std::fs::create_dir(lc.outbox()).unwrap();
+    crate::harness::wait_for(30, "delivery recovered", || {
+        let st = lc.source_status("asa");
+        st["failing_since"] == 0 && st["backlog"]["files"] == 0 && st["state"] == "Connected"
+    });
+    let (_, text, _) = lc_status(&lc.config, &[]);
+    let row = text.lines().find(|l| l.starts_with("  asa ")).unwrap();
+    assert!(row.contains("Connected") && row.contains(" ok "), "{text}");
+    assert!(!text.contains("error"), "{text}");
+    let (_, text, _) = lc_status(&lc.config, &["-v"]);
+    assert!(text.contains("(delivered since, "), "{text}");
+    assert_eq!(lc_status(&lc.config, &["--check"]).0, 0);
+    assert!(
+        lc.log().contains("source asa: delivery works again after "),
+        "{}",
+        lc.log()
+    );
+
+    // A broken lc.ini: status and tail still show what is there, and say so.
+    let mut ini = std::fs::read_to_string(&lc.config).unwrap();
+    ini.push_str("[bogus]\n");
+    std::fs::write(&lc.config, ini).unwrap();
+    let (code, text, err) = lc_status(&lc.config, &[]);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(
+        text.starts_with("config has errors; shown from the snapshots"),
+        "{text}"
+    );
+    assert!(text.contains("instance all: running"), "{text}");
+    let (code, text, err) = lc_status(&lc.config, &["--check"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(err.contains("unknown section"), "{err}");
+    let out = Command::new(LC)
+        .args(["tail", "asa", "-n", "1", "--config"])
+        .arg(&lc.config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "<13>second 4\n");
+
+    // Killed: critical. No snapshot at all: unknown.
+    lc.kill9();
+    let (code, text, _) = lc_status(&lc.config, &["--check"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.starts_with("lc CRITICAL: instance all died (pid file not held"),
+        "{text}"
+    );
+    let (code, text, _) = lc_status(&lc.config, &[]);
+    assert_eq!(code, 0);
+    assert!(text.contains("instance all: DIED"), "{text}");
+    std::fs::remove_dir_all(lc.dir.0.join("run")).unwrap();
+    let (code, text, _) = lc_status(&lc.config, &["--check"]);
+    assert_eq!(
+        (code, text.as_str()),
+        (
+            3,
+            "lc UNKNOWN: no lc instance has written a status snapshot here\n"
+        )
+    );
+}
