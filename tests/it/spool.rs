@@ -460,3 +460,76 @@ fn a_segment_too_big_to_seal_on_a_full_disk_is_evicted_and_lc_goes_on() {
         lc.log()
     );
 }
+
+/// Issue 12, bug 9: at start lc followed a link named like a raw segment (truncating and
+/// delivering its target outside state_dir), delivered a truncated `.gz` without a word, and
+/// let a second instance serve the same spool folder.
+#[test]
+fn planted_and_damaged_segments_are_quarantined_and_a_second_instance_is_refused() {
+    let dir = crate::harness::TempDir::new("planted");
+    let spool = dir.0.join("state/spool/t");
+    std::fs::create_dir_all(&spool).unwrap();
+    let outside = dir.0.join("outside.txt");
+    std::fs::write(&outside, b"not lc's\ntorn tail").unwrap();
+    std::os::unix::fs::symlink(&outside, spool.join("0000000005-20260101T000000Z.log")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"<13>a line that never arrives whole\n")
+        .unwrap();
+    let gz = gz.finish().unwrap();
+    std::fs::write(
+        spool.join("0000000006-20260101T000000Z.log.gz"),
+        &gz[..gz.len() - 6],
+    )
+    .unwrap();
+    let config = dir.0.join("lc.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}",
+            crate::harness::base_config(&dir.0, "rotate_secs = 1", ""),
+            source("t", "syslog-tcp", "")
+        ),
+    )
+    .unwrap();
+    let lc = Lc::attach(dir, config);
+    let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+    s.write_all(b"<13>after\n").unwrap();
+    wait_for(20, "both quarantined and the new line delivered", || {
+        lc.source_status("t")["drops"]["quarantined_segments"] == 2 && lc.delivered("t") == 1
+    });
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not lc's\ntorn tail");
+    assert_eq!(lc.lines("t"), ["<13>after"]);
+    let q = spool.join("quarantine");
+    assert!(q
+        .join("0000000005-20260101T000000Z.log")
+        .symlink_metadata()
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(q.join("0000000006-20260101T000000Z.log.gz").exists());
+    let log = lc.log();
+    assert!(log.contains("not lc's own segment"), "{log}");
+    assert!(log.contains("not an intact gzip file"), "{log}");
+
+    // A second instance with the same state_dir (a source moved to another port).
+    let other = lc.dir.0.join("other.ini");
+    let mut text = crate::harness::base_config(&lc.dir.0, "", "");
+    text = text.replace("/run", "/run2");
+    std::fs::write(&other, text + &source("t", "syslog-udp", "")).unwrap();
+    let mut second = std::process::Command::new(crate::harness::LC)
+        .args(["run", "--config"])
+        .arg(&other)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    wait_for(20, "the second instance to refuse", || {
+        status = second.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(!status.unwrap().success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("in use by another lc instance"), "{err}");
+    assert!(err.contains(&format!("(pid {})", lc.pid())), "{err}");
+}
