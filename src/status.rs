@@ -282,7 +282,25 @@ pub fn write_atomically(path: &Path, value: &Value) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// A snapshot is a few KiB per source; anything this big is not one.
+const MAX_SNAPSHOT_BYTES: u64 = 16 << 20;
+
+/// Reads one status snapshot. run_dir is the service's folder and `lc status`, `lc certs
+/// reload` run as root, so the file is opened with `careful` (no link, FIFO, hard link, file
+/// of a stranger, or huge file); it must be a JSON object.
+pub fn read_snapshot(path: &Path) -> io::Result<Value> {
+    let bytes = crate::careful::read_in_folder(path, MAX_SNAPSHOT_BYTES)?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if v.is_object() => Ok(v),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not a status snapshot (a JSON object)", path.display()),
+        )),
+    }
+}
+
 /// Every snapshot in `run_dir`, sorted by instance name, with whether its process is alive.
+/// A file that is refused or is not a snapshot is skipped with a warning naming it.
 pub fn read_all(run_dir: &Path) -> io::Result<Vec<Value>> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(run_dir) {
@@ -302,12 +320,17 @@ pub fn read_all(run_dir: &Path) -> io::Result<Vec<Value>> {
         .collect();
     paths.sort();
     for p in paths {
-        let Ok(text) = fs::read_to_string(&p) else {
-            continue;
-        };
-        let Ok(mut v) = serde_json::from_str::<Value>(&text) else {
-            log::warn!("{}: not a status snapshot; ignored", p.display());
-            continue;
+        let mut v = match read_snapshot(&p) {
+            Ok(v) => v,
+            // Removed between the listing and the read: the instance is gone.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                crate::logging::report(
+                    crate::logging::Severity::Warning,
+                    &format!("lc: {e}; skipped"),
+                );
+                continue;
+            }
         };
         let instance = v["instance"].as_str().unwrap_or("").to_string();
         // Alive = its pid file is locked. Whether that pid is really lc matters only to the
@@ -315,7 +338,10 @@ pub fn read_all(run_dir: &Path) -> io::Result<Vec<Value>> {
         let claim = match crate::pidfile::claim(&pid_path(run_dir, &instance)) {
             Ok(c) => c,
             Err(e) => {
-                log::warn!("{e}; instance {instance} shown as not running");
+                crate::logging::report(
+                    crate::logging::Severity::Warning,
+                    &format!("lc: {e}; instance {instance} shown as not running"),
+                );
                 None
             }
         };
@@ -1226,6 +1252,32 @@ mod tests {
             Warning,
             "lc WARNING: instance 21: FTPS certificate expires in 20d0h; source fw: 3 % of the last 150 lines look like CISCO_ASA_SYSLOG (they look like FortiGate)",
         );
+    }
+
+    /// Regression (issue 12, bug 10): a snapshot that was JSON but not an object panicked
+    /// `lc status` (exit 134).
+    #[test]
+    fn a_snapshot_that_is_not_an_object_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("lc-status-junk-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [
+            ("a", "[1, 2]"),
+            ("b", "\"text\""),
+            ("c", "42"),
+            ("d", "null"),
+            ("e", "{not json"),
+            ("f", r#"{"instance": "f", "running": false}"#),
+        ] {
+            fs::write(dir.join(format!("{name}.json")), text).unwrap();
+        }
+        let got = read_all(&dir).unwrap();
+        let names: Vec<&str> = got
+            .iter()
+            .map(|v| v["instance"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["f"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

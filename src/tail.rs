@@ -1,6 +1,11 @@
 //! `lc tail SOURCE [-f]`: the latest lines a source received, read from its spool and backup
 //! (what the vendor collector's `messages` file was for). It reads files only; it needs no
 //! running instance and never changes anything.
+//!
+//! The spool and backup are the service's folders and `lc tail` runs as root: every segment
+//! is opened with `careful` (a link, FIFO, hard link or stranger's file is refused and named,
+//! and skipped), and a line is kept to `MAX_LINE_BYTES`, so a planted file without newlines
+//! cannot fill root's memory.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -12,6 +17,38 @@ use crate::segment::parse_seq;
 
 /// How often `-f` looks for new lines and new segments.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// A longer line is shown cut to this (lc's own lines are at most `max_message_bytes`, 64 KiB
+/// by default, escaped).
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Segment files are read as streams; the size limit only stops what no spool holds.
+const MAX_SEGMENT_BYTES: u64 = 1 << 40;
+
+/// Opens a segment of the service's carefully (see the module comment).
+fn open_segment(path: &Path) -> io::Result<File> {
+    crate::careful::open(
+        path,
+        crate::careful::Owners::of_parent(path)?,
+        MAX_SEGMENT_BYTES,
+    )
+}
+
+/// The next line without its newline, at most `MAX_LINE_BYTES` of it (the rest is skipped);
+/// `None` at the end.
+fn next_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<Option<()>> {
+    line.clear();
+    let n = reader.take(MAX_LINE_BYTES as u64).read_until(b'\n', line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() == MAX_LINE_BYTES {
+        reader.skip_until(b'\n')?;
+    }
+    Ok(Some(()))
+}
 
 /// Segment files of a source, oldest first: backup (delivered), then spool (sealed and open).
 fn segments(state_dir: &Path, source: &str) -> Vec<(u64, PathBuf)> {
@@ -35,15 +72,17 @@ fn segments(state_dir: &Path, source: &str) -> Vec<(u64, PathBuf)> {
 }
 
 fn read_lines(path: &Path, keep: usize, out: &mut VecDeque<Vec<u8>>) -> io::Result<()> {
-    let file = File::open(path)?;
+    let file = open_segment(path)?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
         Box::new(file)
     };
     let mut lines = VecDeque::new();
-    for line in BufReader::new(reader).split(b'\n') {
-        lines.push_back(line?);
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    while next_line(&mut reader, &mut line)?.is_some() {
+        lines.push_back(std::mem::take(&mut line));
         if lines.len() > keep {
             lines.pop_front();
         }
@@ -67,6 +106,13 @@ pub fn run(state_dir: &Path, source: &str, lines: usize, follow: bool) -> io::Re
             Ok(()) => {}
             // Sealed or delivered while we looked: the next file has it.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // Refused by `careful` (the message names the file): said, and skipped.
+            Err(e) if e.to_string().contains(": refused: ") => {
+                crate::logging::report(
+                    crate::logging::Severity::Warning,
+                    &format!("lc: {e}; skipped"),
+                );
+            }
             Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         }
     }
@@ -102,7 +148,7 @@ fn follow_source(
         .rev()
         .find(|(_, p)| p.extension().is_some_and(|e| e == "log"))
     {
-        let mut f = File::open(&path)?;
+        let mut f = open_segment(&path)?;
         f.seek(SeekFrom::End(0))?;
         current = Some((seq, f));
         last_seq = Some(seq);
@@ -118,17 +164,32 @@ fn follow_source(
                 out.flush()?;
                 partial.drain(..=end);
             }
+            if partial.len() > MAX_LINE_BYTES {
+                // A line this long is shown cut, as `run` shows it.
+                out.write_all(&partial[..MAX_LINE_BYTES])?;
+                out.write_all(b"\n")?;
+                partial.clear();
+            }
         }
         let newer = segments(state_dir, source).into_iter().find(|(seq, p)| {
             last_seq.is_none_or(|l| *seq > l) && p.extension().is_some_and(|e| e == "log")
         });
         match newer {
             Some((seq, path)) => {
-                if let Ok(f) = File::open(&path) {
-                    current = Some((seq, f));
-                    last_seq = Some(seq);
-                    partial.clear();
+                match open_segment(&path) {
+                    Ok(f) => current = Some((seq, f)),
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::NotFound {
+                            crate::logging::report(
+                                crate::logging::Severity::Warning,
+                                &format!("lc: {e}; skipped"),
+                            );
+                        }
+                        current = None;
+                    }
                 }
+                last_seq = Some(seq);
+                partial.clear();
             }
             None => std::thread::sleep(FOLLOW_POLL),
         }
@@ -138,6 +199,19 @@ fn follow_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_is_cut_at_the_limit_and_the_rest_skipped() {
+        let mut long = vec![b'x'; MAX_LINE_BYTES + 10];
+        long.extend_from_slice(b"\nnext\nlast");
+        let mut reader = BufReader::new(&long[..]);
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        while next_line(&mut reader, &mut line).unwrap().is_some() {
+            got.push(line.len());
+        }
+        assert_eq!(got, [MAX_LINE_BYTES, 4, 4]);
+    }
 
     #[test]
     fn the_last_lines_span_segments_in_order() {

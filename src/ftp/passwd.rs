@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -350,17 +350,29 @@ pub fn load(path: &Path) -> Result<Passwd, Error> {
         what,
         error,
     };
-    let file = File::open(path).map_err(|e| io("cannot read", e))?;
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| io("cannot read", e))?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(io(
+    // `lc passwd` runs as root and passwd_file is configurable, maybe into a folder the
+    // service can write: a link, FIFO, hard link, stranger's or huge file is refused, named
+    // (`careful`), not followed or waited on.
+    let bytes = crate::careful::read_in_folder(path, MAX_FILE_BYTES).map_err(|e| {
+        // careful's errors name the path, which this error does already; a missing file (or
+        // folder) is just that.
+        if e.kind() == io::ErrorKind::NotFound {
+            return io(
+                "cannot read",
+                io::Error::from_raw_os_error(nix::libc::ENOENT),
+            );
+        }
+        let msg = e.to_string();
+        let prefix = format!("{}: ", path.display());
+        let msg = msg.strip_prefix(&prefix).unwrap_or(&msg).to_string();
+        io("cannot read", io::Error::new(e.kind(), msg))
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        io(
             "cannot read",
-            io::Error::other(format!("larger than {MAX_FILE_BYTES} bytes")),
-        ));
-    }
+            io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"),
+        )
+    })?;
     Passwd::parse_str(&text, path)
 }
 

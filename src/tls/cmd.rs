@@ -450,9 +450,7 @@ fn signal_and_wait(run_dir: &Path) -> (usize, Vec<String>) {
     let deadline = Instant::now() + RELOAD_WAIT;
     while !pending.is_empty() {
         pending.retain(|(snapshot, pid)| {
-            let v: Option<serde_json::Value> = fs::read_to_string(snapshot)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok());
+            let v = crate::status::read_snapshot(snapshot).ok();
             let Some(v) = v.filter(|v| v["reloaded_at"].as_u64().unwrap_or(0) >= started) else {
                 return true;
             };

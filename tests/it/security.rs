@@ -100,14 +100,25 @@ pub fn plant(how: Plant, at: &Path, secret: &Path) -> Vec<PathBuf> {
     vec![secret.to_path_buf(), at.to_path_buf()]
 }
 
-/// Runs `cmd`, killing it after `secs` (a FIFO can hang a careless reader).
+/// Runs `cmd`, killing it after `secs` (a FIFO can hang a careless reader). Its output is
+/// drained as it comes, so a command that writes much does not block on a full pipe.
 pub fn output_within(cmd: &mut Command, secs: u64) -> (Output, bool) {
+    use std::io::Read;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = r.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut hung = false;
     while child.try_wait().unwrap().is_none() {
@@ -118,7 +129,13 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> (Output, bool) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    (child.wait_with_output().unwrap(), hung)
+    let status = child.wait().unwrap();
+    let out = Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    (out, hung)
 }
 
 fn text(out: &Output) -> String {
@@ -501,4 +518,125 @@ fn lc_certs_reload_signals_no_process_a_planted_pid_file_names() {
         "{said}"
     );
     assert_ne!(out.status.code(), Some(0), "{said}");
+}
+
+/// `lc status` as root reads the snapshots in run_dir: a planted one is refused, named and
+/// skipped, and the other instances are still shown.
+#[test]
+fn lc_status_skips_a_planted_snapshot() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    for how in PLANTS {
+        let dir = TempDir::new("status-plant");
+        let config = service_config(&dir.0, "");
+        let secret = root_secret(&dir.0);
+        let run = dir.0.join("run");
+        fs::write(
+            run.join("good.json"),
+            r#"{"instance": "good", "running": false, "updated": 1, "sources": []}"#,
+        )
+        .unwrap();
+        chown(&run.join("good.json"), SERVICE);
+        let at = run.join("planted.json");
+        let watched = plant(how, &at, &secret);
+        let before: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+        for json in [false, true] {
+            let mut cmd = Command::new(LC);
+            cmd.arg("status")
+                .args(json.then_some("--json"))
+                .arg("--config")
+                .arg(&config);
+            let (out, hung) = output_within(&mut cmd, 20);
+            let said = text(&out);
+            assert!(!hung, "{how:?}: lc status hung");
+            assert_eq!(out.status.code(), Some(0), "{how:?}: {said}");
+            assert!(said.contains("good"), "{how:?}: {said}");
+            assert!(!said.contains("root's secret"), "{how:?}: {said}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr)
+                    .contains(&format!("{}: refused: ", at.display())),
+                "{how:?}: {said}"
+            );
+        }
+        let after: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+        assert_eq!(before, after, "{how:?}");
+    }
+}
+
+/// `lc tail` as root reads the service's spool and backup: a planted segment is refused, named
+/// and skipped; a huge one (a service's file like any segment) is read with bounded memory.
+#[test]
+fn lc_tail_skips_a_planted_segment() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    for how in PLANTS {
+        let dir = TempDir::new("tail-plant");
+        let config = service_config(&dir.0, &crate::harness::source("asa", "syslog-udp", ""));
+        let secret = root_secret(&dir.0);
+        let backup = dir.0.join("state/backup/asa");
+        fs::create_dir_all(&backup).unwrap();
+        chown(&dir.0.join("state/backup"), SERVICE);
+        chown(&backup, SERVICE);
+        let good = backup.join("0000000001-20260101T000000Z.log");
+        fs::write(&good, "a good line\n").unwrap();
+        chown(&good, SERVICE);
+        let at = backup.join("0000000002-20260101T000100Z.log");
+        let watched = plant(how, &at, &secret);
+        let before: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+        let (out, hung) = output_within(
+            Command::new(LC)
+                .args(["tail", "asa", "--config"])
+                .arg(&config),
+            30,
+        );
+        let said = text(&out);
+        assert!(!hung, "{how:?}: lc tail hung");
+        assert_eq!(out.status.code(), Some(0), "{how:?}: {said}");
+        assert!(!said.contains("root's secret"), "{how:?}: {said}");
+        if how == Plant::Huge {
+            assert!(
+                out.stdout.len() <= (1 << 20) + 100,
+                "{how:?}: {} bytes",
+                out.stdout.len()
+            );
+        } else {
+            assert!(said.contains("a good line"), "{how:?}: {said}");
+            assert!(
+                said.contains(&format!("{}: refused: ", at.display())),
+                "{how:?}: {said}"
+            );
+        }
+        let after: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+        assert_eq!(before, after, "{how:?}");
+    }
+}
+
+/// `lc passwd` as root with passwd_file in a folder the service can write: a planted file is
+/// refused and named, never read through, replaced or waited on.
+#[test]
+fn lc_passwd_refuses_a_planted_passwd_file() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    for how in PLANTS {
+        let dir = TempDir::new("passwd-plant");
+        let at = dir.0.join("state/ftp/ftp.passwd");
+        let config = service_config(&dir.0, &format!("[ftp]\npasswd_file = {}\n", at.display()));
+        let secret = root_secret(&dir.0);
+        let watched = plant(how, &at, &secret);
+        let before: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+        for args in [
+            &["passwd", "--list"][..],
+            &["passwd", "--stdin", "discovery"],
+        ] {
+            let mut cmd = Command::new(LC);
+            cmd.args(args).arg("--config").arg(&config);
+            let (out, hung) = output_within(&mut cmd, 30);
+            let said = text(&out);
+            assert!(!hung, "{how:?} {args:?}: lc passwd hung");
+            assert_ne!(out.status.code(), Some(0), "{how:?} {args:?}: {said}");
+            assert!(
+                said.contains(&format!("{}: cannot read: refused: ", at.display())),
+                "{how:?} {args:?}: {said}"
+            );
+        }
+        let after: Vec<Print> = watched.iter().map(|p| print(p)).collect();
+        assert_eq!(before, after, "{how:?}");
+    }
 }
