@@ -14,6 +14,9 @@
 #   /opt/lc-peers/venv with mitmproxy and azure-storage-blob (the latter for the Cloud Discovery
 #   stand-in, tests/standin/cloud_discovery.py). Wrappers: /opt/lc-peers/bin/azurite-blob and
 #   /opt/lc-peers/bin/mitmdump.
+# - the metrics tests' peers (tests/it/metrics.rs): promtool (Debian's prometheus package, ~96 MB
+#   installed) checks the text format, prometheus-node-exporter's textfile collector reads
+#   metrics_dir; their system services stopped and disabled.
 #
 # Idempotent: when everything is already there it makes no network request and finishes in
 # about a second (most of it the syslog-ng smoke test). Safe to run with no stdin (CI=true).
@@ -37,7 +40,7 @@ AZURE_STORAGE_BLOB_VERSION=12.31.1
 # libc6 and sysvinit-utils are always present.
 APT_PACKAGES=(
     rsyslog rsyslog-gnutls rsyslog-openssl util-linux curl musl-tools procps openssl tinyproxy
-    lftp shellcheck
+    lftp shellcheck prometheus prometheus-node-exporter
     python3 python3-venv
     libivykis0 libnet1 libjson-c5 libglib2.0-0 libpcre3 libwrap0 libcap2 libssl3 libsystemd0
 )
@@ -282,29 +285,30 @@ install_musl_target() {
     fi
 }
 
-# Debian's tinyproxy package enables, and where services may start starts, a system proxy on
-# port 8888. The tests run their own instances with their own config files, so the system one
-# is stopped and disabled: with systemctl under systemd, else with the SysV script. Only
-# queries when that is already done.
-disable_system_tinyproxy() {
+# Debian's tinyproxy, prometheus and prometheus-node-exporter packages enable, and where
+# services may start start, system daemons (ports 8888, 9090, 9100). The tests run their own
+# instances with their own config files, so the system ones are stopped and disabled: with
+# systemctl under systemd, else with the SysV script. Only queries when that is already done.
+disable_system_service() {
+    local name=$1
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
-        if systemctl is-enabled --quiet tinyproxy.service 2>/dev/null ||
-            systemctl is-active --quiet tinyproxy.service 2>/dev/null; then
-            note "stopping and disabling the system tinyproxy service"
-            systemctl disable --now tinyproxy.service >/dev/null 2>&1 ||
-                die "systemctl disable --now tinyproxy.service failed"
+        if systemctl is-enabled --quiet "$name.service" 2>/dev/null ||
+            systemctl is-active --quiet "$name.service" 2>/dev/null; then
+            note "stopping and disabling the system $name service"
+            systemctl disable --now "$name.service" >/dev/null 2>&1 ||
+                die "systemctl disable --now $name.service failed"
         fi
         return 0
     fi
-    [[ -x /etc/init.d/tinyproxy ]] || return 0
-    if /etc/init.d/tinyproxy status >/dev/null 2>&1; then
-        note "stopping the system tinyproxy service"
-        /etc/init.d/tinyproxy stop >/dev/null 2>&1 || die "/etc/init.d/tinyproxy stop failed"
+    [[ -x /etc/init.d/$name ]] || return 0
+    if "/etc/init.d/$name" status >/dev/null 2>&1; then
+        note "stopping the system $name service"
+        "/etc/init.d/$name" stop >/dev/null 2>&1 || die "/etc/init.d/$name stop failed"
     fi
     # update-rc.d disable turns the start links into stop links; run it while a start link is left.
-    if compgen -G '/etc/rc[2-5].d/S*tinyproxy' >/dev/null; then
-        note "disabling the system tinyproxy service at boot"
-        update-rc.d tinyproxy disable >/dev/null 2>&1 || die "update-rc.d tinyproxy disable failed"
+    if compgen -G "/etc/rc[2-5].d/S*$name" >/dev/null; then
+        note "disabling the system $name service at boot"
+        update-rc.d "$name" disable >/dev/null 2>&1 || die "update-rc.d $name disable failed"
     fi
 }
 
@@ -403,6 +407,8 @@ report() {
         rustup "$(command -v rustup) target $MUSL_TARGET installed" \
         openssl "$(command -v openssl) $(openssl version)" \
         tinyproxy "$(command -v tinyproxy) $(dpkg-query -W -f='${Version}' tinyproxy), system service disabled" \
+        promtool "$(command -v promtool) $(dpkg-query -W -f='${Version}' prometheus), system service disabled" \
+        node_exporter "$(command -v prometheus-node-exporter) $(dpkg-query -W -f='${Version}' prometheus-node-exporter), system service disabled" \
         node "$(command -v node) $(node --version)" \
         azurite "$BIN_DIR/azurite-blob $AZURITE_VERSION" \
         mitmdump "$BIN_DIR/mitmdump $MITMPROXY_VERSION" \
@@ -415,7 +421,9 @@ unpack_syslog_ng
 write_wrappers
 verify_syslog_ng
 install_musl_target
-disable_system_tinyproxy
+for service in tinyproxy prometheus prometheus-node-exporter; do
+    disable_system_service "$service"
+done
 install_azurite
 install_python_peers
 write_cloud_wrappers

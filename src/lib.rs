@@ -25,6 +25,7 @@ pub mod fsx;
 pub mod ftp;
 pub mod fuzzing;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod owner;
 pub mod pidfile;

@@ -1230,6 +1230,15 @@ impl Server {
                 format!("{}: cannot write status: {e}", path.display())
             });
         }
+        if let Some(dir) = &self.config.collector.metrics_dir {
+            // The same small write as the snapshot's, for node_exporter's textfile collector.
+            let text = crate::metrics::render(&value);
+            if let Err(e) = crate::metrics::write_textfile(dir, &self.instance, &text) {
+                self.limit_log.hit(usize::MAX, "metrics", || {
+                    format!("{}: cannot write metrics: {e}", dir.display())
+                });
+            }
+        }
     }
 
     /// What the chores thread reports.

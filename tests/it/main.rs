@@ -13,6 +13,7 @@ mod ftp_bounds;
 mod ftp_faults;
 mod ftp_fidelity;
 pub mod install;
+mod metrics;
 mod passwd;
 mod peers;
 mod receive;
