@@ -173,56 +173,6 @@ impl Jobs {
     }
 }
 
-/// Starts the kernel's writeback of uploads as they arrive (`lc-ftp-flush`), window by
-/// window, so the fsync before an upload's 226 waits only for its last window. Its own thread:
-/// `sync_file_range` can block when the disk is busy, and neither the loop nor a login check
-/// should wait for that.
-pub struct Writeback {
-    tx: Option<Sender<(Arc<fs::File>, u64, u64)>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Writeback {
-    pub fn spawn() -> io::Result<Writeback> {
-        let (tx, rx) = mpsc::channel::<(Arc<fs::File>, u64, u64)>();
-        let handle = thread::Builder::new()
-            .name("lc-ftp-flush".into())
-            .spawn(move || {
-                use std::os::fd::AsRawFd;
-                for (file, offset, len) in rx {
-                    // SAFETY: a plain syscall on a descriptor the Arc keeps open; it only
-                    // starts writeback and touches no memory of ours.
-                    unsafe {
-                        nix::libc::sync_file_range(
-                            file.as_raw_fd(),
-                            offset as i64,
-                            len as i64,
-                            nix::libc::SYNC_FILE_RANGE_WRITE,
-                        );
-                    }
-                }
-            })?;
-        Ok(Writeback {
-            tx: Some(tx),
-            handle: Some(handle),
-        })
-    }
-
-    /// Writeback of `len` bytes of `file` from `offset`.
-    pub fn start(&self, file: &Arc<fs::File>, offset: u64, len: u64) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send((Arc::clone(file), offset, len));
-        }
-    }
-
-    pub fn join(&mut self) {
-        self.tx = None;
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
 fn run(job: Job) -> Option<Outcome> {
     Some(match job {
         Job::Commit { conn, temp, dest } => match dest {

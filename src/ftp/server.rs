@@ -29,14 +29,14 @@ use super::command::{escaped, is_latin1, parse};
 use super::content::{self, Kind as Content};
 use super::control::{Control, Next};
 use super::data::{DataConn, Task};
-use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat, Writeback};
+use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat};
 use super::lockout::Lockout;
 use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
 use super::path::{VPath, SSL_UPDATE};
 use super::recent::Recent;
 use super::session::{Action, ListKind, Reply, Session, Settings};
 use super::stream::{Got, Stream};
-use super::upload::{too_large, write_upload, Upload};
+use super::upload::{too_large, Upload, Writer, Wrote};
 use crate::allow::{canonical, AllowList};
 use crate::config::{self, Receiver as Kind};
 use crate::logging::LimitLog;
@@ -144,7 +144,10 @@ pub struct FtpServer {
     failures: Lockout,
     jobs: Jobs,
     logins: Logins,
-    writeback: Writeback,
+    writer: Writer,
+    /// Uploads whose data connection ended cleanly, by id, until the writer has written
+    /// them: (the session, the upload, what it turned out to be).
+    finishing: HashMap<u64, (ConnRef, Upload, Content)>,
     next_id: u64,
     next_upload: u64,
     next_passive: u16,
@@ -163,8 +166,6 @@ pub struct FtpServer {
     /// A precompressed upload cannot be split at lines: larger than this (`[delivery]
     /// max_upload_bytes`, under the API's 64 MB per PUT) it is refused with 552.
     max_compressed: u64,
-    /// What the bytes of the upload being read are written from (TYPE A conversion).
-    converted: Vec<u8>,
     /// Uploads answered with 226 lately, per folder: SIZE, MDTM, RNFR/RNTO and listings
     /// know them even once delivered.
     recent: Recent,
@@ -200,6 +201,8 @@ impl FtpServer {
         }
         let logins = Logins::spawn(Arc::clone(&waker))
             .map_err(|e| format!("ftp: cannot start its thread: {e}"))?;
+        let writer = Writer::spawn(Arc::clone(&waker))
+            .map_err(|e| format!("ftp: cannot start its thread: {e}"))?;
         let jobs = Jobs::spawn(waker).map_err(|e| format!("ftp: cannot start its thread: {e}"))?;
         let mut server = FtpServer {
             cfg: cfg.ftp.clone(),
@@ -218,8 +221,8 @@ impl FtpServer {
             failures: Lockout::new(cfg.ftp.max_login_failures, cfg.ftp.lockout),
             jobs,
             logins,
-            writeback: Writeback::spawn()
-                .map_err(|e| format!("ftp: cannot start its thread: {e}"))?,
+            writer,
+            finishing: HashMap::new(),
             next_id: 1,
             next_upload: 1,
             next_passive: 0,
@@ -231,7 +234,6 @@ impl FtpServer {
             received_since: 0,
             receiving: 0,
             max_compressed: cfg.delivery.max_upload_bytes,
-            converted: Vec::with_capacity(SCRATCH_BYTES),
             recent: Recent::default(),
             paused: false,
             limit_log: LimitLog::default(),
@@ -340,6 +342,9 @@ impl FtpServer {
 
     /// Applies what the job thread finished.
     pub fn drain(&mut self, registry: &Registry) -> Vec<Event> {
+        while let Ok(wrote) = self.writer.rx.try_recv() {
+            self.on_wrote(registry, wrote);
+        }
         while let Ok(checked) = self.logins.rx.try_recv() {
             self.on_login(checked);
         }
@@ -489,9 +494,13 @@ impl FtpServer {
         for slot in 0..self.slots.len() {
             self.close(registry, slot);
         }
+        // Uploads that ended but are not written yet: their clients got no 226 either.
+        self.writer.join();
+        for (_, (_, u, _)) in std::mem::take(&mut self.finishing) {
+            self.discard(u);
+        }
         self.logins.join();
         self.jobs.join();
-        self.writeback.join();
         // Commits that finished while stopping still belong to the spool.
         while let Ok(outcome) = self.jobs.rx.try_recv() {
             if let Outcome::Committed {
@@ -1254,7 +1263,8 @@ impl FtpServer {
                 .reply(Reply::new(450, "a transfer is in progress"));
             return;
         }
-        let temp = self.incoming.join(format!("{}.part", self.next_upload));
+        let id = self.next_upload;
+        let temp = self.incoming.join(format!("{id}.part"));
         self.next_upload += 1;
         let file = match OpenOptions::new()
             .write(true)
@@ -1272,12 +1282,14 @@ impl FtpServer {
             }
         };
         let upload = Upload {
+            id,
             folder,
             name,
             temp,
             file: Arc::new(file),
             bytes: 0,
             written: 0,
+            in_flight: 0,
             content: content::Upload::new(ascii),
         };
         self.start_transfer(registry, slot, Task::Upload(upload), "ready for the file");
@@ -1568,6 +1580,7 @@ impl FtpServer {
         false
     }
 
+    /// Reads an upload's data connection and hands the bytes to the writer.
     fn receive_upload(&mut self, registry: &Registry, slot: usize) -> bool {
         if self.paused {
             self.parked.push(slot);
@@ -1579,16 +1592,20 @@ impl FtpServer {
             return false;
         };
         let owner = d.owner;
-        let outcome = loop {
+        let step = loop {
             if read >= READ_BUDGET {
-                break None;
+                break Step::Budget;
+            }
+            let Some(Task::Upload(u)) = d.task.as_mut() else {
+                unreachable!()
+            };
+            if u.throttled() {
+                // The writer's answer wakes this connection again.
+                break Step::Throttled;
             }
             match d.stream.read(&mut self.scratch) {
                 Ok(Got::Data(n)) => {
                     read += n;
-                    let Some(Task::Upload(u)) = d.task.as_mut() else {
-                        unreachable!()
-                    };
                     u.bytes += n as u64;
                     self.receiving += n as u64;
                     // Never make the loop evict data a client already got 226 for: the
@@ -1597,40 +1614,26 @@ impl FtpServer {
                         self.limit_log.hit(usize::MAX, "room", || {
                             "ftp: an upload would need eviction of acknowledged data (max_spool_bytes or min_free_bytes); refused with 452".to_string()
                         });
-                        break Some(Err(Reply::new(
+                        break Step::Failed(Reply::new(
                             452,
                             "the collector's spool is full; upload discarded, try again later",
-                        )));
+                        ));
                     }
                     if u.bytes > max {
-                        break Some(Err(Reply::new(
+                        break Step::Failed(Reply::new(
                             552,
                             format!("the file is larger than max_file_bytes ({max}); discarded"),
-                        )));
+                        ));
                     }
-                    self.converted.clear();
-                    u.content.push(&self.scratch[..n], &mut self.converted);
+                    let mut converted = Vec::with_capacity(n);
+                    u.content.push(&self.scratch[..n], &mut converted);
                     if let Some(refusal) = too_large(u, self.max_compressed) {
                         self.counters.refused_too_large += 1;
-                        break Some(Err(refusal));
+                        break Step::Failed(refusal);
                     }
-                    if let Err(e) = write_upload(u, &self.converted, &self.writeback) {
-                        let full = matches!(
-                            e.raw_os_error(),
-                            Some(nix::libc::ENOSPC) | Some(nix::libc::EDQUOT)
-                        );
-                        log::warn!("ftp: {}: write failed: {e}", u.temp.display());
-                        break Some(Err(if full {
-                            Reply::new(
-                                452,
-                                "the collector's disk is full; upload discarded, try again later",
-                            )
-                        } else {
-                            Reply::new(451, "cannot store the file; upload discarded")
-                        }));
-                    }
+                    self.writer.write(u, converted);
                 }
-                Ok(Got::Eof) => break Some(Ok(())),
+                Ok(Got::Eof) => break Step::Ended,
                 Ok(Got::Truncated) => {
                     // TCP closed without a TLS close_notify. RFC 8446 section 6.1 calls that a
                     // possible truncation, but in stream mode the close of the data connection
@@ -1638,103 +1641,148 @@ impl FtpServer {
                     // end their uploads this way, and pure-ftpd keeps such files: kept too,
                     // and counted so an operator can tell.
                     self.counters.no_close_notify += 1;
-                    let Some(Task::Upload(u)) = d.task.as_ref() else {
-                        unreachable!()
-                    };
                     log::info!(
                         "ftp: /{}/{}: the data connection ended without TLS close_notify; kept",
                         u.folder,
                         escaped(&u.name)
                     );
-                    break Some(Ok(()));
+                    break Step::Ended;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let _ = d.stream.flush();
-                    return false;
+                    break Step::Drained;
                 }
                 Err(e) => {
                     log::info!("ftp: upload connection failed: {e}");
-                    break Some(Err(Reply::new(
+                    break Step::Failed(Reply::new(
                         426,
                         "the data connection broke; upload discarded",
-                    )));
+                    ));
                 }
             }
         };
-        d.last_active = Instant::now();
-        match outcome {
-            None => true,
-            Some(Err(reply)) => {
+        if read > 0 {
+            d.last_active = Instant::now();
+        }
+        match step {
+            Step::Budget => true,
+            Step::Throttled | Step::Drained => false,
+            Step::Failed(reply) => {
                 match self.control_slot(owner) {
                     Some(c) => self.end_transfer(registry, c, Some(reply)),
                     None => self.close(registry, slot),
                 }
                 false
             }
-            Some(Ok(())) => {
+            Step::Ended => {
                 let Some(Task::Upload(mut u)) = d.task.take() else {
                     unreachable!()
                 };
                 // What the converter held back (a short file's first bytes, a final CR).
-                self.converted.clear();
-                let kind = u.content.finish(&mut self.converted);
-                if let Err(e) = write_upload(&mut u, &self.converted, &self.writeback) {
-                    log::warn!("ftp: {}: write failed: {e}", u.temp.display());
-                    d.task = Some(Task::Upload(u));
-                    let reply = Reply::new(451, "cannot store the file; upload discarded");
-                    match self.control_slot(owner) {
-                        Some(c) => self.end_transfer(registry, c, Some(reply)),
-                        None => self.close(registry, slot),
-                    }
-                    return false;
-                }
+                let mut rest = Vec::new();
+                let kind = u.content.finish(&mut rest);
+                self.writer.write(&mut u, rest);
                 // Answer the client's close_notify (Python's ftplib waits for it); the few
                 // bytes fit the socket buffer, so one try suffices.
                 d.stream.close_notify();
                 let _ = d.stream.flush();
                 self.close(registry, slot);
-                let Upload {
-                    folder,
-                    name,
-                    temp,
-                    file,
-                    bytes,
-                    ..
-                } = u;
-                drop(file);
-                self.receiving = self.receiving.saturating_sub(bytes);
-                self.received_since += bytes;
-                self.counters.files += 1;
-                self.counters.bytes += bytes;
-                match self.control_slot(owner) {
-                    Some(cslot) => {
-                        let c = self.control(cslot);
-                        c.transferring = false;
-                        c.busy = true;
-                        c.session.transfer_finished();
-                        log::info!(
-                            "ftp: {}: received /{folder}/{} ({bytes} bytes, {kind:?})",
-                            c.peer,
-                            escaped(&name)
-                        );
-                        self.events.push(Event::Received {
-                            conn: owner,
-                            folder,
-                            name,
-                            temp,
-                            kind,
-                        });
-                    }
-                    // The client left before its 226; what arrived completely still counts.
-                    None => self.events.push(Event::Received {
-                        conn: owner,
-                        folder,
-                        name,
-                        temp,
-                        kind,
-                    }),
+                if let Some(cslot) = self.control_slot(owner) {
+                    // No command is read until the upload is answered.
+                    let c = self.control(cslot);
+                    c.transferring = false;
+                    c.busy = true;
+                    c.session.transfer_finished();
                 }
+                let id = u.id;
+                self.finishing.insert(id, (owner, u, kind));
+                self.try_complete(id);
                 false
+            }
+        }
+    }
+
+    /// An upload whose connection ended cleanly: once the writer has written all of it, it
+    /// goes to the instance as `Event::Received` (the client may have left before its 226;
+    /// what arrived completely still counts).
+    fn try_complete(&mut self, id: u64) {
+        if self
+            .finishing
+            .get(&id)
+            .is_none_or(|(_, u, _)| u.in_flight > 0)
+        {
+            return;
+        }
+        let (owner, u, kind) = self.finishing.remove(&id).expect("checked");
+        let Upload {
+            folder,
+            name,
+            temp,
+            file,
+            bytes,
+            ..
+        } = u;
+        drop(file);
+        self.receiving = self.receiving.saturating_sub(bytes);
+        self.received_since += bytes;
+        self.counters.files += 1;
+        self.counters.bytes += bytes;
+        if let Some(cslot) = self.control_slot(owner) {
+            log::info!(
+                "ftp: {}: received /{folder}/{} ({bytes} bytes, {kind:?})",
+                self.control(cslot).peer,
+                escaped(&name)
+            );
+        }
+        self.events.push(Event::Received {
+            conn: owner,
+            folder,
+            name,
+            temp,
+            kind,
+        });
+    }
+
+    /// The writer wrote a piece of an upload, or failed to.
+    fn on_wrote(&mut self, registry: &Registry, w: Wrote) {
+        if let Some((owner, u, _)) = self.finishing.get_mut(&w.id) {
+            u.in_flight -= w.bytes;
+            let owner = *owner;
+            match &w.result {
+                Ok(()) => self.try_complete(w.id),
+                Err(e) => {
+                    let (_, u, _) = self.finishing.remove(&w.id).expect("present");
+                    log::warn!("ftp: {}: write failed: {e}", u.temp.display());
+                    self.discard(u);
+                    self.reply_to(owner, Wrote::refusal(e));
+                }
+            }
+            return;
+        }
+        // Still arriving, or discarded meanwhile (then nothing is left to do).
+        let Some(slot) = self.slots.iter().position(|e| {
+            matches!(e, Some(Entry::Data(d)) if matches!(&d.task, Some(Task::Upload(u)) if u.id == w.id))
+        }) else {
+            return;
+        };
+        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+            unreachable!()
+        };
+        let Some(Task::Upload(u)) = &mut d.task else {
+            unreachable!()
+        };
+        u.in_flight -= w.bytes;
+        d.last_active = Instant::now();
+        match w.result {
+            // Read on, if it waited for the writer.
+            Ok(()) => self.wake(slot),
+            Err(e) => {
+                log::warn!("ftp: {}: write failed: {e}", u.temp.display());
+                let owner = d.owner;
+                match self.control_slot(owner) {
+                    Some(c) => self.end_transfer(registry, c, Some(Wrote::refusal(&e))),
+                    None => self.close(registry, slot),
+                }
             }
         }
     }
@@ -1896,4 +1944,17 @@ fn stat_reply(is_file: bool, result: Result<Vec<u8>, Reply>) -> Reply {
         }
         Err(r) => r,
     }
+}
+
+/// How a service of an upload's data connection ended.
+enum Step {
+    /// `READ_BUDGET` read: others get a turn, then this one again.
+    Budget,
+    /// `UPLOAD_QUEUE_BYTES` wait for the writer: its answer wakes the connection.
+    Throttled,
+    /// Nothing more to read now: the next edge wakes it.
+    Drained,
+    Failed(Reply),
+    /// The connection ended cleanly: the upload is complete once written.
+    Ended,
 }

@@ -115,3 +115,39 @@ fn a_burst_of_failing_logins_does_not_hold_up_an_upload_s_226() {
         assert_eq!(code(&s.reply()), 530);
     }
 }
+
+/// Bytes lc's event loop has written with write(2) and friends: the loop is the main
+/// thread, whose counters are /proc/PID/task/PID/io's `wchar`.
+fn loop_wchar(pid: u32) -> u64 {
+    let io = fs::read_to_string(format!("/proc/{pid}/task/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no wchar in {io}"))
+}
+
+/// Bug 11 of issue 12: the event loop wrote upload bytes to their files itself (up to
+/// 4 MiB per connection per iteration), so a slow disk stalled every socket. Now the
+/// `lc-ftp-write` thread does: the loop's own writes during a 16 MiB upload are its replies
+/// and status files, not the upload.
+#[test]
+fn upload_bytes_are_written_by_a_thread_not_the_event_loop() {
+    let ftp = Ftp::start("ftp-off-loop", "", Delivery::Never);
+    let pid = ftp.lc.pid();
+    let mut s = ftp.session();
+    s.login_ok(USER, PASSWORD);
+    let line = "192.0.2.7 TCP_MISS/200 1234 GET http://example.com/ - DIRECT/192.0.2.8 text/html\n";
+    let data = line.repeat((16 << 20) / line.len()).into_bytes();
+    let before = loop_wchar(pid);
+    let (first, last) = s.store("/squid/big.log", &data);
+    assert_eq!((code(&first), code(&last)), (150, 226), "{first} / {last}");
+    let by_loop = loop_wchar(pid) - before;
+    assert!(
+        by_loop < 1 << 20,
+        "the event loop wrote {by_loop} bytes during a {} byte upload",
+        data.len()
+    );
+    // And the file is whole.
+    let size = s.cmd("SIZE /squid/big.log");
+    assert_eq!(size, format!("213 {}", data.len()));
+}
