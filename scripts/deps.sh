@@ -17,6 +17,8 @@
 # - the metrics tests' peers (tests/it/metrics.rs): promtool (Debian's prometheus package, ~96 MB
 #   installed) checks the text format, prometheus-node-exporter's textfile collector reads
 #   metrics_dir; their system services stopped and disabled.
+# - HAProxy for the load-balancer tests (tests/it/balancer.rs), its system service stopped and
+#   disabled like tinyproxy's.
 #
 # Idempotent: when everything is already there it makes no network request and finishes in
 # about a second (most of it the syslog-ng smoke test). Safe to run with no stdin (CI=true).
@@ -40,7 +42,7 @@ AZURE_STORAGE_BLOB_VERSION=12.31.1
 # libc6 and sysvinit-utils are always present.
 APT_PACKAGES=(
     rsyslog rsyslog-gnutls rsyslog-openssl util-linux curl musl-tools procps openssl tinyproxy
-    lftp shellcheck prometheus prometheus-node-exporter
+    haproxy lftp shellcheck prometheus prometheus-node-exporter
     python3 python3-venv
     libivykis0 libnet1 libjson-c5 libglib2.0-0 libpcre3 libwrap0 libcap2 libssl3 libsystemd0
 )
@@ -285,8 +287,9 @@ install_musl_target() {
     fi
 }
 
-# Debian's tinyproxy, prometheus and prometheus-node-exporter packages enable, and where
-# services may start start, system daemons (ports 8888, 9090, 9100). The tests run their own
+# Debian's tinyproxy, haproxy, prometheus and prometheus-node-exporter packages enable, and
+# where services may start start, system daemons (ports 8888, 9090, 9100; haproxy with its
+# /etc/haproxy/haproxy.cfg). The tests run their own
 # instances with their own config files, so the system ones are stopped and disabled: with
 # systemctl under systemd, else with the SysV script. Only queries when that is already done.
 disable_system_service() {
@@ -421,7 +424,7 @@ unpack_syslog_ng
 write_wrappers
 verify_syslog_ng
 install_musl_target
-for service in tinyproxy prometheus prometheus-node-exporter; do
+for service in tinyproxy haproxy prometheus prometheus-node-exporter; do
     disable_system_service "$service"
 done
 install_azurite

@@ -486,6 +486,7 @@ impl Server {
                 tls,
                 proxy: proxied.then(ProxyWait::new),
                 early: Vec::new(),
+                balancer_check: false,
             })
         });
         match admitted {
@@ -575,7 +576,7 @@ impl Server {
                     self.limit_log.hit_key(key, || {
                         format!("source {name}: {peer}: TLS handshake failed: the client {how} the connection before it finished")
                     });
-                } else if let Some(e) = err {
+                } else if let Some(e) = err.filter(|_| !conn.balancer_check) {
                     log::info!(
                         "source {}: {}: connection error: {e}",
                         src.cfg.name,
@@ -636,9 +637,15 @@ impl Server {
                 why,
                 format!("source {name}: {balancer}: {why}; connection closed"),
             ),
-            ProxyRead::Done(Header::Local) => {
-                log::debug!("source {name}: {balancer}: PROXY header for the balancer itself");
-                return None;
+            // The balancer speaking for itself: a v2 LOCAL or v1 UNKNOWN header, or (HAProxy's
+            // v1 health checks) a header that names the balancer as the client. It is no
+            // sender's connection: nothing to refuse or count, and its reset is not news. It
+            // is read as a sender only when the allow list takes the balancer's address.
+            ProxyRead::Done(Header::Local) => return self.balancer_check(token),
+            ProxyRead::Done(Header::Proxied { client, .. })
+                if canonical(client.ip()) == balancer_ip =>
+            {
+                return self.balancer_check(token)
             }
             ProxyRead::Done(Header::Proxied { client, .. }) => {
                 let ip = canonical(client.ip());
@@ -676,6 +683,23 @@ impl Server {
         self.sources[source].counters.drop(why, 1);
         let key = LimitKey::new(source, why.name()).with(peer, reason);
         self.limit_log.hit_key(key, || message);
+        self.close_conn(token);
+        Some(false)
+    }
+
+    /// A balancer's own connection after its PROXY header (see `read_proxy_header`).
+    fn balancer_check(&mut self, token: Token) -> Option<bool> {
+        let conn = self.conns.get_mut(token)?;
+        conn.balancer_check = true;
+        let src = &self.sources[conn.source];
+        log::debug!(
+            "source {}: {}: the balancer's own connection (a health check)",
+            src.cfg.name,
+            conn.peer
+        );
+        if src.cfg.allow.allows(canonical(conn.peer.ip())) {
+            return None;
+        }
         self.close_conn(token);
         Some(false)
     }

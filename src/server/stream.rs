@@ -37,6 +37,8 @@ pub struct Conn {
     /// Bytes that came after the PROXY header in the same read: the stream's first bytes,
     /// read before the socket.
     pub early: Vec<u8>,
+    /// The balancer's own connection (a health check): its close or reset is not news.
+    pub balancer_check: bool,
 }
 
 /// A PROXY protocol header being read.
