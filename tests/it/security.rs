@@ -640,3 +640,81 @@ fn lc_passwd_refuses_a_planted_passwd_file() {
         assert_eq!(before, after, "{how:?}");
     }
 }
+
+/// The query parameter `name` of `url`, as it is written there (percent-encoded).
+fn query_param(url: &str, name: &str) -> String {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .to_string()
+}
+
+/// A portal whose error body echoes the request (a done_upload's uploadUrl, SAS signature
+/// included): the signature never reaches stderr, `lc status --json` or the status file.
+#[test]
+fn a_sas_signature_echoed_in_an_error_body_never_shows() {
+    let cloud = crate::cloud::Cloud::start(&["asa"]);
+    cloud.faults(r#"{"done_upload": ["echo:500"]}"#);
+    let dir = TempDir::new("sas-echo");
+    let token = dir.0.join("token");
+    fs::write(&token, format!("{}\n", cloud.token())).unwrap();
+    let delivery = format!(
+        "url = {}\ntoken_file = {}\nca_file = {}\n",
+        cloud.api_url(),
+        token.display(),
+        cloud.ca_pem().display()
+    );
+    let config = dir.0.join("lc.ini");
+    fs::write(
+        &config,
+        crate::harness::config_with(&dir.0, "rotate_secs = 1", "", &delivery)
+            .replace("log_level = debug", "log_level = trace")
+            + &crate::harness::source("asa", "syslog-udp", ""),
+    )
+    .unwrap();
+    let lc = crate::harness::Lc::attach(dir, config);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"<134>fw asa event 1", lc.addr("asa", "udp"))
+        .unwrap();
+    // What lc showed while the echoed error was its last one.
+    let mut seen = Vec::new();
+    crate::harness::wait_for(60, "the echoed error in the status", || {
+        let e = lc.source_status("asa")["last_error"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if !e.contains("cannot use this request") {
+            return false;
+        }
+        let status = Command::new(LC)
+            .args(["status", "--json", "--config"])
+            .arg(&lc.config)
+            .output()
+            .unwrap();
+        seen.push(text(&status));
+        seen.push(fs::read_to_string(lc.dir.0.join("run/all.json")).unwrap());
+        true
+    });
+    // The retry with the same URL is accepted: now the test knows the signature.
+    crate::harness::wait_for(60, "the file delivered", || !cloud.uploads().is_empty());
+    let url = cloud.uploads()[0]["uploadUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sig = query_param(&url, "sig");
+    let decoded = sig
+        .replace("%2B", "+")
+        .replace("%2F", "/")
+        .replace("%3D", "=");
+    assert!(sig.len() > 20, "{url}");
+    seen.push(lc.log());
+    for text in &seen {
+        assert!(
+            !text.contains(&sig) && !text.contains(&decoded),
+            "the SAS signature {sig} shows:\n{text}"
+        );
+    }
+    assert!(seen[0].contains("cannot use this request"), "{}", seen[0]);
+}

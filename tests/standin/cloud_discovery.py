@@ -410,7 +410,8 @@ class Handler(BaseHTTPRequestHandler):
                     if name not in st.faults:
                         raise ValueError(f"unknown endpoint {name}")
                     for a in actions:
-                        if not (a == "reset" or (a.startswith("hang:") and float(a[5:]) >= 0) or 100 <= int(a) <= 599):
+                        if not (a == "reset" or (a.startswith("hang:") and float(a[5:]) >= 0)
+                                or (a.startswith("echo:") and 100 <= int(a[5:]) <= 599) or 100 <= int(a) <= 599):
                             raise ValueError(f"bad action {a}")
             except (ValueError, AttributeError, TypeError) as e:
                 self.error(400, f"faults: {e}")
