@@ -248,7 +248,11 @@ fn lc_certs_reload_refuses_a_planted_file_in_ssl_update() {
     }
 }
 
-/// The folders install.sh sets up under /var/lib/lc, which the service can write.
+/// The folders install.sh sets up under /var/lib/lc, which the service can write. These are all
+/// it touches there: install.sh places files (`put`: the binary, units, docs, lc.ini) only in
+/// root's folders (/usr/local, /etc/systemd/system, /etc/lc), never under a folder the service
+/// can write, so a planted hard link or huge file has no file of install.sh's to stand in for;
+/// where a folder is expected, each plant (a hard link, a huge file included) is refused below.
 const STATE_FOLDERS: [&str; 2] = ["var/lib/lc/ftp", "var/lib/lc/ftp/ssl_update"];
 
 #[test]
