@@ -301,8 +301,7 @@ impl Session {
             // RFC 3659 section 7.9: a fact list (possibly empty) selects what MLST/MLSD show;
             // the reply names the facts now in effect.
             C::Opts(o)
-                if o.len() >= 4
-                    && o[..4].eq_ignore_ascii_case("MLST")
+                if o.get(..4).is_some_and(|v| v.eq_ignore_ascii_case("MLST"))
                     && o[4..].chars().next().is_none_or(|c| c == ' ') =>
             {
                 self.facts = Facts::parse(o[4..].trim());
@@ -906,6 +905,17 @@ mod tests {
             ],
         );
         check(Off, &["OPTS MLSTX"], &["501 OPTS MLSTX not understood"]);
+    }
+
+    /// Found by fuzzing (`ftp_session`): a multi-byte character across byte 4 of an OPTS
+    /// argument was sliced inside the character, a panic that aborts the instance, before login.
+    #[test]
+    fn opts_with_a_multibyte_character_at_byte_four_does_not_panic() {
+        check(
+            Off,
+            &["OPTS MLS\u{ff}T"],
+            &["501 OPTS MLS\u{ff}T not understood"],
+        );
     }
 
     #[test]
