@@ -542,6 +542,49 @@ pub fn expiry_stage(not_after: i64, now: u64) -> Option<u64> {
         .copied()
 }
 
+/// The certificates an instance's snapshot names: (what, notAfter).
+pub fn certificates(s: &Value) -> Vec<(&'static str, i64)> {
+    [
+        ("syslog-tls certificate", &s["tls"]["not_after"]),
+        ("syslog-tls client CA", &s["tls"]["client_ca_not_after"]),
+        ("FTPS certificate", &s["ftp"]["tls"]["not_after"]),
+    ]
+    .into_iter()
+    .filter_map(|(what, v)| Some((what, v.as_i64()?)))
+    .collect()
+}
+
+/// The log lines due for certificates expiring at 30, 7 and 1 days (and expired): each stage
+/// of each certificate once; `said` remembers (notAfter, stage) per certificate, so a new
+/// certificate (another notAfter) starts over.
+pub fn expiry_warnings(
+    snapshot: &Value,
+    said: &mut std::collections::HashMap<&'static str, (i64, u64)>,
+    now: u64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (what, not_after) in certificates(snapshot) {
+        let Some(stage) = expiry_stage(not_after, now) else {
+            said.remove(what);
+            continue;
+        };
+        if said.get(what) == Some(&(not_after, stage)) {
+            continue;
+        }
+        said.insert(what, (not_after, stage));
+        let at = clock::rfc3339(not_after.max(0) as u64);
+        out.push(if stage == 0 {
+            format!("{what}: expired {at}; replace it (lc certs reload)")
+        } else {
+            format!(
+                "{what}: expires {at}, in {}; replace it (lc certs reload)",
+                clock::human_age((not_after - now as i64).max(0) as u64)
+            )
+        });
+    }
+    out
+}
+
 /// One source's row, and the lines under it: paused, delivery failing, an error since the
 /// last delivery; with `verbose` every counter too.
 fn source_lines(src: &Value, now: u64, verbose: bool) -> String {
@@ -1294,6 +1337,36 @@ mod tests {
         let ok = json!({ "format_check": { "state": "ok" } });
         assert_eq!(format_line(&ok), None);
         assert_eq!(format_line(&json!({})), None);
+    }
+
+    #[test]
+    fn certificate_expiry_is_said_at_30_7_and_1_days() {
+        let day = 86400;
+        let mut said = std::collections::HashMap::new();
+        let snap = |not_after: u64| json!({ "tls": { "not_after": not_after } });
+        let na = NOW + 40 * day;
+        // (days before notAfter, lines said)
+        for (before, n) in [
+            (40, 0),
+            (30, 1),
+            (29, 0),
+            (8, 0),
+            (7, 1),
+            (6, 0),
+            (1, 1),
+            (0, 1),
+            (0, 0),
+        ] {
+            let lines = expiry_warnings(&snap(na), &mut said, na - before * day);
+            assert_eq!(lines.len(), n, "{before} days before: {lines:?}");
+        }
+        // A new certificate starts over.
+        let lines = expiry_warnings(&snap(NOW + 20 * day), &mut said, NOW);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("syslog-tls certificate: expires "),
+            "{lines:?}"
+        );
     }
 
     #[test]

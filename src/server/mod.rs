@@ -96,6 +96,8 @@ pub struct Server {
     disk_free: u64,
     disk_total: u64,
     limit_log: LimitLog,
+    /// Certificate expiry warnings said: (notAfter, stage) per certificate.
+    cert_warned: std::collections::HashMap<&'static str, (i64, u64)>,
     stopping: bool,
     next_housekeeping: Instant,
     next_status: Instant,
@@ -176,6 +178,7 @@ impl Server {
             disk_free: 0,
             disk_total: 0,
             limit_log: LimitLog::default(),
+            cert_warned: Default::default(),
             stopping: false,
             next_housekeeping: now,
             next_status: now,
@@ -1253,6 +1256,9 @@ impl Server {
             self.limit_log.hit(usize::MAX, "status", || {
                 format!("{}: cannot write status: {e}", path.display())
             });
+        }
+        for line in status::expiry_warnings(&value, &mut self.cert_warned, now) {
+            log::warn!("{line}");
         }
         if let Some(dir) = &self.config.collector.metrics_dir {
             // The same small write as the snapshot's, for node_exporter's textfile collector.
