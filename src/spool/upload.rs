@@ -85,8 +85,14 @@ pub fn spooled_uploads(dir: &Path) -> Vec<SpooledUpload> {
         }
         // The spool is writable by the service: a sidecar that is a link, a FIFO or huge is
         // skipped rather than followed, waited on or read whole (`careful`).
-        let Ok(bytes) = crate::careful::read_in_folder(&path, MAX_SIDECAR_BYTES) else {
-            continue;
+        let bytes = match crate::careful::read_in_folder(&path, MAX_SIDECAR_BYTES) {
+            Ok(b) => b,
+            // Delivered (and its sidecar removed) while we looked.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                log::warn!("{e}; its upload is not listed");
+                continue;
+            }
         };
         let text = String::from_utf8_lossy(&bytes);
         let mut lines = text.lines();

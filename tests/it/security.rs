@@ -722,3 +722,56 @@ fn a_sas_signature_echoed_in_an_error_body_never_shows() {
     }
     assert!(seen[0].contains("cannot use this request"), "{}", seen[0]);
 }
+
+/// Root running `lc run` (as these tests do) lists FTP uploads from their `.name` sidecars in
+/// the spool, which the service can write: a planted sidecar is not followed, waited on or read
+/// whole, the instance starts and lists the rest, and says which sidecar it skipped.
+#[test]
+fn planted_name_sidecars_in_the_spool_are_skipped_by_a_running_lc() {
+    use crate::ftp::{Delivery, Ftp};
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+    let mut ftp = Ftp::start("sidecar-plant", "", Delivery::Never);
+    let (first, last) = ftp.logged_in().store("/squid/kept.log", b"a line\n");
+    assert!(last.starts_with("226"), "{first} / {last}");
+    let spool = ftp.lc.state().join("spool/squid");
+    let sidecar = fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "name"))
+        .expect("a .name sidecar in the spool");
+    let original = fs::read(&sidecar).unwrap();
+    let secret = root_secret(&ftp.lc.dir.0);
+    // The secret, were it a sidecar, would list a file named after its first line.
+    fs::write(&secret, b"root-secret.log\n7\n").unwrap();
+    let quarantined = spool.join("quarantine").join(sidecar.file_name().unwrap());
+    for how in PLANTS {
+        fs::remove_file(&sidecar).unwrap();
+        plant(how, &sidecar, &secret);
+        let (target, planted) = (print(&secret), print(&sidecar));
+        // Started with that spool.
+        ftp.restart();
+        let listed = ftp.logged_in().nlst("/squid");
+        let log = ftp.lc.log();
+        assert_eq!(print(&secret), target, "{how:?}: {log}");
+        // At start a link, FIFO or hard link named like a segment is moved to quarantine/
+        // untouched (spool/recover.rs); a regular file is refused when the folder is listed.
+        let (moved, said) = if quarantined.symlink_metadata().is_ok() {
+            (&quarantined, "not lc's own segment; moved to")
+        } else {
+            (&sidecar, "refused: ")
+        };
+        assert_eq!(print(moved), planted, "{how:?}: {log}");
+        assert!(
+            log.contains(&format!("{}: ", sidecar.display())) && log.contains(said),
+            "{how:?}: {log}"
+        );
+        let listed = listed.unwrap_or_else(|e| panic!("{how:?}: NLST: {e}"));
+        assert!(listed.is_empty(), "{how:?}: listed {listed:?}");
+        fs::remove_file(moved).unwrap();
+        fs::write(&sidecar, &original).unwrap();
+    }
+    // Put back, the sidecar lists its upload again.
+    ftp.restart();
+    assert_eq!(ftp.logged_in().nlst("/squid").unwrap(), ["kept.log"]);
+}
