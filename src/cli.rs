@@ -57,6 +57,10 @@ pub enum Command {
     },
     /// `lc check --list`: the types `lc check` knows.
     FormatList,
+    /// `lc check SOURCE`: do the source's recent lines look like its configured type?
+    SourceCheck {
+        source: String,
+    },
     Version,
     /// Print this help text and exit 0.
     Help(&'static str),
@@ -88,8 +92,8 @@ commands:
                       state, counters and backlog of every instance on this host;
                       --check: monitoring exit codes (0 ok, 1 warning, 2 critical, 3 unknown)
   tail SOURCE [-f]    the latest received lines of SOURCE
-  check --format TYPE FILE... | --list
-                      do these logs look like source type TYPE?
+  check SOURCE | --format TYPE FILE... | --list
+                      do SOURCE's recent lines (or these files) look like its type?
   certs init|check|reload
                       make, inspect or hot-swap the TLS certificates
   passwd USER | --delete USER | --list
@@ -431,12 +435,15 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
         },
         Some("check") => match (format, list) {
             (None, true) if words.len() == 0 => Command::FormatList,
+            (None, false) if words.len() == 1 => Command::SourceCheck {
+                source: words.next().expect("one word"),
+            },
             (Some(format), false) if words.len() > 0 => Command::FormatCheck {
                 format,
                 files: words.by_ref().map(PathBuf::from).collect(),
             },
             (Some(_), false) => return Err("`lc check --format TYPE` needs a FILE".into()),
-            _ => return Err("`lc check` takes --format TYPE FILE... or --list".into()),
+            _ => return Err("`lc check` takes SOURCE, --format TYPE FILE... or --list".into()),
         },
         Some("version") => Command::Version,
         Some(other) => return Err(format!("unknown command {other:?}")),
@@ -586,9 +593,14 @@ mod tests {
             "check --format SQUID",
             "error (check): `lc check --format TYPE` needs a FILE",
         );
+        check("check asa-hq", "SourceCheck { source: \"asa-hq\" } None");
         check(
-            "check asa-hq",
-            "error (check): `lc check` takes --format TYPE FILE... or --list",
+            "check asa-hq b",
+            "error (check): `lc check` takes SOURCE, --format TYPE FILE... or --list",
+        );
+        check(
+            "check --list asa-hq",
+            "error (check): `lc check` takes SOURCE, --format TYPE FILE... or --list",
         );
         check("passwd a b", "error (passwd): unexpected argument \"b\"");
     }

@@ -1,22 +1,32 @@
-//! `lc check --format TYPE FILE...` and `lc check --list`: does a sample of logs look like the
-//! Cloud Discovery source type it is meant for? Counts the lines each format recognizer
-//! (`config/formats/`) accepts, and reports the match rate, the best guess and a few lines that
-//! do not match. The counting ([`Tally`]) is pure and fed lines by the caller, so the live
-//! per-source counting can share it; [`run`] reads files (plain or gzip) and nothing else.
-//! `lc check SOURCE` (a running source's recent lines) is not here.
+//! `lc check SOURCE`, `lc check --format TYPE FILE...` and `lc check --list`: does a sample of
+//! logs look like the Cloud Discovery source type it is meant for? Counts the lines each format
+//! recognizer (`config/formats/`) accepts, and reports the match rate, the best guess and a few
+//! lines that do not match. The counting ([`Tally`]) is pure and fed lines by the caller; [`run`]
+//! reads files (plain or gzip), [`check_source`] a source's recent lines through `tail.rs`, and
+//! nothing else. The live per-source counting is `config/formats/window.rs`, over the same
+//! recognizers.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::config::formats::window::WINDOW;
 use crate::config::formats::{self, Family, Line, KINDS};
+use crate::config::Config;
 
 /// The help text (`lc check --help`).
 pub const USAGE: &str = "\
-usage: lc check --format TYPE FILE...
+usage: lc check SOURCE
+       lc check --format TYPE FILE...
        lc check --list
 
-Reads FILE... (plain text or gzip; `-` is standard input) and tells whether its lines look
+SOURCE: checks the last 10000 lines the source stored (its spool, then its backup of delivered
+files, as `lc tail` reads them) against its configured format; exit 0 if at least the source's
+format_warn_below percent (default 90) match, 1 if not or if it has stored no line yet, 2 for an
+unknown source or a type lc has no recognizer for. A running instance keeps the same rate live
+(`lc status`).
+
+--format: reads FILE... (plain text or gzip; `-` is standard input) and tells whether its lines look
 like the source type TYPE (e.g. CISCO_ASA_SYSLOG): the share of lines that match, the type the
 lines look like most, and a few lines that do not match. Files as uploaded and lines as lc
 stores them (render = vendor or raw) are both understood. Exit 0 if at least 90 % of the lines
@@ -40,6 +50,8 @@ const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Tally {
     pub expected: Family,
+    /// The percent of lines that must match ([`MATCH_PERCENT`] unless the caller says).
+    pub needed: u64,
     pub lines: u64,
     pub matched: u64,
     /// Per family (index `Family as usize`), the lines its recognizer accepts.
@@ -56,6 +68,7 @@ impl Tally {
     pub fn new(expected: Family) -> Tally {
         Tally {
             expected,
+            needed: MATCH_PERCENT,
             lines: 0,
             matched: 0,
             per_family: vec![0; KINDS.len()],
@@ -103,9 +116,9 @@ impl Tally {
             })
     }
 
-    /// Whether enough lines match: at least [`MATCH_PERCENT`] of them, and at least one.
+    /// Whether enough lines match: at least `needed` percent of them, and at least one.
     pub fn passes(&self) -> bool {
-        self.lines > 0 && self.matched * 100 >= self.lines * MATCH_PERCENT
+        self.lines > 0 && self.matched * 100 >= self.lines * self.needed
     }
 
     /// The report `lc check` prints, naming what was read (`what`) and the expected `ty`.
@@ -114,10 +127,11 @@ impl Tally {
         let exp = self.expected.name();
         let _ = writeln!(
             out,
-            "{what}: {} of {} lines ({}) look like {ty} ({exp}); {MATCH_PERCENT} % needed",
+            "{what}: {} of {} lines ({}) look like {ty} ({exp}); {} % needed",
             self.matched,
             self.lines,
-            percent(self.matched, self.lines)
+            percent(self.matched, self.lines),
+            self.needed
         );
         let same: Vec<&str> = formats::ambiguous_with(ty).collect();
         if !same.is_empty() {
@@ -227,7 +241,12 @@ pub fn list() -> String {
 pub enum Error {
     UnknownType(String),
     NoRecognizer(String),
-    Read { path: PathBuf, err: std::io::Error },
+    /// `lc check SOURCE` for a name the config does not have: (config path, name, names).
+    UnknownSource(PathBuf, String, Vec<String>),
+    Read {
+        path: PathBuf,
+        err: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -243,6 +262,12 @@ impl std::fmt::Display for Error {
                 "format {t:?}: lc has no recognizer for it yet; `lc check --list` shows the types it can check"
             ),
             Error::Read { path, err } => write!(f, "{}: {err}", path.display()),
+            Error::UnknownSource(config, name, names) => write!(
+                f,
+                "{}: no source {name:?}; configured: {}",
+                config.display(),
+                names.join(", ")
+            ),
         }
     }
 }
@@ -282,6 +307,44 @@ pub fn check_files(ty: &str, files: &[PathBuf]) -> Result<(String, bool), Error>
     let tally = run(ty, files)?;
     let what: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     Ok((tally.report(&what.join(", "), ty), tally.passes()))
+}
+
+/// `lc check SOURCE` as printed: the source's last [`WINDOW`] stored lines against its type
+/// and its `format_warn_below`.
+pub fn check_source(config: &Config, name: &str) -> Result<(String, bool), Error> {
+    let Some(src) = config.sources.iter().find(|s| s.name == name) else {
+        let names = config.sources.iter().map(|s| s.name.clone()).collect();
+        return Err(Error::UnknownSource(
+            config.path.clone(),
+            name.to_string(),
+            names,
+        ));
+    };
+    let family = Family::of(&src.format).ok_or_else(|| Error::NoRecognizer(src.format.clone()))?;
+    let spool = config.collector.state_dir.join("spool").join(name);
+    let lines = crate::tail::recent(&config.collector.state_dir, name, WINDOW)
+        .map_err(|err| Error::Read { path: spool, err })?;
+    let mut tally = Tally::new(family);
+    tally.needed = u64::from(src.format_warn_below);
+    let total = lines.len();
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        tally.add(&line[..line.len().min(MAX_LINE)], || {
+            format!("line {} of {total}", i + 1)
+        });
+    }
+    let what = format!("source {name} (its last {total} stored lines)");
+    let mut report = tally.report(&what, &src.format);
+    if total == 0 {
+        report.push_str(&format!(
+            "source {name} has stored no line yet (spool and backup under {} are empty)\n",
+            config.collector.state_dir.display()
+        ));
+    }
+    Ok((report, tally.passes()))
 }
 
 /// Feeds every non-empty line of `reader` to `tally`, cut to [`MAX_LINE`] bytes.

@@ -67,6 +67,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::SourceCheck { source } => {
+            let Some(config) = load_or_report(&config_path) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            match format_check::check_source(&config, &source) {
+                Ok((report, passed)) => {
+                    print!("{report}");
+                    ExitCode::from(if passed { 0 } else { EXIT_FAILURE })
+                }
+                Err(e) => {
+                    eprintln!("lc: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
         Command::CertsInit {
             dir,
             days,

@@ -1,6 +1,7 @@
 //! `lc tail SOURCE [-f]`: the latest lines a source received, read from its spool and backup
 //! (what the vendor collector's `messages` file was for). It reads files only; it needs no
-//! running instance and never changes anything.
+//! running instance and never changes anything. `lc check SOURCE` reads the same lines
+//! ([`recent`]).
 //!
 //! The spool and backup are the service's folders and `lc tail` runs as root: every segment
 //! is opened with `careful` (a link, FIFO, hard link or stranger's file is refused and named,
@@ -95,10 +96,12 @@ fn read_lines(path: &Path, keep: usize, out: &mut VecDeque<Vec<u8>>) -> io::Resu
     Ok(())
 }
 
-pub fn run(state_dir: &Path, source: &str, lines: usize, follow: bool) -> io::Result<()> {
-    let segs = segments(state_dir, source);
+/// The last `lines` lines `source` received, oldest first, from its open and sealed segments
+/// and, when they hold fewer, the delivered ones in backup (what `lc tail` prints and `lc
+/// check SOURCE` checks).
+pub fn recent(state_dir: &Path, source: &str, lines: usize) -> io::Result<VecDeque<Vec<u8>>> {
     let mut last: VecDeque<Vec<u8>> = VecDeque::new();
-    for (_, path) in segs.iter().rev() {
+    for (_, path) in segments(state_dir, source).iter().rev() {
         if last.len() >= lines {
             break;
         }
@@ -116,6 +119,12 @@ pub fn run(state_dir: &Path, source: &str, lines: usize, follow: bool) -> io::Re
             Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         }
     }
+    Ok(last)
+}
+
+pub fn run(state_dir: &Path, source: &str, lines: usize, follow: bool) -> io::Result<()> {
+    let segs = segments(state_dir, source);
+    let last = recent(state_dir, source, lines)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     for l in &last {

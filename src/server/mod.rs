@@ -921,6 +921,10 @@ impl Server {
         self.next_housekeeping = now + HOUSEKEEPING;
         let rotate_after = self.config.spool.rotate_secs;
         let unix_now = clock::unix_secs(SystemTime::now());
+        for s in &mut self.sources {
+            // The live format check's sampling budget is per housekeeping tick.
+            s.format.tick();
+        }
         for i in 0..self.sources.len() {
             self.sources[i].remind_failing(unix_now);
             if self.sources[i]

@@ -111,7 +111,8 @@ pub fn json(v: &View) -> Value {
 }
 
 /// A source's live format check: `state` (unchecked, learning, ok, warning), `match_pct` of
-/// the last `lines` lines (at most `window`), `warn_below`, and what most lines that do not
+/// the last `lines` lines checked (at most `window`; one in about `sample_stride` lines is
+/// checked when the source is busy), `warn_below`, and what most lines that do not
 /// match look like (`looks_like`: a format's name, or null for no format lc knows, with
 /// `looks_like_types` and `looks_like_pct`), `unknown_pct` of lines like no known format.
 pub fn format_json(w: &Window, warn_below: u8) -> Value {
@@ -122,6 +123,7 @@ pub fn format_json(w: &Window, warn_below: u8) -> Value {
         "match_pct": w.match_pct(),
         "lines": w.lines(),
         "window": WINDOW,
+        "sample_stride": w.stride(),
         "warn_below": warn_below,
         "looks_like": like.and_then(|(f, _)| f).map(|f| f.name()),
         "looks_like_types": like.and_then(|(f, _)| f).map(|f| f.kind().types),

@@ -90,6 +90,22 @@ fn send_tcp(lc: &Lc, source: &str, text: &str) {
     s.write_all(text.as_bytes()).unwrap();
 }
 
+/// `lc check SOURCE` against `lc`'s config: exit code, and stdout then stderr.
+fn check_source(lc: &Lc, source: &str) -> (Option<i32>, String) {
+    let out = Command::new(LC)
+        .arg("--config")
+        .arg(&lc.config)
+        .args(["check", source])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 fn asa_hq(format: &str) -> String {
     format!(
         "[source asa-hq]\nformat = {format}\nreceiver = syslog-tcp\nport = 0\nrender = vendor\n"
@@ -136,6 +152,22 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
         "{status}"
     );
 
+    // `lc check SOURCE` reads the same lines back from the spool.
+    let (code, out) = check_source(&lc, "asa-hq");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("source asa-hq (its last 200 stored lines): 0 of 200 lines (0 %) look like CISCO_ASA_SYSLOG (Cisco ASA); 90 % needed"),
+        "{out}"
+    );
+    assert!(out.contains("best guess: FortiGate (FORTIGATE,"), "{out}");
+    assert!(out.contains("line 1 of 200: "), "{out}");
+    let (code, out) = check_source(&lc, "nope");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("no source \"nope\"; configured: asa-hq"),
+        "{out}"
+    );
+
     // The right type: the check starts over, and passes with the next lines.
     let reloads = lc.status()["reloaded_at"].clone();
     std::fs::write(
@@ -158,5 +190,11 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
     });
     assert_eq!(lc.source_status("asa-hq")["format_check"]["match_pct"], 100);
     assert_eq!(lc.log().matches(warning).count(), 1, "{}", lc.log());
+    let (code, out) = check_source(&lc, "asa-hq");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("350 of 350 lines (100 %) look like FORTIGATE_SYSLOG"),
+        "{out}"
+    );
     lc.stop();
 }

@@ -1,17 +1,26 @@
-//! The live format check of one source: over its last [`WINDOW`] stored lines, how many match
+//! The live format check of one source: over its last [`WINDOW`] checked lines, how many match
 //! its configured type and what the others look like, and whether that is below the source's
 //! `format_warn_below` (a [`Change`] when it crosses, so the caller logs once per transition).
 //!
-//! Bounded and cheap: one byte per line in a ring (which class the line fell in) and one
-//! counter per class, allocated once; per line one [`Line::new`] and the configured family's
-//! recognizer, and only for lines that do not match, [`guess`]. No allocation per line, no
-//! I/O; the server calls [`Window::count`] with each line as it is stored
-//! (`server/source.rs`), the snapshot reads the rest.
+//! Bounded memory: one byte per line in a ring (which class the line fell in) and one counter
+//! per class, allocated once. A check is one [`Line::new`] and the configured family's
+//! recognizer, and for a line that does not match, [`guess`] over every format: 0.1 to 1 µs,
+//! and several µs for a line no recognizer accepts. That is more than the whole receive path
+//! spends on a message, so a busy source is sampled: at most [`CHECKS_PER_TICK`] lines are
+//! checked between two [`Window::tick`]s (the loop ticks every 250 ms), spread over the
+//! tick's lines by a jittered stride taken from the previous tick's rate. A source below
+//! 1,000 lines a second has every line checked; a busier one has 1,000 a second sampled, and
+//! its window covers its last 10 s. A line not checked costs a counter and a compare. No
+//! allocation per line, no I/O, no clock; the server calls [`Window::count`] with each line
+//! as it is stored (`server/source.rs`), the snapshot reads the rest.
 
 use super::{guess, Family, Line, KINDS};
 
 /// Lines the rate is computed over: the "last 10,000 lines".
 pub const WINDOW: usize = 10_000;
+
+/// Lines checked at most per tick (the loop's housekeeping, every 250 ms): 1,000 a second.
+pub const CHECKS_PER_TICK: u32 = 250;
 
 /// Lines a window needs before it judges: a source that sent three odd lines since a reload
 /// is not yet a mismatch.
@@ -68,6 +77,13 @@ pub struct Window {
     /// Lines per class (index: [`MATCH`], family + 1, [`UNKNOWN`]).
     counts: [u32; CLASSES],
     warning: bool,
+    /// Lines offered since the last tick, checks left in this one, check one line in about
+    /// `stride`, lines to let pass before the next check, and the jitter's state.
+    seen: u32,
+    budget: u32,
+    stride: u32,
+    skip: u32,
+    rng: u32,
 }
 
 impl Window {
@@ -87,12 +103,54 @@ impl Window {
             lines: 0,
             counts: [0; CLASSES],
             warning: false,
+            seen: 0,
+            budget: CHECKS_PER_TICK,
+            stride: 1,
+            skip: 0,
+            rng: 0x9e37_79b9,
         }
     }
 
-    /// Counts one stored line (without its newline).
+    /// Offers one stored line (without its newline): checked, or let pass by the sampling.
     #[inline]
     pub fn count(&mut self, line: &[u8]) -> Option<Change> {
+        self.expected?;
+        self.seen = self.seen.saturating_add(1);
+        if self.skip > 0 {
+            self.skip -= 1;
+            return None;
+        }
+        if self.budget == 0 {
+            return None;
+        }
+        self.budget -= 1;
+        if self.stride > 1 {
+            // Uniform in 0..2*stride-1: one check per `stride` lines on average, and no
+            // aliasing with a sender's own period (a heartbeat every 16th line).
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 17;
+            self.rng ^= self.rng << 5;
+            self.skip = self.rng % (2 * self.stride - 1);
+        }
+        self.check(line)
+    }
+
+    /// The loop's tick: a new budget, and the stride that spreads it over as many lines as
+    /// the last tick saw.
+    pub fn tick(&mut self) {
+        self.stride = self.seen.div_ceil(CHECKS_PER_TICK).max(1);
+        self.skip = self.skip.min(self.stride - 1);
+        self.seen = 0;
+        self.budget = CHECKS_PER_TICK;
+    }
+
+    /// One line in how many is checked (1: every line).
+    pub fn stride(&self) -> u32 {
+        self.stride
+    }
+
+    /// Checks one line and counts it in the window.
+    fn check(&mut self, line: &[u8]) -> Option<Change> {
         let expected = self.expected?;
         let view = Line::new(line);
         let class = if expected.recognizes(&view) {
@@ -186,12 +244,12 @@ impl Window {
                     None => "recent lines do not look".into(),
                 };
                 format!(
-                    "source {name}: {like}, not {ty} ({rate} % of the last {} lines match, format_warn_below = {}); `lc check {name}` shows examples",
+                    "source {name}: {like}, not {ty} ({rate} % of the last {} lines checked match, format_warn_below = {}); `lc check {name}` shows examples",
                     self.lines, self.warn_below
                 )
             }
             Change::Clear => format!(
-                "source {name}: lines look like {ty} again ({rate} % of the last {} lines match)",
+                "source {name}: lines look like {ty} again ({rate} % of the last {} lines checked match)",
                 self.lines
             ),
         }
@@ -230,7 +288,7 @@ mod tests {
         let mut got = Vec::new();
         for (line, n) in runs {
             for _ in 0..*n {
-                got.extend(w.count(line));
+                got.extend(w.check(line));
             }
         }
         assert_eq!(got, changes, "changes");
@@ -348,14 +406,48 @@ mod tests {
     fn the_log_line_names_the_look_alike() {
         let mut w = Window::new(Some("CISCO_ASA_SYSLOG"), 90);
         for _ in 0..97 {
-            w.count(FORTI);
+            w.check(FORTI);
         }
         for _ in 0..3 {
-            w.count(ASA);
+            w.check(ASA);
         }
         assert_eq!(
             w.describe(Change::Warn, "asa-hq", "CISCO_ASA_SYSLOG"),
-            "source asa-hq: 97 % of recent lines look like FortiGate, not CISCO_ASA_SYSLOG (3 % of the last 100 lines match, format_warn_below = 90); `lc check asa-hq` shows examples"
+            "source asa-hq: 97 % of recent lines look like FortiGate, not CISCO_ASA_SYSLOG (3 % of the last 100 lines checked match, format_warn_below = 90); `lc check asa-hq` shows examples"
         );
+    }
+
+    /// Feeds `per_tick` lines a tick for `ticks` ticks; the lines checked in the last tick.
+    fn sampled(w: &mut Window, per_tick: u32, ticks: u32) -> u32 {
+        let mut checked = 0;
+        for _ in 0..ticks {
+            w.tick();
+            let before = w.lines();
+            for _ in 0..per_tick {
+                w.count(ASA);
+            }
+            checked = w.lines() - before;
+        }
+        checked
+    }
+
+    #[test]
+    fn a_busy_source_is_sampled_within_the_budget() {
+        // Below the budget, every line.
+        let mut w = Window::new(Some("CISCO_ASA_SYSLOG"), 90);
+        assert_eq!(sampled(&mut w, CHECKS_PER_TICK, 3), CHECKS_PER_TICK);
+        assert_eq!(w.stride(), 1);
+        // A burst takes the budget from its first lines, then the stride spreads it.
+        let mut w = Window::new(Some("CISCO_ASA_SYSLOG"), 90);
+        assert_eq!(sampled(&mut w, 40_000, 1), CHECKS_PER_TICK);
+        let steady = sampled(&mut w, 40_000, 20);
+        assert_eq!(w.stride(), 160);
+        assert!(
+            steady <= CHECKS_PER_TICK && steady > CHECKS_PER_TICK / 2,
+            "{steady}"
+        );
+        // Back to a trickle: every line again.
+        assert_eq!(sampled(&mut w, 10, 2), 10);
+        assert_eq!(w.stride(), 1);
     }
 }
