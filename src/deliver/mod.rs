@@ -37,6 +37,8 @@ pub struct DeliverJob {
     /// The MDCA source type, sent as `source=` to upload_url.
     pub format: String,
     pub parts: Vec<PathBuf>,
+    /// The collector's name (`[collector] name`), for an outbox file's manifest.
+    pub collector: String,
     /// Put before a part's file name to name it at its destination: `SOURCE_COLLECTOR_`.
     pub prefix: String,
     pub backup_dir: PathBuf,

@@ -222,8 +222,13 @@ fn zip_damage(mut file: File, len: u64) -> io::Result<Option<String>> {
 }
 
 fn place(job: &DeliverJob, dir: &Path) -> io::Result<()> {
+    let about = outbox::About {
+        source: &job.source,
+        format: &job.format,
+        collector: &job.collector,
+    };
     for p in &job.parts {
-        outbox::deliver(p, dir, &job.name_of(p))?;
+        outbox::deliver(p, dir, &job.name_of(p), &about)?;
     }
     Ok(())
 }
@@ -366,6 +371,7 @@ mod tests {
             source: "a".into(),
             format: "SQUID".into(),
             parts: vec![part.clone()],
+            collector: "c".into(),
             prefix: "c_a_".into(),
             backup_dir: root.join("backup/a"),
             backup_keep: 0,
@@ -397,6 +403,7 @@ mod tests {
             source: "a".into(),
             format: "SQUID".into(),
             parts: vec![part.clone()],
+            collector: "c".into(),
             prefix: "c_a_".into(),
             backup_dir: root.join("backup/a"),
             backup_keep: 5,
@@ -434,6 +441,7 @@ mod tests {
             source: "a".into(),
             format: "SQUID".into(),
             parts: vec![part.clone()],
+            collector: "c".into(),
             prefix: "c_a_".into(),
             backup_dir: root.join("backup/a"),
             backup_keep: 5,

@@ -14,7 +14,7 @@
 //! SOURCE`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::config::formats::window::{Change, State, Window};
@@ -156,6 +156,7 @@ impl SourceState {
             source: self.cfg.name.clone(),
             format: self.cfg.format.clone(),
             parts,
+            collector: collector.to_string(),
             // Source, host and sequence: unique across restarts, as the API's filename.
             prefix: format!("{}_{}_", self.cfg.name, collector),
             backup_dir: self.spool.backup_dir.clone(),
@@ -194,7 +195,7 @@ impl SourceState {
         self.spool.in_delivery = None;
         let (wait, next) = match failure {
             Failure::Transient { after, .. } => {
-                let backoff = jitter(self.retry_delay);
+                let backoff = crate::clock::jitter(self.retry_delay);
                 self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
                 (after.unwrap_or(backoff), "retrying")
             }
@@ -254,18 +255,6 @@ impl SourceState {
 fn window_for(cfg: &Source) -> Window {
     let checked = cfg.receiver.is_syslog().then_some(cfg.format.as_str());
     Window::new(checked, cfg.format_warn_below)
-}
-
-/// A delay between half and all of `d`, so collectors that failed together don't retry
-/// together (xorshift over the clock's nanoseconds; no need for better randomness here).
-pub fn jitter(d: Duration) -> Duration {
-    let mut x = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |t| t.subsec_nanos() as u64 | 1);
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    d / 2 + d.mul_f64((x % 1000) as f64 / 2000.0)
 }
 
 /// When a source last received and delivered, as far as its files tell after a restart.

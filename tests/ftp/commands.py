@@ -644,7 +644,8 @@ def wait_delivered(n):
     lc delivered, and so removed from its spool, what came before."""
     outbox = os.environ["LC_OUTBOX"]
     deadline = time.monotonic() + TIMEOUT
-    while len(os.listdir(outbox)) < n:
+    # Each delivered file has a manifest beside it, written after it: count the manifests.
+    while len([f for f in os.listdir(outbox) if f.endswith(".manifest")]) < n:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{outbox}: fewer than {n} files after {TIMEOUT}s")
         time.sleep(0.05)

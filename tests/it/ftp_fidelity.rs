@@ -25,8 +25,10 @@ fn outbox_files(ftp: &Ftp, source: &str) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{source}_it_")))
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(&format!("{source}_it_")) && !crate::harness::is_manifest(&n)
+            })
         })
         .collect();
     files.sort();

@@ -251,6 +251,9 @@ impl Lc {
         let prefix = format!("{source}_it_");
         for e in fs::read_dir(self.outbox()).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
+            if is_manifest(&name) {
+                continue;
+            }
             if let Some(rest) = name.strip_prefix(&prefix) {
                 segs.insert(seq_of(rest), e.path());
             }
@@ -301,7 +304,10 @@ impl Lc {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(&prefix) && !is_manifest(&name)
+            })
             .count()
     }
 }
@@ -313,6 +319,11 @@ impl Drop for Lc {
             let _ = c.wait();
         }
     }
+}
+
+/// An outbox file's manifest (`NAME.manifest`), which lc writes beside each delivered file.
+pub fn is_manifest(name: &str) -> bool {
+    name.ends_with(".manifest")
 }
 
 fn seq_of(name: &str) -> u64 {

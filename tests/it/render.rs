@@ -106,6 +106,9 @@ fn lc_output(lc: &Lc, source: &str) -> Vec<u8> {
     let prefix = format!("{source}_it_");
     for e in fs::read_dir(lc.outbox()).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        if crate::harness::is_manifest(&name) {
+            continue;
+        }
         if let Some(rest) = name.strip_prefix(&prefix) {
             segs.push((rest[..10].parse().unwrap(), e.path()));
         }
