@@ -81,10 +81,15 @@ fn refusal(h: Handle, owners: Owners, max_bytes: u64) -> Option<String> {
     if let Some(kind) = kind {
         return Some(format!("{kind}, not a regular file"));
     }
-    if h.nlink != 1 {
+    // A second name makes a file dangerous only when it is root's in a folder another user
+    // owns: that user may have linked it there for root to read or rewrite. A file of the
+    // folder's owner is one that user can read and write anyway (the service's delivered
+    // segments keep a second name in a `dir:` outbox), and a folder of root's holds nothing
+    // another user planted.
+    if h.nlink != 1 && h.uid == 0 && owners.folder_owner != 0 {
         return Some(format!(
-            "has {} hard links; only a file with one is trusted",
-            h.nlink
+            "root's file with {} hard links in a folder of uid {}; only a file with one is trusted",
+            h.nlink, owners.folder_owner
         ));
     }
     if !owners.allows(h.uid) {
@@ -233,8 +238,10 @@ mod tests {
             2,
             0,
             10,
-            Some("has 2 hard links; only a file with one is trusted"),
+            Some("root's file with 2 hard links in a folder of uid 999; only a file with one is trusted"),
         );
+        // The service's own file with a second name (a delivered segment in the outbox).
+        check(libc::S_IFREG, 2, LC, 10, None);
         check(
             libc::S_IFREG,
             1,
@@ -272,6 +279,13 @@ mod tests {
         .unwrap();
         fs::write(dir.join("big"), vec![b'x'; 101]).unwrap();
         fs::write(dir.join("ok"), b"fine").unwrap();
+        // As root, the folder is given to another user (as the service's are): root's file
+        // with a second name in it is then what a planted hard link looks like. Otherwise the
+        // file is the folder owner's own, which a second name does not make dangerous.
+        let as_root = nix::unistd::geteuid().is_root();
+        if as_root {
+            nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        }
         let owners = Owners::of_folder(&dir).unwrap();
         let why = |name: &str| match read(&dir.join(name), owners, 100) {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
@@ -281,10 +295,14 @@ mod tests {
             why("link"),
             "D/link: refused: a symbolic link, not followed"
         );
-        assert_eq!(
-            why("hard"),
-            "D/hard: refused: has 2 hard links; only a file with one is trusted"
-        );
+        if as_root {
+            assert_eq!(
+                why("hard"),
+                "D/hard: refused: root's file with 2 hard links in a folder of uid 65534; only a file with one is trusted"
+            );
+        } else {
+            assert_eq!(why("hard"), "secret");
+        }
         assert_eq!(why("fifo"), "D/fifo: refused: a FIFO, not a regular file");
         assert_eq!(
             why("big"),
