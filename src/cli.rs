@@ -57,6 +57,10 @@ pub enum Command {
     },
     /// `lc check --list`: the types `lc check` knows.
     FormatList,
+    /// `lc upload --from DIR`: deliver the files a `dir:` outbox made, copied to DIR.
+    UploadFrom {
+        dir: PathBuf,
+    },
     /// `lc check SOURCE`: do the source's recent lines look like its configured type?
     SourceCheck {
         source: String,
@@ -76,7 +80,7 @@ pub struct Args {
 /// What a usage error prints after its message: a few lines, not the whole help.
 pub const SHORT_USAGE: &str = "\
 usage: lc [--config PATH] COMMAND [ARGS]
-commands: run, config check, status, tail, check, connect, certs, passwd, version, help
+commands: run, config check, status, tail, check, connect, upload, certs, passwd, version, help
 ";
 
 pub const USAGE: &str = "\
@@ -101,6 +105,7 @@ commands:
   connect --token-file FILE TENANT [NAME]
                       deliver to a Cloud Discovery tenant: check the token, store it,
                       set [delivery] url (and [collector] name), reload running instances
+  upload --from DIR   deliver the files a dir: outbox made, copied to DIR (air gap)
   version             print the version (also -V, --version)
   help [COMMAND]      this text, or one command's (also `lc COMMAND --help`)
 
@@ -174,6 +179,21 @@ https://TENANT (and [collector] name = NAME) in the config, prints configured so
 tenant lacks, and tells running instances to reload. Exit 0 if every source exists there, 1 otherwise or if the token fails.
 ";
 
+const UPLOAD_USAGE: &str = "\
+usage: lc upload --from DIR [--config PATH]
+
+Delivers the files a `url = dir:` outbox made (NAME.log.gz or NAME.zip, each with its
+NAME.manifest), once they crossed to DIR, to the tenant of [delivery] url with the same token,
+proxy, ca_file, API pacing and retries as `lc run`. A file is taken only when its manifest is
+there and its size and sha256 match: copy the data file first and its manifest last (or copy
+each under a temp name, hidden or not ending in .log.gz/.zip/.manifest, and rename it). A file
+without a manifest, or shorter than it says, is left for a later run. A corrupt one (longer,
+another digest, a damaged gzip or zip) is named and moved to DIR/quarantine/. Delivered files
+move to DIR/backup/SOURCE/ after done_upload (the newest [spool] backup_keep are kept).
+Exit 0 if every complete file was delivered, 1 if one was corrupt or failed, 2 for a config
+error.
+";
+
 const CERTS_USAGE: &str = "\
 usage: lc certs init [DIR] [--days N] [--name DNS|IP ...] [--force]
        lc certs check [DIR]
@@ -238,7 +258,7 @@ impl std::fmt::Display for UsageError {
 
 /// The commands with their own help text.
 const COMMANDS: &[&str] = &[
-    "run", "config", "status", "tail", "check", "connect", "certs", "passwd", "version",
+    "run", "config", "status", "tail", "check", "connect", "upload", "certs", "passwd", "version",
 ];
 
 /// The first paragraph of a command's help: its `usage:` lines.
@@ -257,6 +277,7 @@ fn help_for(command: &str) -> Option<&'static str> {
         "tail" => TAIL_USAGE,
         "check" => crate::format_check::USAGE,
         "connect" => CONNECT_USAGE,
+        "upload" => UPLOAD_USAGE,
         "certs" => CERTS_USAGE,
         "passwd" => PASSWD_USAGE,
         "version" => VERSION_USAGE,
@@ -296,6 +317,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
     let mut list = false;
     let mut port: Option<u16> = None;
     let mut format: Option<String> = None;
+    let mut from: Option<PathBuf> = None;
     let e = |e: lexopt::Error| e.to_string();
     while let Some(arg) = parser.next().map_err(e)? {
         match arg {
@@ -314,6 +336,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
             Long("stdin") => stdin = true,
             Long("delete") => delete = true,
             Long("list") => list = true,
+            Long("from") => from = Some(PathBuf::from(parser.value().map_err(e)?)),
             Long("format") => format = Some(parser.value().map_err(e)?.string().map_err(e)?),
             Long("port") => {
                 let p = parser.value().map_err(e)?.string().map_err(e)?;
@@ -445,9 +468,16 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
             (Some(_), false) => return Err("`lc check --format TYPE` needs a FILE".into()),
             _ => return Err("`lc check` takes SOURCE, --format TYPE FILE... or --list".into()),
         },
+        Some("upload") => match from.take() {
+            Some(dir) => Command::UploadFrom { dir },
+            None => return Err("`lc upload` needs --from DIR".into()),
+        },
         Some("version") => Command::Version,
         Some(other) => return Err(format!("unknown command {other:?}")),
     };
+    if from.is_some() {
+        return Err("--from is for `lc upload --from DIR`".into());
+    }
     if let Some(extra) = words.next() {
         return Err(format!("unexpected argument {extra:?}"));
     }

@@ -12,6 +12,7 @@
     private_bounds
 )]
 
+pub mod airgap;
 pub mod allow;
 pub mod careful;
 pub mod check;

@@ -3,8 +3,8 @@
 //! of its own. The modules are the library's (`src/lib.rs`); see ARCHITECTURE.md for the map.
 
 use lc::{
-    check, cli, clock, config, connect, format_check, ftp, logging, prompt, server, status, tail,
-    tls, VERSION,
+    airgap, check, cli, clock, config, connect, format_check, ftp, logging, prompt, server, status,
+    tail, tls, VERSION,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -182,6 +182,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILURE)
             }
         },
+        Command::UploadFrom { dir } => upload_from(&config_path, &dir),
         Command::Status {
             json,
             verbose,
@@ -429,6 +430,30 @@ fn passwd(path: &std::path::Path, command: Command) -> ExitCode {
             }
         }
         _ => ExitCode::from(EXIT_USAGE),
+    }
+}
+
+/// `lc upload --from DIR`: the summary on stdout, each file's fate in the log (stderr).
+fn upload_from(config_path: &std::path::Path, dir: &std::path::Path) -> ExitCode {
+    let Some(config) = load_or_report(config_path) else {
+        return ExitCode::from(EXIT_USAGE);
+    };
+    logging::init(config.collector.log_level);
+    let result = airgap::target(&config)
+        .and_then(|target| airgap::run(dir, &target, config.spool.backup_keep));
+    match result {
+        Ok(report) => {
+            println!("{}", report.summary(dir));
+            ExitCode::from(if report.ok() { 0 } else { EXIT_FAILURE })
+        }
+        Err(airgap::Error::Config(e)) => {
+            log::error!("{}: {e}", config_path.display());
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(airgap::Error::Runtime(e)) => {
+            log::error!("{e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod airgap;
 mod balancer;
 mod check;
 mod cli;
