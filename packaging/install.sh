@@ -81,7 +81,7 @@ is_root=false
 [ "$(id -u)" -ne 0 ] || is_root=true
 
 [ -f "$binary" ] || die "$binary: no such file (is this an unpacked release?)"
-for f in systemd/lc@.service systemd/lc.target uninstall.sh lc.ini.example README.md LICENSE; do
+for f in systemd/lc@.service systemd/lc.target systemd/lc-upload.service systemd/lc-upload.timer uninstall.sh lc.ini.example README.md LICENSE; do
     [ -f "$here/$f" ] || die "$here/$f: missing from the release"
 done
 
@@ -243,6 +243,9 @@ dir "$prefix/share/man/man8" 0:0 0755
 put "$here/lc.8" "$prefix/share/man/man8/lc.8" 0:0 0644
 unit "$here/systemd/lc@.service" lc@.service
 unit "$here/systemd/lc.target" lc.target
+# The air gap's connected side (`lc upload --from`), disabled: OPERATIONS.md, "Air gap".
+unit "$here/systemd/lc-upload.service" lc-upload.service
+unit "$here/systemd/lc-upload.timer" lc-upload.timer
 
 if [ -e "$root$etc/lc.ini" ]; then
     say "kept $etc/lc.ini (the new example is $prefix/share/doc/lc/lc.ini.example)"

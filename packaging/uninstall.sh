@@ -96,7 +96,8 @@ fi
 # The enabled instances are the lc@PORT links in the .wants folders (enabled but stopped ones
 # included, which a glob over loaded units would miss).
 enabled=
-for link in "$root$units"/*.wants/lc@*.service "$root$units"/*.wants/lc.target; do
+for link in "$root$units"/*.wants/lc@*.service "$root$units"/*.wants/lc.target \
+    "$root$units"/*.wants/lc-upload.timer; do
     [ -L "$link" ] || continue
     name=${link##*/}
     case " $enabled " in
@@ -112,7 +113,8 @@ if [ -z "$root" ] && [ -d /run/systemd/system ]; then
         systemctl disable --quiet $enabled || true
         say "disabled $enabled"
     fi
-    running=$(systemctl list-units --plain --no-legend 'lc@*.service' 'lc.target' |
+    running=$(systemctl list-units --plain --no-legend 'lc@*.service' 'lc.target' \
+        'lc-upload.timer' 'lc-upload.service' |
         cut -d' ' -f1 | tr '\n' ' ')
     running=${running% }
     if [ -n "$running" ]; then
@@ -124,7 +126,8 @@ if [ -z "$root" ] && [ -d /run/systemd/system ]; then
     fi
 else
     # No systemd to ask: remove the links by hand.
-    for link in "$root$units"/*.wants/lc@*.service "$root$units"/*.wants/lc.target; do
+    for link in "$root$units"/*.wants/lc@*.service "$root$units"/*.wants/lc.target \
+        "$root$units"/*.wants/lc-upload.timer; do
         [ -L "$link" ] || continue
         rm -f "$link"
         rmdir "${link%/*}" 2>/dev/null || true
@@ -142,7 +145,8 @@ fi
 rmdir "$root$units/lc.target.wants" 2>/dev/null || true
 
 # --- files ----------------------------------------------------------------------------------
-for f in "$prefix/bin/lc" "$prefix/share/man/man8/lc.8" "$units/lc@.service" "$units/lc.target"; do
+for f in "$prefix/bin/lc" "$prefix/share/man/man8/lc.8" "$units/lc@.service" "$units/lc.target" \
+    "$units/lc-upload.service" "$units/lc-upload.timer"; do
     if [ -e "$root$f" ]; then
         rm -f "$root$f"
         say "removed $f"
@@ -165,7 +169,8 @@ if ! $purge; then
 fi
 
 # --- purge ----------------------------------------------------------------------------------
-for d in /etc/lc /var/lib/lc /run/lc "$units/lc@.service.d" "$units/lc.target.d"; do
+for d in /etc/lc /var/lib/lc /run/lc "$units/lc@.service.d" "$units/lc.target.d" \
+    "$units/lc-upload.service.d" "$units/lc-upload.timer.d"; do
     if [ -e "$root$d" ]; then
         rm -rf "$root$d"
         say "removed $d"

@@ -120,7 +120,8 @@ STAGE=$TARGET_DIR/release-stage
 rm -rf "$STAGE"
 mkdir -p "$STAGE/$NAME/bin" "$STAGE/$NAME/systemd"
 install -m 0755 "$BINARY" "$STAGE/$NAME/bin/lc"
-install -m 0644 systemd/lc@.service systemd/lc.target "$STAGE/$NAME/systemd/"
+install -m 0644 systemd/lc@.service systemd/lc.target systemd/lc-upload.service systemd/lc-upload.timer \
+    "$STAGE/$NAME/systemd/"
 install -m 0755 packaging/install.sh packaging/uninstall.sh "$STAGE/$NAME/"
 install -m 0644 packaging/lc.ini.example README.md docs/OPERATIONS.md docs/lc.8 LICENSE "$STAGE/$NAME/"
 chmod 0755 "$STAGE/$NAME" "$STAGE/$NAME/bin" "$STAGE/$NAME/systemd"

@@ -50,6 +50,8 @@ impl Setup {
         for (from, to) in [
             ("systemd/lc@.service", "systemd/lc@.service"),
             ("systemd/lc.target", "systemd/lc.target"),
+            ("systemd/lc-upload.service", "systemd/lc-upload.service"),
+            ("systemd/lc-upload.timer", "systemd/lc-upload.timer"),
             ("packaging/install.sh", "install.sh"),
             ("packaging/uninstall.sh", "uninstall.sh"),
             ("packaging/lc.ini.example", "lc.ini.example"),
@@ -212,6 +214,8 @@ const FRESH: &[(&str, &str)] = &[
     ("usr/local/share/doc/lc/lc.ini.example", "f 644 root:root"),
     ("etc/systemd/system/lc@.service", "f 644 root:root"),
     ("etc/systemd/system/lc.target", "f 644 root:root"),
+    ("etc/systemd/system/lc-upload.service", "f 644 root:root"),
+    ("etc/systemd/system/lc-upload.timer", "f 644 root:root"),
 ];
 
 #[test]
@@ -352,6 +356,8 @@ fn uninstall_keeps_config_data_and_user() {
         ("usr/local/share/doc/lc", "missing"),
         ("etc/systemd/system/lc@.service", "missing"),
         ("etc/systemd/system/lc.target", "missing"),
+        ("etc/systemd/system/lc-upload.service", "missing"),
+        ("etc/systemd/system/lc-upload.timer", "missing"),
         ("etc/systemd/system/multi-user.target.wants", "missing"),
         ("etc/systemd/system/lc.target.wants", "missing"),
         ("etc/lc/lc.ini", "f 640 root:lc"),
@@ -567,7 +573,12 @@ fn units_pass_systemd_analyze_verify() {
     fs::create_dir_all(&units).unwrap();
     let staged = s.root().join("etc/systemd/system");
     let bin = s.root().join("usr/local/bin/lc");
-    for name in ["lc@.service", "lc.target"] {
+    for name in [
+        "lc@.service",
+        "lc.target",
+        "lc-upload.service",
+        "lc-upload.timer",
+    ] {
         let text = fs::read_to_string(staged.join(name)).unwrap();
         let text = text.replace("/usr/local/bin/lc", bin.to_str().unwrap());
         fs::write(units.join(name), text).unwrap();
@@ -576,6 +587,8 @@ fn units_pass_systemd_analyze_verify() {
         .args(["verify", "--man=no"])
         .arg(units.join("lc@514.service"))
         .arg(units.join("lc.target"))
+        .arg(units.join("lc-upload.service"))
+        .arg(units.join("lc-upload.timer"))
         .output()
         .unwrap();
     let text = format!(
