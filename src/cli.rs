@@ -61,6 +61,13 @@ pub enum Command {
     UploadFrom {
         dir: PathBuf,
     },
+    /// `lc upload --snapshot NAME --format TYPE [--force] FILE...`: a manual snapshot report.
+    UploadSnapshot {
+        name: String,
+        format: String,
+        force: bool,
+        files: Vec<PathBuf>,
+    },
     /// `lc check SOURCE`: do the source's recent lines look like its configured type?
     SourceCheck {
         source: String,
@@ -98,6 +105,8 @@ commands:
   tail SOURCE [-f]    the latest received lines of SOURCE
   check SOURCE | --format TYPE FILE... | --list
                       do SOURCE's recent lines (or these files) look like its type?
+  upload --snapshot NAME --format TYPE [--force] FILE...
+                      send files to the tenant as a snapshot report
   certs init|check|reload
                       make, inspect or hot-swap the TLS certificates
   passwd USER | --delete USER | --list
@@ -181,8 +190,9 @@ tenant lacks, and tells running instances to reload. Exit 0 if every source exis
 
 const UPLOAD_USAGE: &str = "\
 usage: lc upload --from DIR [--config PATH]
+       lc upload --snapshot NAME --format TYPE [--force] FILE...
 
-Delivers the files a `url = dir:` outbox made (NAME.log.gz or NAME.zip, each with its
+--from: delivers the files a `url = dir:` outbox made (NAME.log.gz or NAME.zip, each with its
 NAME.manifest), once they crossed to DIR, to the tenant of [delivery] url with the same token,
 proxy, ca_file, API pacing and retries as `lc run`. A file is taken only when its manifest is
 there and its size and sha256 match: copy the data file first and its manifest last (or copy
@@ -192,6 +202,15 @@ another digest, a damaged gzip or zip) is named and moved to DIR/quarantine/. De
 move to DIR/backup/SOURCE/ after done_upload (the newest [spool] backup_keep are kept).
 Exit 0 if every complete file was delivered, 1 if one was corrupt or failed, 2 for a config
 error.
+
+--snapshot: sends FILE... (plain text or gzip; `-` is standard input) to the tenant of
+[delivery] url as one snapshot report named NAME, of source type TYPE (e.g.
+CISCO_ASA_SYSLOG). The files are first checked as `lc check --format TYPE FILE...` checks
+them; if fewer than 90 % of their lines look like TYPE, nothing is sent (exit 1) unless
+--force is given. They go as one gzip file with the same token, proxy, ca_file and API pacing
+as `lc run`. Exit 0 when the tenant accepted the report, 1 if the files were refused or the
+upload failed, 2 for a usage or config error (unknown TYPE, no console in [delivery] url, a
+file that cannot be read).
 ";
 
 const CERTS_USAGE: &str = "\
@@ -318,6 +337,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
     let mut port: Option<u16> = None;
     let mut format: Option<String> = None;
     let mut from: Option<PathBuf> = None;
+    let mut snapshot: Option<String> = None;
     let e = |e: lexopt::Error| e.to_string();
     while let Some(arg) = parser.next().map_err(e)? {
         match arg {
@@ -338,6 +358,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
             Long("list") => list = true,
             Long("from") => from = Some(PathBuf::from(parser.value().map_err(e)?)),
             Long("format") => format = Some(parser.value().map_err(e)?.string().map_err(e)?),
+            Long("snapshot") => snapshot = Some(parser.value().map_err(e)?.string().map_err(e)?),
             Long("port") => {
                 let p = parser.value().map_err(e)?.string().map_err(e)?;
                 port = Some(
@@ -468,9 +489,26 @@ fn parse_inner(args: Vec<OsString>) -> Result<Args, String> {
             (Some(_), false) => return Err("`lc check --format TYPE` needs a FILE".into()),
             _ => return Err("`lc check` takes SOURCE, --format TYPE FILE... or --list".into()),
         },
-        Some("upload") => match from.take() {
-            Some(dir) => Command::UploadFrom { dir },
-            None => return Err("`lc upload` needs --from DIR".into()),
+        Some("upload") => match (from.take(), snapshot, format) {
+            (Some(dir), None, None) if words.len() == 0 => Command::UploadFrom { dir },
+            (Some(_), ..) => {
+                return Err("`lc upload --from DIR` takes no --snapshot, --format or FILE".into())
+            }
+            (None, Some(name), Some(format)) if words.len() > 0 => Command::UploadSnapshot {
+                name,
+                format,
+                force,
+                files: words.by_ref().map(PathBuf::from).collect(),
+            },
+            (None, Some(_), Some(_)) => return Err("`lc upload --snapshot` needs a FILE".into()),
+            (None, Some(_), None) => {
+                return Err("`lc upload --snapshot NAME` needs --format TYPE".into())
+            }
+            (None, None, _) => {
+                return Err(
+                    "`lc upload` takes --from DIR or --snapshot NAME --format TYPE FILE...".into(),
+                )
+            }
         },
         Some("version") => Command::Version,
         Some(other) => return Err(format!("unknown command {other:?}")),
@@ -624,6 +662,26 @@ mod tests {
             "error (check): `lc check --format TYPE` needs a FILE",
         );
         check("check asa-hq", "SourceCheck { source: \"asa-hq\" } None");
+        check(
+            "upload --snapshot q3 --format SQUID a.log --force",
+            "UploadSnapshot { name: \"q3\", format: \"SQUID\", force: true, files: [\"a.log\"] } None",
+        );
+        check(
+            "upload --snapshot q3 a.log",
+            "error (upload): `lc upload --snapshot NAME` needs --format TYPE",
+        );
+        check(
+            "upload --format SQUID a.log",
+            "error (upload): `lc upload` takes --from DIR or --snapshot NAME --format TYPE FILE...",
+        );
+        check(
+            "upload --snapshot q3 --format SQUID",
+            "error (upload): `lc upload --snapshot` needs a FILE",
+        );
+        check(
+            "upload --from /x --snapshot q3",
+            "error (upload): `lc upload --from DIR` takes no --snapshot, --format or FILE",
+        );
         check(
             "check asa-hq b",
             "error (check): `lc check` takes SOURCE, --format TYPE FILE... or --list",

@@ -3,8 +3,8 @@
 //! of its own. The modules are the library's (`src/lib.rs`); see ARCHITECTURE.md for the map.
 
 use lc::{
-    airgap, check, cli, clock, config, connect, format_check, ftp, logging, prompt, server, status,
-    tail, tls, VERSION,
+    airgap, check, cli, clock, config, connect, deliver, format_check, ftp, logging, prompt,
+    server, status, tail, tls, VERSION,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -64,6 +64,36 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("lc: {e}");
                     ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
+        Command::UploadSnapshot {
+            name,
+            format,
+            force,
+            files,
+        } => {
+            let Some(config) = load_or_report(&config_path) else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let request = deliver::snapshot::Request {
+                name: &name,
+                format: &format,
+                files: &files,
+                force,
+            };
+            match deliver::snapshot::run(&config, &request) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(deliver::snapshot::Error::Refused(report)) => {
+                    print!("{report}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+                Err(e) => {
+                    eprintln!("lc: {e}");
+                    ExitCode::from(e.exit_code())
                 }
             }
         }

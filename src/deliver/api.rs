@@ -54,7 +54,13 @@ pub const DONE_UPLOAD_PATH: &str = "/api/v1/discovery/done_upload/";
 pub const STREAMS_PATH: &str = "/api/discovery/streams/";
 
 pub fn done_upload_body(upload_url: &str, stream: &str) -> String {
-    json!({ "uploadUrl": upload_url, "inputStreamName": stream, "uploadAsSnapshot": false })
+    done_upload_body_as(upload_url, stream, false)
+}
+
+/// The done_upload body; `snapshot`: a snapshot report named `stream` (`lc upload --snapshot`)
+/// rather than a file of the continuous data source `stream`.
+pub fn done_upload_body_as(upload_url: &str, stream: &str, snapshot: bool) -> String {
+    json!({ "uploadUrl": upload_url, "inputStreamName": stream, "uploadAsSnapshot": snapshot })
         .to_string()
 }
 

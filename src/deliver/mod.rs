@@ -8,13 +8,15 @@
 //! again (at-least-once); between attempts the plan remembers how far a segment got, so a retry
 //! never uploads a file twice for a failure after its PUT. This file is the target and the
 //! HTTP calls; the protocol itself is in `api.rs`, pacing in `pacer.rs`, the HTTP client in
-//! `http.rs`, the outbox in `outbox.rs`.
+//! `http.rs`, the outbox in `outbox.rs`. `snapshot.rs` is `lc upload --snapshot`, a manual
+//! snapshot report through the same client and pacing.
 
 pub mod api;
 pub mod http;
 pub mod outbox;
 pub mod pacer;
 pub mod plan;
+pub mod snapshot;
 pub mod worker;
 
 use std::fs::{self, File};
@@ -212,8 +214,18 @@ impl Console {
     }
 
     fn done_upload(&self, upload_url: &str, stream: &str) -> Result<(), Failure> {
+        self.done_upload_as(upload_url, stream, false)
+    }
+
+    /// done_upload of a data source's file, or (`snapshot`) of a snapshot report's.
+    fn done_upload_as(
+        &self,
+        upload_url: &str,
+        stream: &str,
+        snapshot: bool,
+    ) -> Result<(), Failure> {
         let url = format!("{}{}", self.base, api::DONE_UPLOAD_PATH);
-        let body = api::done_upload_body(upload_url, stream);
+        let body = api::done_upload_body_as(upload_url, stream, snapshot);
         self.api_call("done_upload", || {
             self.http
                 .agent_for(&url)

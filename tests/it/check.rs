@@ -1,13 +1,15 @@
 //! `lc check --format TYPE FILE...` and `lc check --list` on the real binary, with lines from
-//! `tests/corpus/formats/`; the live format check of a running source (status, log, reload).
+//! `tests/corpus/formats/`; the live format check of a running source (status, log, reload,
+//! `lc check SOURCE`); `lc upload --snapshot` against the Cloud Discovery stand-in.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::{base_config, wait_for, Lc, TempDir, LC};
+use crate::cloud::Cloud;
+use crate::harness::{base_config, config_with, wait_for, Lc, TempDir, LC};
 
 fn corpus(name: &str) -> String {
     format!("{}/tests/corpus/formats/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -197,4 +199,111 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
         "{out}"
     );
     lc.stop();
+}
+
+/// `lc upload --snapshot`: a config delivering to the stand-in, and the command's outcome.
+fn upload(cloud: &Cloud, dir: &TempDir, args: &[&str]) -> (Option<i32>, String) {
+    let token = dir.0.join("token");
+    std::fs::write(&token, format!("{}\n", cloud.token())).unwrap();
+    let config = dir.0.join("lc.ini");
+    let delivery = format!(
+        "url = {}\ntoken_file = {}\nca_file = {}\n",
+        cloud.api_url(),
+        token.display(),
+        cloud.ca_pem().display()
+    );
+    std::fs::write(&config, config_with(&dir.0, "", "", &delivery)).unwrap();
+    let out = Command::new(LC)
+        .arg("--config")
+        .arg(&config)
+        .arg("upload")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn a_snapshot_upload_reaches_the_tenant_as_a_snapshot_and_mismatched_files_need_force() {
+    let cloud = Cloud::start(&["q3-review"]);
+    let dir = TempDir::new("snapshot");
+    let asa = corpus("CISCO_ASA_SYSLOG.log");
+    let forti = corpus("FORTIGATE.log");
+    let args = |file: &str, force: bool| {
+        let mut a = vec!["--snapshot", "q3-review", "--format", "CISCO_ASA_SYSLOG"];
+        if force {
+            a.push("--force");
+        }
+        a.push(file);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |file: &str, force: bool| {
+        let a = args(file, force);
+        upload(
+            &cloud,
+            &dir,
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+
+    // FortiGate lines as Cisco ASA: refused, nothing sent.
+    let (code, out) = run(&forti, false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("best guess: FortiGate"), "{out}");
+    assert!(
+        out.contains("not sent: the files do not look like CISCO_ASA_SYSLOG"),
+        "{out}"
+    );
+    assert!(cloud.uploads().is_empty());
+
+    // ASA lines: one snapshot upload, the file's lines in the blob.
+    let (code, out) = run(&asa, false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("as snapshot report \"q3-review\" of type CISCO_ASA_SYSLOG"),
+        "{out}"
+    );
+    let uploads = cloud.uploads();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let u = &uploads[0];
+    assert_eq!(u["uploadAsSnapshot"], true, "{u}");
+    assert_eq!(u["inputStreamName"], "q3-review", "{u}");
+    assert_eq!(u["source"], "CISCO_ASA_SYSLOG", "{u}");
+    let gz = cloud.blob(u["blob"].as_str().unwrap());
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, std::fs::read_to_string(&asa).unwrap());
+
+    // --force sends what the check refused.
+    let (code, out) = run(&forti, true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("--force: sent although"), "{out}");
+    assert_eq!(cloud.uploads().len(), 2);
+
+    // A dir: outbox is no tenant.
+    let outbox = TempDir::new("snapshot-outbox");
+    let config = outbox.0.join("lc.ini");
+    std::fs::write(&config, base_config(&outbox.0, "", "")).unwrap();
+    let out = Command::new(LC)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "upload",
+            "--snapshot",
+            "x",
+            "--format",
+            "CISCO_ASA_SYSLOG",
+            &asa,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a snapshot report needs a console"));
 }
