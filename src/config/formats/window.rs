@@ -9,8 +9,8 @@
 //! spends on a message, so a busy source is sampled: at most [`CHECKS_PER_TICK`] lines are
 //! checked between two [`Window::tick`]s (the loop ticks every 250 ms), spread over the
 //! tick's lines by a jittered stride taken from the previous tick's rate. A source below
-//! 1,000 lines a second has every line checked; a busier one has 1,000 a second sampled, and
-//! its window covers its last 10 s. A line not checked costs a counter and a compare. No
+//! 500 lines a second has every line checked; a busier one has 500 a second sampled, and its
+//! window covers its last 20 s. A line not checked costs a counter and a compare. No
 //! allocation per line, no I/O, no clock; the server calls [`Window::count`] with each line
 //! as it is stored (`server/source.rs`), the snapshot reads the rest.
 
@@ -19,8 +19,8 @@ use super::{guess, Family, Line, KINDS};
 /// Lines the rate is computed over: the "last 10,000 lines".
 pub const WINDOW: usize = 10_000;
 
-/// Lines checked at most per tick (the loop's housekeeping, every 250 ms): 1,000 a second.
-pub const CHECKS_PER_TICK: u32 = 250;
+/// Lines checked at most per tick (the loop's housekeeping, every 250 ms): 500 a second.
+pub const CHECKS_PER_TICK: u32 = 125;
 
 /// Lines a window needs before it judges: a source that sent three odd lines since a reload
 /// is not yet a mismatch.
@@ -441,7 +441,7 @@ mod tests {
         let mut w = Window::new(Some("CISCO_ASA_SYSLOG"), 90);
         assert_eq!(sampled(&mut w, 40_000, 1), CHECKS_PER_TICK);
         let steady = sampled(&mut w, 40_000, 20);
-        assert_eq!(w.stride(), 160);
+        assert_eq!(w.stride(), 320);
         assert!(
             steady <= CHECKS_PER_TICK && steady > CHECKS_PER_TICK / 2,
             "{steady}"
