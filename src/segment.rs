@@ -65,6 +65,7 @@ impl Name {
             Some((head, n))
                 if matches!(kind, Kind::Gz | Kind::Tmp)
                     && !n.is_empty()
+                    && !n.starts_with('0')
                     && n.bytes().all(|b| b.is_ascii_digit()) =>
             {
                 (head, n.parse().ok()?)
@@ -229,6 +230,21 @@ mod tests {
         check("", None);
         // A part marker only means something on a compressed part.
         check("0000000042-x-p3.log", Some((42, "x-p3", 0, Raw)));
+    }
+
+    /// Found by fuzzing (`segment_name`): `X-p0-p00.log.gz` parsed as part 0 of `X-p0`, which
+    /// prints as `X-p0.log.gz`, another file's name. Part 0 has no marker and the spool writes
+    /// none with a leading zero, so such a marker is part of the stamp.
+    #[test]
+    fn a_part_marker_with_a_leading_zero_is_part_of_the_stamp() {
+        use Kind::*;
+        check(
+            "0000020000-x-p0-p00.log.gz",
+            Some((20000, "x-p0-p00", 0, Gz)),
+        );
+        check("0000000042-x-p0.log.gz.tmp", Some((42, "x-p0", 0, Tmp)));
+        check("0000000042-x-p03.log.gz", Some((42, "x-p03", 0, Gz)));
+        check("0000000042-x-p30.log.gz", Some((42, "x", 30, Gz)));
     }
 
     #[test]
