@@ -1,17 +1,19 @@
 //! Delivery of sealed segments, on the delivery thread: to an outbox folder or to the Cloud
 //! Discovery API (`upload_url`, PUT, `done_upload`), then into `backup/SOURCE/`.
 //!
-//! The loop sends one job per segment and at most one per source at a time, oldest first; the
-//! thread (`worker.rs`) follows each segment's upload plan (`plan.rs`: check, upload_url, PUT,
-//! done_upload, move to backup) and says how it went. A segment moves to backup only after
-//! `done_upload` succeeded, so a crash at any step delivers at most the one segment in flight
-//! again (at-least-once); between attempts the plan remembers how far a segment got, so a retry
+//! The loop sends one job per batch (a segment, or consecutive segments of a backlog as one
+//! upload: `batch.rs`) and at most one per source at a time, oldest first; the thread
+//! (`worker.rs`) follows each batch's upload plan (`plan.rs`: check, upload_url, PUT,
+//! done_upload, move to backup) and says how it went. A batch moves to backup only after
+//! `done_upload` succeeded, so a crash at any step delivers at most the one batch in flight
+//! again (at-least-once); between attempts the plan remembers how far a batch got, so a retry
 //! never uploads a file twice for a failure after its PUT. This file is the target and the
 //! HTTP calls; the protocol itself is in `api.rs`, pacing in `pacer.rs`, the HTTP client in
 //! `http.rs`, the outbox in `outbox.rs`. `snapshot.rs` is `lc upload --snapshot`, a manual
 //! snapshot report through the same client and pacing.
 
 pub mod api;
+pub mod batch;
 pub mod http;
 pub mod outbox;
 pub mod pacer;
@@ -20,6 +22,7 @@ pub mod snapshot;
 pub mod worker;
 
 use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,7 +36,8 @@ pub const PACING: &str = "API pacing";
 /// API answers are small JSON; anything larger is an error, not a reason to buffer more.
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
-/// One segment to deliver: its sealed parts, oldest part first.
+/// One batch to deliver: its sealed files, oldest first (a segment's parts, or consecutive
+/// segments).
 pub struct DeliverJob {
     pub source: String,
     /// The MDCA source type, sent as `source=` to upload_url.
@@ -126,9 +130,11 @@ impl Console {
         })
     }
 
-    /// One upload unit. One part: a plain PUT. Several (Azure only): Put Block each, then
-    /// Put Block List: the parts are gzip members, and concatenated members are one gzip file
-    /// (RFC 1952 section 2.2), so a segment sealed in parts is one blob and one done_upload.
+    /// One upload unit. One file: a plain PUT. Several: on Azure Put Block each, then Put
+    /// Block List; elsewhere one PUT of their concatenation (`batch::unit_end` keeps it under
+    /// the single-PUT limit). The files are gzip members, and concatenated members are one
+    /// gzip file (RFC 1952 section 2.2), so a segment sealed in parts, or a batch of segments,
+    /// is one blob and one done_upload.
     fn put_parts(&self, target: &UploadTarget, parts: &[PathBuf]) -> Result<(), Failure> {
         if let [one] = parts {
             let mut headers = Vec::new();
@@ -136,6 +142,9 @@ impl Console {
                 headers.push(("x-ms-blob-type", "BlockBlob"));
             }
             return self.put(&target.url, &headers, Body::File(one));
+        }
+        if target.provider != Provider::Azure {
+            return self.put(&target.url, &[], Body::Files(parts));
         }
         let ids: Vec<String> = (0..parts.len()).map(api::block_id).collect();
         for (part, id) in parts.iter().zip(&ids) {
@@ -192,6 +201,23 @@ impl Console {
                 req.send(file)
             }
             Body::Text(text) => req.send(text),
+            Body::Files(paths) => {
+                // One reader over every file; the length is announced, since a presigned PUT
+                // takes no chunked body.
+                let mut len = 0;
+                let mut reader: Box<dyn io::Read + Send> = Box::new(io::empty());
+                for path in paths {
+                    let file =
+                        File::open(path).map_err(|e| transient(annotate(path, e).to_string()))?;
+                    len += file
+                        .metadata()
+                        .map_err(|e| transient(annotate(path, e).to_string()))?
+                        .len();
+                    reader = Box::new(reader.chain(file));
+                }
+                req.header("Content-Length", len.to_string())
+                    .send(ureq::SendBody::from_owned_reader(reader))
+            }
         };
         let mut resp = sent.map_err(|e| transient(format!("PUT to {host}: {}", describe(&e))))?;
         let status = resp.status().as_u16();
@@ -317,6 +343,8 @@ fn describe(e: &ureq::Error) -> String {
 enum Body<'a> {
     File(&'a std::path::Path),
     Text(&'a str),
+    /// Files one after the other.
+    Files(&'a [PathBuf]),
 }
 
 fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {

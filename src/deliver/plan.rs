@@ -1,11 +1,12 @@
-//! The upload plan of one segment: which step comes next, and what an outcome makes of it.
+//! The upload plan of one batch: which step comes next, and what an outcome makes of it.
 //!
-//! A segment (one or more sealed parts) goes through: check the files (an intact gzip or zip,
-//! else quarantine), then either place them in the outbox, or for the API per upload unit:
-//! `upload_url`, PUT, `done_upload`; then the move to backup. "Delivered, backup pending"
-//! (`Stage::Acked`) is a state of its own, so a move that fails is retried as a move and never
-//! uploads the segment again. A unit is every remaining part on Azure (Put Block per part,
-//! one blob) and one part elsewhere.
+//! A batch (one segment's sealed parts, or consecutive segments of a backlog: `batch.rs`)
+//! goes through: check the files (an intact gzip or zip, else its segment goes to quarantine),
+//! then either place them in the outbox, or for the API per upload unit: `upload_url`, PUT,
+//! `done_upload`; then the move to backup. "Delivered, backup pending" (`Stage::Acked`) is a
+//! state of its own for every file of the batch, so a move that fails is retried as a move and
+//! never uploads anything again. A unit is every remaining file on Azure (Put Block per file,
+//! one blob) and consecutive files within one PUT's limit elsewhere (`batch::unit_end`).
 //!
 //! Pure: state × outcome → state, state → next action. `worker.rs` performs the actions.
 
@@ -13,6 +14,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::api::{Failure, Provider, UploadTarget};
+use super::batch;
 
 /// An upload URL is reused for a retry while younger than this (SAS URLs live longer).
 pub const SAS_REUSE: Duration = Duration::from_secs(10 * 60);
@@ -36,10 +38,10 @@ pub enum Stage {
     Acked,
     /// In backup: done.
     Moved,
-    /// A part is damaged: it goes to quarantine, never to the tenant.
-    Corrupt { reason: String },
-    /// In quarantine: done.
-    Quarantined { reason: String },
+    /// File `part` is damaged: its segment goes to quarantine, never to the tenant.
+    Corrupt { part: usize, reason: String },
+    /// In quarantine: done (the rest of the batch waits for the next job).
+    Quarantined { part: usize, reason: String },
 }
 
 /// What to do next.
@@ -60,11 +62,15 @@ pub enum Action {
         url: String,
     },
     Move,
-    Quarantine,
+    /// Move the segment of file `part` to quarantine.
+    Quarantine {
+        part: usize,
+    },
     /// Nothing left: report `Delivered`.
     ReportDelivered,
-    /// Nothing left: report the quarantine.
+    /// Nothing left: report the quarantine of the segment of file `part`.
     ReportQuarantined {
+        part: usize,
         reason: String,
     },
 }
@@ -73,24 +79,25 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
-    /// `Check` found the parts intact, this many bytes in all.
-    Checked(u64),
-    /// `Check` found a damaged part.
-    Damaged(String),
+    /// `Check` found the files intact, of these sizes.
+    Checked(Vec<u64>),
+    /// `Check` found file `.0` damaged.
+    Damaged(usize, String),
     /// `GetUrl` answered.
     Url(UploadTarget),
     Failed(Failure),
 }
 
-/// One segment's way to its destination.
+/// One batch's way to its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// Files in the batch.
     pub parts: usize,
     /// `dir:` delivery: the parts are placed, not uploaded.
     pub outbox: bool,
     pub stage: Stage,
-    /// What the check counted, reported with `Delivered`.
-    pub bytes: u64,
+    /// Each file's size, as the check found it.
+    pub sizes: Vec<u64>,
 }
 
 impl Plan {
@@ -99,8 +106,13 @@ impl Plan {
             parts,
             outbox,
             stage: Stage::New,
-            bytes: 0,
+            sizes: Vec::new(),
         }
+    }
+
+    /// What the check counted, reported with `Delivered`.
+    pub fn bytes(&self) -> u64 {
+        self.sizes.iter().sum()
     }
 
     /// The next action at `now`.
@@ -121,17 +133,20 @@ impl Plan {
             },
             Stage::Acked => Action::Move,
             Stage::Moved => Action::ReportDelivered,
-            Stage::Corrupt { .. } => Action::Quarantine,
-            Stage::Quarantined { reason } => Action::ReportQuarantined {
+            Stage::Corrupt { part, .. } => Action::Quarantine { part: *part },
+            Stage::Quarantined { part, reason } => Action::ReportQuarantined {
+                part: *part,
                 reason: reason.clone(),
             },
         }
     }
 
     fn unit_end(&self, at: usize, provider: Provider) -> usize {
-        match provider {
-            Provider::Azure => self.parts,
-            Provider::Aws => (at + 1).min(self.parts),
+        if self.sizes.len() == self.parts {
+            batch::unit_end(&self.sizes, at, provider)
+        } else {
+            // Sizes unknown (never after a check): one file per unit.
+            (at + 1).min(self.parts)
         }
     }
 
@@ -140,12 +155,12 @@ impl Plan {
     pub fn apply(&mut self, action: &Action, outcome: Outcome, now: Instant) -> Option<Failure> {
         let stage = std::mem::replace(&mut self.stage, Stage::New);
         let (next, failure) = match (stage, action, outcome) {
-            (Stage::New, Action::Check, Outcome::Checked(bytes)) => {
-                self.bytes = bytes;
+            (Stage::New, Action::Check, Outcome::Checked(sizes)) => {
+                self.sizes = sizes;
                 (Stage::Ready { at: 0 }, None)
             }
-            (Stage::New, Action::Check, Outcome::Damaged(reason)) => {
-                (Stage::Corrupt { reason }, None)
+            (Stage::New, Action::Check, Outcome::Damaged(part, reason)) => {
+                (Stage::Corrupt { part, reason }, None)
             }
             (Stage::Ready { .. }, Action::Place, Outcome::Ok) => (Stage::Acked, None),
             (
@@ -182,8 +197,8 @@ impl Plan {
                 Outcome::Failed(f @ Failure::Permanent { .. }),
             ) => (Stage::Ready { at }, Some(f)),
             (Stage::Acked, Action::Move, Outcome::Ok) => (Stage::Moved, None),
-            (Stage::Corrupt { reason }, Action::Quarantine, Outcome::Ok) => {
-                (Stage::Quarantined { reason }, None)
+            (Stage::Corrupt { part, reason }, Action::Quarantine { .. }, Outcome::Ok) => {
+                (Stage::Quarantined { part, reason }, None)
             }
             // Any other failure: the same step again next time (a transient done_upload
             // failure keeps the stored upload; a failed move keeps the acknowledgement).
@@ -201,6 +216,9 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files of 40 MiB: on AWS, one per PUT.
+    const SIZE: u64 = 40 << 20;
 
     fn target(provider: Provider) -> UploadTarget {
         UploadTarget {
@@ -239,7 +257,7 @@ mod tests {
             parts,
             outbox,
             stage,
-            bytes: 0,
+            sizes: vec![SIZE; parts],
         };
         assert_eq!(plan.next(now), action, "next action");
         let got = plan.apply(&action, outcome, now);
@@ -279,7 +297,7 @@ mod tests {
             false,
             S::New,
             A::Check,
-            O::Checked(9),
+            O::Checked(vec![9]),
             S::Ready { at: 0 },
             None,
         );
@@ -288,8 +306,9 @@ mod tests {
             false,
             S::New,
             A::Check,
-            O::Damaged("crc".into()),
+            O::Damaged(0, "crc".into()),
             S::Corrupt {
+                part: 0,
                 reason: "crc".into(),
             },
             None,
@@ -307,11 +326,13 @@ mod tests {
             1,
             false,
             S::Corrupt {
+                part: 0,
                 reason: "crc".into(),
             },
-            A::Quarantine,
+            A::Quarantine { part: 0 },
             O::Ok,
             S::Quarantined {
+                part: 0,
                 reason: "crc".into(),
             },
             None,
@@ -320,11 +341,13 @@ mod tests {
             1,
             false,
             S::Corrupt {
+                part: 0,
                 reason: "crc".into(),
             },
-            A::Quarantine,
+            A::Quarantine { part: 0 },
             O::Failed(transient()),
             S::Corrupt {
+                part: 0,
                 reason: "crc".into(),
             },
             Some(transient()),
@@ -462,20 +485,22 @@ mod tests {
             parts: 1,
             outbox: false,
             stage: S::Moved,
-            bytes: 0,
+            sizes: vec![SIZE],
         };
         assert_eq!(plan.next(t0), A::ReportDelivered);
         let plan = Plan {
             parts: 1,
             outbox: false,
             stage: S::Quarantined {
+                part: 0,
                 reason: "crc".into(),
             },
-            bytes: 0,
+            sizes: vec![SIZE],
         };
         assert_eq!(
             plan.next(t0),
             A::ReportQuarantined {
+                part: 0,
                 reason: "crc".into()
             }
         );
@@ -485,8 +510,8 @@ mod tests {
     fn a_url_is_reused_while_fresh_and_asked_again_when_old() {
         let t0 = Instant::now();
         let mut plan = Plan::new(1, false);
-        plan.apply(&Action::Check, Outcome::Checked(5), t0);
-        assert_eq!(plan.bytes, 5);
+        plan.apply(&Action::Check, Outcome::Checked(vec![5]), t0);
+        assert_eq!(plan.bytes(), 5);
         assert_eq!(plan.next(t0), Action::GetUrl { part: 0 });
         let t = target(Provider::Azure);
         plan.apply(&Action::GetUrl { part: 0 }, Outcome::Url(t.clone()), t0);
@@ -510,6 +535,46 @@ mod tests {
             Action::Put {
                 parts: 0..1,
                 target: t2
+            }
+        );
+    }
+
+    /// A batch of three small files: one unit on Azure (blocks) and on AWS (one PUT of the
+    /// concatenation); one done_upload acknowledges every file; a damaged file quarantines
+    /// only itself.
+    #[test]
+    fn a_batch_is_one_upload_and_its_files_are_acked_together() {
+        let t0 = Instant::now();
+        for provider in [Provider::Azure, Provider::Aws] {
+            let t = target(provider);
+            let mut plan = Plan::new(3, false);
+            plan.apply(&Action::Check, Outcome::Checked(vec![10, 20, 30]), t0);
+            assert_eq!(plan.bytes(), 60);
+            plan.apply(&Action::GetUrl { part: 0 }, Outcome::Url(t.clone()), t0);
+            let put = Action::Put {
+                parts: 0..3,
+                target: t.clone(),
+            };
+            assert_eq!(plan.next(t0), put, "{provider:?}");
+            // A failed PUT retries the whole batch, from a fresh URL.
+            assert!(plan.apply(&put, Outcome::Failed(transient()), t0).is_some());
+            assert_eq!(plan.next(t0), Action::GetUrl { part: 0 });
+            plan.apply(&Action::GetUrl { part: 0 }, Outcome::Url(t.clone()), t0);
+            plan.apply(&put, Outcome::Ok, t0);
+            let done = Action::DoneUpload { url: t.url.clone() };
+            assert_eq!(plan.next(t0), done);
+            plan.apply(&done, Outcome::Ok, t0);
+            assert_eq!(plan.stage, Stage::Acked, "{provider:?}");
+        }
+        let mut plan = Plan::new(3, false);
+        plan.apply(&Action::Check, Outcome::Damaged(1, "crc".into()), t0);
+        assert_eq!(plan.next(t0), Action::Quarantine { part: 1 });
+        plan.apply(&Action::Quarantine { part: 1 }, Outcome::Ok, t0);
+        assert_eq!(
+            plan.next(t0),
+            Action::ReportQuarantined {
+                part: 1,
+                reason: "crc".into()
             }
         );
     }

@@ -1,12 +1,13 @@
-//! The delivery thread: performs each segment's upload plan (`plan.rs`) against the target,
+//! The delivery thread: performs each batch's upload plan (`plan.rs`) against the target,
 //! checks sealed files before they leave, moves delivered ones to `backup/SOURCE/` and
-//! quarantines damaged ones in `spool/SOURCE/quarantine/`.
+//! quarantines damaged segments in `spool/SOURCE/quarantine/`.
 //!
-//! It decides nothing about order or timing: the loop sends one job per segment, at most one
-//! per source at a time, and retries when it chooses. The thread only remembers each source's
-//! plan between attempts, so a retry resumes where the last attempt stopped (no second upload
-//! after a failed `done_upload` or a failed move to backup). Outcomes go back through the
-//! `report` function the spool's worker set gives it.
+//! It decides nothing about order, batching or timing: the loop sends one job per batch (one
+//! segment, or consecutive ones: `batch.rs`), at most one per source at a time, and retries
+//! when it chooses, with the same files. The thread only remembers each source's plan between
+//! attempts, so a retry resumes where the last attempt stopped (no second upload after a
+//! failed `done_upload` or a failed move to backup). Outcomes go back through the `report`
+//! function the spool's worker set gives it.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -27,13 +28,17 @@ pub enum DeliverMsg {
     Job(DeliverJob),
 }
 
-/// How one attempt at a segment ended.
+/// How one attempt at a batch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Delivered and moved to backup; the bytes sent.
     Delivered(u64),
-    /// A part was damaged: the segment is in quarantine, not delivered.
-    Quarantined(String),
+    /// A file was damaged: its segment (`paths`) is in quarantine, not delivered; the rest of
+    /// the batch was not delivered either and waits for the next job.
+    Quarantined {
+        paths: Vec<PathBuf>,
+        reason: String,
+    },
     Failed(Failure),
 }
 
@@ -44,8 +49,8 @@ pub const QUARANTINE: &str = "quarantine";
 /// Serves jobs until the channel closes.
 pub fn run(rx: Receiver<DeliverMsg>, report: impl Fn(DeliverJob, Delivery)) {
     let mut target = None;
-    // Each source's plan for the segment it was last working on.
-    let mut plans: HashMap<String, (PathBuf, Plan)> = HashMap::new();
+    // Each source's plan for the batch it was last working on.
+    let mut plans: HashMap<String, (Vec<PathBuf>, Plan)> = HashMap::new();
     while let Ok(msg) = rx.recv() {
         let job = match msg {
             DeliverMsg::Target(t) => {
@@ -65,22 +70,22 @@ pub fn run(rx: Receiver<DeliverMsg>, report: impl Fn(DeliverJob, Delivery)) {
     }
 }
 
-/// One attempt: resumes the source's plan for this segment (a plan for another segment is
-/// stale: the loop moved on), runs it until it ends or fails.
+/// One attempt: resumes the source's plan for this batch (a plan for other files is stale:
+/// the loop moved on, or eviction took some of them), runs it until it ends or fails.
 fn attempt(
     target: &Target,
     job: &DeliverJob,
-    plans: &mut HashMap<String, (PathBuf, Plan)>,
+    plans: &mut HashMap<String, (Vec<PathBuf>, Plan)>,
 ) -> Delivery {
-    let Some(key) = job.parts.first().cloned() else {
+    if job.parts.is_empty() {
         return Delivery::Delivered(0);
-    };
+    }
     let outbox = matches!(target, Target::Outbox(_));
     let entry = plans
         .entry(job.source.clone())
-        .or_insert_with(|| (key.clone(), Plan::new(job.parts.len(), outbox)));
-    if entry.0 != key || entry.1.parts != job.parts.len() || entry.1.outbox != outbox {
-        *entry = (key, Plan::new(job.parts.len(), outbox));
+        .or_insert_with(|| (job.parts.clone(), Plan::new(job.parts.len(), outbox)));
+    if entry.0 != job.parts || entry.1.outbox != outbox {
+        *entry = (job.parts.clone(), Plan::new(job.parts.len(), outbox));
     }
     let result = drive(target, job, &mut entry.1);
     if !matches!(result, Delivery::Failed(_)) {
@@ -94,8 +99,13 @@ pub fn drive(target: &Target, job: &DeliverJob, plan: &mut Plan) -> Delivery {
     loop {
         let action = plan.next(Instant::now());
         let outcome = match &action {
-            Action::ReportDelivered => return Delivery::Delivered(plan.bytes),
-            Action::ReportQuarantined { reason } => return Delivery::Quarantined(reason.clone()),
+            Action::ReportDelivered => return Delivery::Delivered(plan.bytes()),
+            Action::ReportQuarantined { part, reason } => {
+                return Delivery::Quarantined {
+                    paths: segment_of(&job.parts, *part),
+                    reason: reason.clone(),
+                }
+            }
             Action::Check => check_parts(&job.parts),
             Action::Place => match target {
                 Target::Outbox(dir) => result(place(job, dir)),
@@ -117,7 +127,7 @@ pub fn drive(target: &Target, job: &DeliverJob, plan: &mut Plan) -> Delivery {
                 Err(f) => Outcome::Failed(f),
             },
             Action::Move => result(to_backup(job)),
-            Action::Quarantine => result(quarantine(&job.parts)),
+            Action::Quarantine { part } => result(quarantine(&segment_of(&job.parts, *part))),
         };
         if let Some(f) = plan.apply(&action, outcome, Instant::now()) {
             return Delivery::Failed(f);
@@ -153,18 +163,31 @@ fn failed_or_ok(r: Result<(), Failure>) -> Outcome {
     }
 }
 
+/// The files of `parts` that belong to the segment of file `part` (its sealed parts).
+fn segment_of(parts: &[PathBuf], part: usize) -> Vec<PathBuf> {
+    let seq = |p: &PathBuf| {
+        p.file_name()
+            .and_then(|n| segment::parse_seq(&n.to_string_lossy()))
+    };
+    let want = seq(&parts[part]);
+    if want.is_none() {
+        return vec![parts[part].clone()];
+    }
+    parts.iter().filter(|p| seq(p) == want).cloned().collect()
+}
+
 /// Checks each part: a `.gz` must decompress whole, its CRC and length trailer matching (every
 /// member, since parts and uploads may be concatenated members); a `.zip` must end with its
 /// central directory. A file that cannot be read is a failure to retry, not damage.
 fn check_parts(parts: &[PathBuf]) -> Outcome {
-    let mut bytes = 0;
-    for p in parts {
+    let mut sizes = Vec::with_capacity(parts.len());
+    for (i, p) in parts.iter().enumerate() {
         let file = match File::open(p) {
             Ok(f) => f,
             Err(e) => return Outcome::Failed(transient(annotate(p, e).to_string())),
         };
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        bytes += len;
+        sizes.push(len);
         let name = p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -175,11 +198,11 @@ fn check_parts(parts: &[PathBuf]) -> Outcome {
         };
         match damage {
             Ok(None) => {}
-            Ok(Some(why)) => return Outcome::Damaged(format!("{}: {why}", p.display())),
+            Ok(Some(why)) => return Outcome::Damaged(i, format!("{}: {why}", p.display())),
             Err(e) => return Outcome::Failed(transient(annotate(p, e).to_string())),
         }
     }
-    Outcome::Checked(bytes)
+    Outcome::Checked(sizes)
 }
 
 /// Why a gzip file is damaged, if it is. Decompresses it (into nothing).
@@ -233,9 +256,9 @@ fn place(job: &DeliverJob, dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Moves a delivered segment's parts into backup (a part already there from an earlier
-/// attempt stays), drops its FTP sidecar and keeps the newest `backup_keep` backups. A prune
-/// that fails is logged: the segment is delivered either way, and the next prune tries again.
+/// Moves a delivered batch's files into backup (a file already there from an earlier attempt
+/// stays), drops their FTP sidecars and keeps the newest `backup_keep` backups. A prune that
+/// fails is logged: the batch is delivered either way, and the next prune tries again.
 fn to_backup(job: &DeliverJob) -> io::Result<()> {
     fs::create_dir_all(&job.backup_dir).map_err(|e| annotate(&job.backup_dir, e))?;
     for p in &job.parts {
@@ -247,9 +270,12 @@ fn to_backup(job: &DeliverJob) -> io::Result<()> {
             Err(e) => return Err(annotate(&backup, e)),
         }
     }
-    // An FTP upload is listed until delivered: that ends now.
-    if let Some(first) = job.parts.first() {
-        let _ = fs::remove_file(segment::sidecar_path(first));
+    // An FTP upload is listed until delivered: that ends now (a text upload, sealed by lc,
+    // may be in the middle of a batch).
+    for p in &job.parts {
+        if segment::parse_part(&p.file_name().unwrap_or_default().to_string_lossy()) == 0 {
+            let _ = fs::remove_file(segment::sidecar_path(p));
+        }
     }
     if let Err(e) = prune_backup(&job.backup_dir, job.backup_keep) {
         log::warn!("source {}: pruning backup: {e}", job.source);
@@ -326,8 +352,10 @@ mod tests {
         let p = dir.join(name);
         fs::write(&p, content).unwrap();
         match check_parts(std::slice::from_ref(&p)) {
-            Outcome::Checked(n) => assert!(!damaged && n == content.len() as u64, "{name}: intact"),
-            Outcome::Damaged(why) => assert!(damaged, "{name}: {why}"),
+            Outcome::Checked(n) => {
+                assert!(!damaged && n == [content.len() as u64], "{name}: intact")
+            }
+            Outcome::Damaged(0, why) => assert!(damaged, "{name}: {why}"),
             other => panic!("{name}: {other:?}"),
         }
         fs::remove_dir_all(dir).unwrap();
@@ -449,7 +477,7 @@ mod tests {
         let target = Target::Outbox(root.join("outbox"));
         let got = attempt(&target, &job, &mut HashMap::new());
         assert!(
-            matches!(&got, Delivery::Quarantined(why) if why.contains("gzip")),
+            matches!(&got, Delivery::Quarantined { paths, reason } if reason.contains("gzip") && *paths == [part.clone()]),
             "{got:?}"
         );
         assert!(spool.join("quarantine/0000000003-x.log.gz").exists());

@@ -786,13 +786,18 @@ impl Server {
         }
     }
 
-    /// Hands the oldest sealed segment to the deliverer, if none is in flight.
+    /// Hands the next batch (the oldest sealed segments) to the deliverer, if none is in
+    /// flight.
     fn try_deliver(&mut self, i: usize) {
         if self.stopping {
             return;
         }
         let (collector, keep) = (&self.config.collector.name, self.config.spool.backup_keep);
-        if let Some(job) = self.sources[i].next_delivery(collector, keep, Instant::now()) {
+        let limits = match self.config.delivery.target {
+            crate::config::Target::Outbox(_) => crate::deliver::batch::Limits::OUTBOX,
+            crate::config::Target::Console(_) => crate::deliver::batch::Limits::API,
+        };
+        if let Some(job) = self.sources[i].next_delivery(collector, keep, limits, Instant::now()) {
             if let Some(w) = &self.workers {
                 let _ = w.deliver.send(DeliverMsg::Job(job));
             }
@@ -872,6 +877,8 @@ impl Server {
                 };
                 let src = &mut self.sources[i];
                 src.spool.in_delivery = None;
+                // The rest of the batch is chosen again, without the damaged segment.
+                src.batch.clear();
                 src.spool.sealed.retain(|s| !paths.contains(&s.path));
                 src.counters.drop(Drop::QuarantinedSegments, 1);
                 log::error!("source {source}: {reason}; moved to quarantine/, not delivered");
@@ -1060,7 +1067,12 @@ impl Server {
                 s.spool
                     .sealed
                     .iter()
-                    .filter(|f| Some(f.seq) != s.spool.in_delivery)
+                    .filter(|f| {
+                        !s.spool
+                            .in_delivery
+                            .as_ref()
+                            .is_some_and(|b| b.contains(&f.seq))
+                    })
                     .map(move |f| Evictable {
                         sealed_at: f.sealed_at,
                         seq: f.seq,

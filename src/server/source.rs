@@ -20,6 +20,7 @@ use crate::clock;
 use crate::config::formats::window::{Change, State, Window};
 use crate::config::Source;
 use crate::deliver::api::Failure;
+use crate::deliver::batch::{self, Limits, Piece};
 use crate::deliver::DeliverJob;
 use crate::spool::SourceSpool;
 use crate::status::{Counters, Drop};
@@ -39,6 +40,10 @@ pub struct SourceState {
     pub counters: Counters,
     /// When delivery of the front segment may be tried again.
     pub retry_at: Option<Instant>,
+    /// The files of the batch in flight, kept after a failure until it is delivered or
+    /// quarantined: a batch is the unit of retry, so newer segments do not join it (the
+    /// delivery thread resumes its plan only for the same files).
+    pub batch: Vec<PathBuf>,
     pub retry_delay: Duration,
     /// Set when the source left the config at a reload: served no more, drained then dropped.
     pub retired: bool,
@@ -66,6 +71,7 @@ impl SourceState {
             spool,
             counters,
             retry_at: None,
+            batch: Vec::new(),
             retry_delay: RETRY_MIN,
             retired: false,
             seal_failed: Vec::new(),
@@ -129,27 +135,40 @@ impl SourceState {
         }
     }
 
-    /// The delivery job for the oldest sealed segment, if none is in flight and no retry is
-    /// pending; it is then in flight.
+    /// The delivery job for the next batch (the oldest sealed segments, `batch::next_batch`),
+    /// if none is in flight and no retry is pending; it is then in flight. A retry sends the
+    /// files of the batch that failed, less any that eviction took meanwhile.
     pub fn next_delivery(
         &mut self,
         collector: &str,
         backup_keep: usize,
+        limits: Limits,
         now: Instant,
     ) -> Option<DeliverJob> {
         if self.spool.in_delivery.is_some() || self.retry_at.is_some_and(|t| t > now) {
             return None;
         }
-        let seq = self.spool.sealed.front()?.seq;
-        // Every sealed part of the segment goes in one job (one upload, blocks on Azure).
-        let parts: Vec<PathBuf> = self
-            .spool
-            .sealed
-            .iter()
-            .filter(|s| s.seq == seq)
-            .map(|s| s.path.clone())
-            .collect();
-        self.spool.in_delivery = Some(seq);
+        let sealed = &self.spool.sealed;
+        self.batch.retain(|p| sealed.iter().any(|s| s.path == *p));
+        if self.batch.is_empty() {
+            let pieces: Vec<Piece> = sealed
+                .iter()
+                .map(|s| Piece {
+                    seq: s.seq,
+                    bytes: s.bytes,
+                    alone: s.alone,
+                })
+                .collect();
+            let n = batch::next_batch(&pieces, limits);
+            self.batch = sealed.iter().take(n).map(|s| s.path.clone()).collect();
+        }
+        let seqs = self.batch.iter().filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy();
+            crate::segment::parse_seq(&name)
+        });
+        let (first, last) = (seqs.clone().min()?, seqs.max()?);
+        let parts = self.batch.clone();
+        self.spool.in_delivery = Some(first..=last);
         self.retry_at = None;
         self.counters.delivery_attempts += 1;
         Some(DeliverJob {
@@ -164,9 +183,10 @@ impl SourceState {
         })
     }
 
-    /// The segment in flight was delivered.
+    /// The batch in flight was delivered.
     pub fn delivered(&mut self, paths: &[PathBuf], bytes: u64, at: u64) {
         self.spool.in_delivery = None;
+        self.batch.clear();
         self.spool.sealed.retain(|s| !paths.contains(&s.path));
         self.counters.delivered_files += 1;
         self.counters.delivered_bytes += bytes;

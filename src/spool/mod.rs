@@ -56,6 +56,9 @@ pub struct Sealed {
     pub bytes: u64,
     /// Seconds since the epoch when the segment was sealed (file mtime after a restart).
     pub sealed_at: u64,
+    /// Delivered alone, never concatenated with other segments: an FTP upload kept as it
+    /// came (a zip, or a gzip whose last line may lack its newline).
+    pub alone: bool,
 }
 
 /// What a failed write means for the receivers.
@@ -78,10 +81,11 @@ pub struct SourceSpool {
     pub next_seq: u64,
     /// Raw segments handed to the sealer: (seq, raw bytes).
     pub sealing: Vec<(u64, PathBuf, u64)>,
-    /// Sealed segments, oldest first; the front one may be in delivery.
+    /// Sealed segments, oldest first; the front ones may be in delivery.
     pub sealed: VecDeque<Sealed>,
-    /// The segment (every sealed part of it) the deliverer is working on.
-    pub in_delivery: Option<u64>,
+    /// The segments (first to last sequence number, every sealed part of them) the deliverer
+    /// is working on: one batch.
+    pub in_delivery: Option<std::ops::RangeInclusive<u64>>,
     /// Segments are sealed when they reach this size (`[spool] rotate_bytes`).
     pub rotate_bytes: u64,
     /// Filled by `flush`, drained by `take_sealed`.
@@ -277,6 +281,7 @@ impl SourceSpool {
             path,
             bytes,
             sealed_at,
+            alone: true,
         }]);
     }
 

@@ -80,6 +80,8 @@ pub(super) fn scan(dir: &Path, backup_dir: &Path) -> io::Result<Found> {
                 path,
                 bytes: meta.len(),
                 sealed_at,
+                // Corrected below for an FTP upload (its sidecar is there).
+                alone: file_name.ends_with(".zip"),
             });
         } else if file_name.ends_with(".log") {
             raw.push((seq, path));
@@ -115,12 +117,17 @@ pub(super) fn scan(dir: &Path, backup_dir: &Path) -> io::Result<Found> {
         }
     }
     // A name sidecar whose upload was delivered before a crash removed it.
-    for (seq, path) in sidecars {
-        if !sealed.iter().any(|s| s.seq == seq)
-            && !recovery.to_seal.iter().any(|(s, _, _)| *s == seq)
+    for (seq, path) in &sidecars {
+        if !sealed.iter().any(|s| s.seq == *seq)
+            && !recovery.to_seal.iter().any(|(s, _, _)| s == seq)
         {
-            let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(path);
         }
+    }
+    // An FTP upload sealed as it came goes alone (one sealed by lc from text would not need
+    // to, but its name no longer tells).
+    for s in sealed.iter_mut() {
+        s.alone |= sidecars.iter().any(|(seq, _)| *seq == s.seq);
     }
     sealed.sort_by_key(|s| (s.seq, s.part));
     recovery.to_seal.sort_by_key(|(seq, _, _)| *seq);

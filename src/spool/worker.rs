@@ -169,22 +169,23 @@ fn seal_loop(rx: Receiver<SealJob>, report: Report) {
 
 fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
     crate::deliver::worker::run(rx, |job, result| {
-        let (source, paths) = (job.source, job.parts);
+        let (source, parts) = (job.source, job.parts);
         report.send(match result {
             Delivery::Delivered(bytes) => Done::Delivered {
                 source,
-                paths,
+                paths: parts,
                 bytes,
                 at: clock::unix_secs(SystemTime::now()),
             },
-            Delivery::Quarantined(reason) => Done::Quarantined {
+            // Only the damaged segment: the rest of the batch goes with the next job.
+            Delivery::Quarantined { paths, reason } => Done::Quarantined {
                 source,
                 paths,
                 reason,
             },
             Delivery::Failed(failure) => Done::DeliveryFailed {
                 source,
-                paths,
+                paths: parts,
                 failure,
             },
         })
@@ -271,6 +272,8 @@ pub fn seal(raw: &Path, seq: u64, max_part: u64) -> io::Result<Vec<Sealed>> {
                 path: path.clone(),
                 bytes,
                 sealed_at: now,
+                // Lines cut whole and ending in a newline: it may join a batch.
+                alone: false,
             });
         }
         parts.reverse();
