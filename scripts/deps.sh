@@ -43,7 +43,7 @@ AZURE_STORAGE_BLOB_VERSION=12.31.1
 APT_PACKAGES=(
     rsyslog rsyslog-gnutls rsyslog-openssl util-linux curl musl-tools procps openssl tinyproxy
     haproxy lftp shellcheck prometheus prometheus-node-exporter
-    python3 python3-venv
+    python3 python3-venv default-jre-headless default-jdk-headless
     libivykis0 libnet1 libjson-c5 libglib2.0-0 libpcre3 libwrap0 libcap2 libssl3 libsystemd0
 )
 

@@ -110,6 +110,16 @@ impl Plan {
         }
     }
 
+    /// Whether some file of the batch is stored or acknowledged, or found damaged: then the
+    /// next attempt must be for the same files (a batch is the unit of retry). Before that, the
+    /// loop may choose the batch again (a backlog that grew meanwhile leaves as one upload).
+    pub fn held(&self) -> bool {
+        !matches!(
+            self.stage,
+            Stage::New | Stage::Ready { at: 0 } | Stage::HaveUrl { at: 0, .. }
+        )
+    }
+
     /// What the check counted, reported with `Delivered`.
     pub fn bytes(&self) -> u64 {
         self.sizes.iter().sum()

@@ -40,6 +40,9 @@ pub enum Delivery {
         reason: String,
     },
     Failed(Failure),
+    /// Failed after some of the batch was stored or acknowledged: the retry must send the
+    /// same files (`Plan::held`).
+    Held(Failure),
 }
 
 /// Where damaged segments go, inside the source's spool folder (no segment name, so recovery
@@ -87,11 +90,14 @@ fn attempt(
     if entry.0 != job.parts || entry.1.outbox != outbox {
         *entry = (job.parts.clone(), Plan::new(job.parts.len(), outbox));
     }
-    let result = drive(target, job, &mut entry.1);
-    if !matches!(result, Delivery::Failed(_)) {
-        plans.remove(&job.source);
+    match drive(target, job, &mut entry.1) {
+        Delivery::Failed(f) if entry.1.held() => Delivery::Held(f),
+        failed @ Delivery::Failed(_) => failed,
+        done => {
+            plans.remove(&job.source);
+            done
+        }
     }
-    result
 }
 
 /// Runs `plan` until it reports, or an action fails.
@@ -441,7 +447,7 @@ mod tests {
         let mut plans = HashMap::new();
         assert!(matches!(
             attempt(&target, &job, &mut plans),
-            Delivery::Failed(_)
+            Delivery::Held(_)
         ));
         assert_eq!(plans["a"].1.stage, super::super::plan::Stage::Acked);
         // Whatever the outbox's reader did meanwhile, the segment is not placed again.

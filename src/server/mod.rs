@@ -889,9 +889,14 @@ impl Server {
                 source,
                 paths,
                 failure,
+                held,
             } => {
                 if let Some(i) = self.source_index(&source) {
                     self.sources[i].delivery_failed(&paths, &failure, now);
+                    if !held {
+                        // Nothing of it is stored: the retry may take a grown backlog.
+                        self.sources[i].batch.clear();
+                    }
                 }
             }
         }

@@ -40,9 +40,10 @@ pub struct SourceState {
     pub counters: Counters,
     /// When delivery of the front segment may be tried again.
     pub retry_at: Option<Instant>,
-    /// The files of the batch in flight, kept after a failure until it is delivered or
-    /// quarantined: a batch is the unit of retry, so newer segments do not join it (the
-    /// delivery thread resumes its plan only for the same files).
+    /// The files of the batch in flight, kept after a failure that left some of it stored or
+    /// acknowledged, until it is delivered or quarantined: a batch is the unit of retry, so
+    /// newer segments do not join it (the delivery thread resumes its plan only for the same
+    /// files).
     pub batch: Vec<PathBuf>,
     pub retry_delay: Duration,
     /// Set when the source left the config at a reload: served no more, drained then dropped.

@@ -62,6 +62,8 @@ pub enum Done {
         source: String,
         paths: Vec<PathBuf>,
         failure: Failure,
+        /// The retry must be for the same files (part of them is stored or acknowledged).
+        held: bool,
     },
     /// A sealed file was damaged (a truncated or corrupt gzip, a zip without its directory):
     /// moved to `spool/SOURCE/quarantine/`, not delivered.
@@ -187,6 +189,13 @@ fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
                 source,
                 paths: parts,
                 failure,
+                held: false,
+            },
+            Delivery::Held(failure) => Done::DeliveryFailed {
+                source,
+                paths: parts,
+                failure,
+                held: true,
             },
         })
     });

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use serde_json::Value;
 
 use crate::cloud::{Cloud, Mitmproxy, Tinyproxy};
-use crate::harness::{config_with, source, wait_for, Lc, TempDir};
+use crate::harness::{config_with, run, source, wait_for, Lc, TempDir};
 
 /// Starts lc delivering to `cloud` with `extra` lines in [delivery]; sources `asa` (TCP).
 fn lc_for(cloud: &Cloud, tag: &str, extra: &str) -> Lc {
@@ -15,12 +15,16 @@ fn lc_for(cloud: &Cloud, tag: &str, extra: &str) -> Lc {
 }
 
 fn lc_for_env(cloud: &Cloud, tag: &str, extra: &str, env: &[(&str, &str)]) -> Lc {
+    lc_at(cloud, &cloud.api_url(), tag, extra, env)
+}
+
+/// `lc_for` with the console at `url` (the token and CA are `cloud`'s).
+fn lc_at(cloud: &Cloud, url: &str, tag: &str, extra: &str, env: &[(&str, &str)]) -> Lc {
     let dir = TempDir::new(tag);
     let token = dir.0.join("token");
     std::fs::write(&token, format!("{}\n", cloud.token())).unwrap();
     let delivery = format!(
-        "url = {}\ntoken_file = {}\nca_file = {}\n{extra}",
-        cloud.api_url(),
+        "url = {url}\ntoken_file = {}\nca_file = {}\n{extra}",
         token.display(),
         cloud.ca_pem().display()
     );
@@ -471,4 +475,172 @@ fn a_failing_move_to_backup_never_uploads_the_segment_again() {
     assert_eq!(cloud.uploads().len(), 1);
     assert_eq!(cloud.calls()["done_upload"]["calls"], 1);
     assert_eq!(uploaded_lines(&cloud, &cloud.uploads()), sent);
+}
+
+/// A console URL where nothing listens: every call is refused at once, none reaches a stand-in.
+fn dead_console() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("https://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
+/// lc with its delivery refused while `bursts` segments of 50 lines pile up in its spool (each
+/// burst sealed before the next is sent); then reloaded onto `cloud`. Returns lc and the lines.
+fn backlog_then_cloud(cloud: &Cloud, tag: &str, bursts: usize) -> (Lc, Vec<String>) {
+    let dead = dead_console();
+    let lc = lc_at(cloud, &dead, tag, "", &[]);
+    let mut sent = Vec::new();
+    for b in 0..bursts {
+        sent.extend(send_lines(&lc, b * 50, 50));
+        let spool = lc.state().join("spool/asa");
+        wait_for(30, "the burst sealed", || {
+            std::fs::read_dir(&spool)
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().ends_with(".log.gz")
+                })
+                .count()
+                == b + 1
+        });
+    }
+    assert!(cloud.calls()["upload_url"]["calls"].as_u64().unwrap_or(0) == 0);
+    let ini = lc.config.clone();
+    let text = std::fs::read_to_string(&ini).unwrap();
+    std::fs::write(&ini, text.replace(&dead, &cloud.api_url())).unwrap();
+    lc.signal(nix::sys::signal::Signal::SIGHUP);
+    (lc, sent)
+}
+
+/// The lines of a gzip file as `gzip -dc`, Python's `gzip` and Java's `GZIPInputStream` read
+/// it, after `gzip -t` passed; each must read every member.
+fn read_by_every_reader(gz: &std::path::Path) -> Vec<Vec<String>> {
+    run(std::process::Command::new("gzip").arg("-t").arg(gz));
+    let lines = |text: String| text.lines().map(String::from).collect::<Vec<_>>();
+    let gunzip = run(std::process::Command::new("gzip").arg("-dc").arg(gz));
+    let python = run(std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import gzip, sys; sys.stdout.write(gzip.open(sys.argv[1], 'rt').read())",
+        ])
+        .arg(gz));
+    let dir = gz.parent().unwrap().join("java");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Reader.java"),
+        r#"import java.io.*;
+import java.util.zip.GZIPInputStream;
+
+public class Reader {
+    public static void main(String[] args) throws IOException {
+        try (InputStream in = new GZIPInputStream(new FileInputStream(args[0]))) {
+            in.transferTo(System.out);
+        }
+        System.out.flush();
+    }
+}
+"#,
+    )
+    .unwrap();
+    run(std::process::Command::new("javac")
+        .arg("-d")
+        .arg(&dir)
+        .arg(dir.join("Reader.java")));
+    let java = run(std::process::Command::new("java")
+        .arg("-cp")
+        .arg(&dir)
+        .arg("Reader")
+        .arg(gz));
+    vec![lines(gunzip), lines(python), lines(java)]
+}
+
+#[test]
+fn a_backlog_is_one_blob_for_two_api_calls_and_every_gzip_reader_reads_it_whole() {
+    let cloud = Cloud::start(&["asa"]);
+    let (lc, sent) = backlog_then_cloud(&cloud, "batch", 4);
+    wait_for(60, "the backlog delivered", || {
+        delivered_all(&cloud, sent.len()) && lc.source_status("asa")["backlog"]["files"] == 0
+    });
+    let uploads = cloud.uploads();
+    assert_eq!(uploads.len(), 1, "one upload: {uploads:?}");
+    let calls = cloud.calls();
+    assert_eq!(calls["upload_url"]["calls"], 1, "{calls}");
+    assert_eq!(calls["done_upload"]["calls"], 1, "{calls}");
+    // Named after its first segment; the blob is the segments one after the other.
+    let mut backups: Vec<_> = std::fs::read_dir(lc.state().join("backup/asa"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    backups.sort();
+    assert_eq!(backups.len(), 4, "{backups:?}");
+    let first = backups[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(uploads[0]["filename"], format!("asa_it_{first}"));
+    let blob = cloud.blob(uploads[0]["blob"].as_str().unwrap());
+    let concatenated: Vec<u8> = backups
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(
+        blob == concatenated,
+        "the blob is the concatenation of the segments"
+    );
+    let path = cloud.dir().join("batch.log.gz");
+    std::fs::write(&path, &blob).unwrap();
+    for (reader, lines) in ["gzip -dc", "python gzip", "java GZIPInputStream"]
+        .iter()
+        .zip(read_by_every_reader(&path))
+    {
+        assert!(
+            lines == sent,
+            "{reader} reads {} of {} lines",
+            lines.len(),
+            sent.len()
+        );
+    }
+}
+
+#[test]
+fn a_batch_whose_done_upload_fails_is_retried_whole_and_uploaded_once() {
+    let cloud = Cloud::start(&["asa"]);
+    cloud.faults(r#"{"done_upload": ["503"]}"#);
+    let (lc, mut sent) = backlog_then_cloud(&cloud, "batch-retry", 3);
+    wait_for(30, "done_upload failed once", || {
+        cloud.calls()["done_upload"]["statuses"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    });
+    // Segments sealed during the retry do not join the stored batch: they come after it.
+    sent.extend(send_lines(&lc, 1000, 50));
+    wait_for(60, "everything delivered", || {
+        delivered_all(&cloud, sent.len()) && lc.source_status("asa")["backlog"]["files"] == 0
+    });
+    let uploads = cloud.uploads();
+    assert_eq!(uploads_lines_once(&cloud, &uploads), sent);
+    // The batch was stored once and acknowledged on the second done_upload: one PUT, one URL.
+    let first = &uploads[0];
+    assert_eq!(
+        uploaded_lines(&cloud, std::slice::from_ref(first)),
+        sent[..150].to_vec(),
+        "the retried batch is the three segments, no more"
+    );
+    let calls = cloud.calls();
+    assert_eq!(calls["done_upload"]["statuses"][0], 503, "{calls}");
+    assert!(
+        uploads.iter().all(|u| u["duplicate"] != true),
+        "{uploads:?}"
+    );
+}
+
+/// Every line of `uploads`, checking none came twice.
+fn uploads_lines_once(cloud: &Cloud, uploads: &[Value]) -> Vec<String> {
+    let lines = uploaded_lines(cloud, uploads);
+    let mut seen = std::collections::BTreeSet::new();
+    assert!(
+        lines.iter().all(|l| seen.insert(l.clone())),
+        "a line came twice"
+    );
+    lines
 }
