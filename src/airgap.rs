@@ -187,12 +187,12 @@ pub fn run(dir: &Path, target: &Target, backup_keep: usize) -> Result<Report, Er
                     log::info!("source {source}: delivered {} ({bytes} bytes)", m.file);
                     report.delivered.push(m.file);
                 }
-                Delivery::Quarantined(why) => {
+                Delivery::Quarantined { reason: why, .. } => {
                     let _ = move_to_quarantine(dir, &format!("{}{MANIFEST_SUFFIX}", m.file));
                     log::error!("{why}; moved to {}", dir.join(QUARANTINE).display());
                     report.corrupt.push(m.file);
                 }
-                Delivery::Failed(f) => {
+                Delivery::Failed(f) | Delivery::Held(f) => {
                     log::error!(
                         "source {source}: delivering {} failed: {}; its files wait for the next run",
                         path.display(),
