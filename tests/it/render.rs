@@ -22,7 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::harness::{source, wait_for, Lc, TempDir};
 
 /// An rsyslogd configured as the vendor collector (receivers, parser chain, output format),
-/// killed on drop.
+/// killed on drop. Its main queue has one worker: with more, a busy machine has rsyslog write
+/// batches out of order, and the comparison is line by line.
 struct Rsyslog {
     child: Child,
     dir: PathBuf,
@@ -54,6 +55,7 @@ impl Rsyslog {
             format!(
                 r#"global(workDirectory="{work}" net.enableDNS="off" maxMessageSize="64k")
 $EscapeControlCharactersOnReceive on
+main_queue(queue.workerThreads="1")
 module(load="imudp")
 module(load="imtcp")
 input(type="imudp" address="127.0.0.1" port="{udp}" rcvbufSize="4m" ruleset="u")
