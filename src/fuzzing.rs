@@ -466,6 +466,8 @@ mod tests {
                 }
             }
         }
+        // The `status` target's folder; a fuzzer process leaves its own for inspection.
+        std::fs::remove_dir_all(status_dir()).unwrap();
     }
 
     /// The syslog corpus of the differential tests through both syslog targets, under a few
