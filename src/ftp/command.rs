@@ -186,7 +186,7 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
     };
     Ok(match verb.as_str() {
         "USER" => Command::User(need("a user name")?),
-        "PASS" => Command::Pass(Secret::new(arg)),
+        "PASS" => Command::Pass(Secret::from_peer(arg)),
         "QUIT" => Command::Quit,
         "NOOP" => Command::Noop,
         "SYST" => Command::Syst,
