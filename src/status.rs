@@ -675,7 +675,7 @@ fn source_lines(src: &Value, now: u64, verbose: bool) -> String {
             ));
         }
     }
-    if let Some(line) = format_line(src) {
+    if let Some(line) = format_line(src, verbose) {
         sub(line.trim().to_string());
     }
     let detail = nonzero(&src["drops"]);
@@ -888,11 +888,27 @@ pub fn check(snapshots: &[Value], now: u64) -> (Level, String) {
     (level, format!("lc {}: {text}", level.name()))
 }
 
-/// A source's format check, when it warns: its rate and what the lines look like instead.
-fn format_line(src: &Value) -> Option<String> {
+/// A source's format check, when it warns: its rate and what the lines look like instead;
+/// with `verbose`, the rate of every checked source.
+fn format_line(src: &Value, verbose: bool) -> Option<String> {
     let f = &src["format_check"];
-    if f["state"].as_str() != Some("warning") {
-        return None;
+    match f["state"].as_str() {
+        Some("warning") => {}
+        Some(state @ ("ok" | "learning")) if verbose => {
+            let sampled = match f["sample_stride"].as_u64() {
+                Some(n) if n > 1 => format!(" (about one line in {n} checked)"),
+                _ => String::new(),
+            };
+            let pct = f["match_pct"]
+                .as_u64()
+                .map_or_else(|| "-".to_string(), |p| p.to_string());
+            return Some(format!(
+                "      format {state}: {pct} % of the last {} lines look like {}{sampled}\n",
+                f["lines"],
+                str_of(&src["format"]),
+            ));
+        }
+        _ => return None,
     }
     let like = match (f["looks_like"].as_str(), f["looks_like_pct"].as_u64()) {
         (Some(name), Some(p)) => format!("; {p} % look like {name}"),
@@ -1331,12 +1347,22 @@ mod tests {
                               "looks_like": "FortiGate", "looks_like_pct": 97 },
         });
         assert_eq!(
-            format_line(&src).unwrap(),
+            format_line(&src, false).unwrap(),
             "      format warning: 3 % of the last 150 lines look like CISCO_ASA_SYSLOG (90 % needed); 97 % look like FortiGate\n"
         );
         let ok = json!({ "format_check": { "state": "ok" } });
-        assert_eq!(format_line(&ok), None);
-        assert_eq!(format_line(&json!({})), None);
+        assert_eq!(format_line(&ok, false), None);
+        assert_eq!(format_line(&json!({}), false), None);
+        let busy = json!({
+            "format": "FORTIGATE_SYSLOG",
+            "format_check": { "state": "ok", "match_pct": 99, "lines": 10000, "sample_stride": 40 },
+        });
+        assert_eq!(
+            format_line(&busy, true).unwrap(),
+            "      format ok: 99 % of the last 10000 lines look like FORTIGATE_SYSLOG (about one line in 40 checked)\n"
+        );
+        let unchecked = json!({ "format_check": { "state": "unchecked" } });
+        assert_eq!(format_line(&unchecked, true), None);
     }
 
     #[test]

@@ -193,6 +193,19 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
     });
     assert_eq!(lc.source_status("asa-hq")["format_check"]["match_pct"], 100);
     assert_eq!(lc.log().matches(warning).count(), 1, "{}", lc.log());
+    let status = Command::new(LC)
+        .arg("--config")
+        .arg(&lc.config)
+        .args(["status", "-v"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("format ok: 100 % of the last ")
+            && status.contains(" lines look like FORTIGATE_SYSLOG")
+            && !status.contains("format warning"),
+        "{status}"
+    );
     let (code, out) = check_source(&lc, "asa-hq");
     assert_eq!(code, Some(0), "{out}");
     assert!(
