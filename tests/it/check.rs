@@ -108,6 +108,19 @@ fn check_source(lc: &Lc, source: &str) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
+/// The value of `name` for source asa-hq in the instance's metrics file, if written yet.
+fn metric(dir: &std::path::Path, name: &str) -> Option<f64> {
+    let prefix = format!("{name}{{");
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".prom"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .flat_map(|text| text.lines().map(String::from).collect::<Vec<_>>())
+        .find(|l| l.starts_with(&prefix) && l.contains("source=\"asa-hq\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 fn asa_hq(format: &str) -> String {
     format!(
         "[source asa-hq]\nformat = {format}\nreceiver = syslog-tcp\nport = 0\nrender = vendor\n"
@@ -119,7 +132,15 @@ fn asa_hq(format: &str) -> String {
 /// the right type the warning clears and the check passes.
 #[test]
 fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right_type() {
-    let mut lc = Lc::start("check-live", "", "", &asa_hq("CISCO_ASA_SYSLOG"));
+    let dir = TempDir::new("check-live");
+    let metrics = dir.0.join("metrics");
+    std::fs::create_dir(&metrics).unwrap();
+    let collector = format!("metrics_dir = {}", metrics.display());
+    let root = dir.0.clone();
+    let config = |format: &str| base_config(&root, "", &collector) + &asa_hq(format);
+    let lc_ini = dir.0.join("lc.ini");
+    std::fs::write(&lc_ini, config("CISCO_ASA_SYSLOG")).unwrap();
+    let mut lc = Lc::attach(dir, lc_ini);
     send_tcp(&lc, "asa-hq", &corpus_lines("FORTIGATE.log", 150));
     wait_for(20, "the format warning", || {
         lc.source_status("asa-hq")["format_check"]["state"] == "warning"
@@ -155,6 +176,12 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
         "{status}"
     );
 
+    // The metric says so too.
+    wait_for(20, "the format warning metric", || {
+        metric(&metrics, "lc_source_format_warning") == Some(1.0)
+    });
+    assert_eq!(metric(&metrics, "lc_source_format_match_ratio"), Some(0.0));
+
     // `lc check SOURCE` reads the same lines back from the spool.
     let (code, out) = check_source(&lc, "asa-hq");
     assert_eq!(code, Some(1), "{out}");
@@ -173,11 +200,7 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
 
     // The right type: the check starts over, and passes with the next lines.
     let reloads = lc.status()["reloaded_at"].clone();
-    std::fs::write(
-        &lc.config,
-        base_config(&lc.dir.0, "", "") + &asa_hq("FORTIGATE_SYSLOG"),
-    )
-    .unwrap();
+    std::fs::write(&lc.config, config("FORTIGATE_SYSLOG")).unwrap();
     lc.signal(nix::sys::signal::Signal::SIGHUP);
     wait_for(20, "the reload", || lc.status()["reloaded_at"] != reloads);
     let f = lc.source_status("asa-hq")["format_check"].clone();
@@ -192,6 +215,9 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
         lc.source_status("asa-hq")["format_check"]["state"] == "ok"
     });
     assert_eq!(lc.source_status("asa-hq")["format_check"]["match_pct"], 100);
+    wait_for(20, "the metric cleared", || {
+        metric(&metrics, "lc_source_format_warning") == Some(0.0)
+    });
     assert_eq!(lc.log().matches(warning).count(), 1, "{}", lc.log());
     let status = Command::new(LC)
         .arg("--config")
