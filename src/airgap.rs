@@ -15,8 +15,8 @@
 //! DIR at a time (`DIR/.lock`).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -363,38 +363,16 @@ fn key_of_name(name: &str) -> OrderKey {
 
 /// Takes `DIR/.lock`, or says which run holds it.
 fn lock(dir: &Path) -> io::Result<nix::fcntl::Flock<File>> {
-    use nix::fcntl::{Flock, FlockArg};
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| annotate(&path, e))?;
-    let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => l,
-        Err((file, _)) => {
-            let mut holder = String::new();
-            let _ = (&file).take(32).read_to_string(&mut holder);
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "{}: another lc upload --from is delivering this folder (pid {})",
-                    dir.display(),
-                    holder.trim()
-                ),
-            ));
-        }
-    };
-    lock.set_len(0).map_err(|e| annotate(&path, e))?;
-    (&*lock)
-        .write_all(format!("{}\n", std::process::id()).as_bytes())
-        .map_err(|e| annotate(&path, e))?;
-    Ok(lock)
+    crate::fsx::lock_folder(dir, LOCK_FILE).map_err(|held| match held {
+        Ok(pid) => io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{}: another lc upload --from is delivering this folder (pid {pid})",
+                dir.display()
+            ),
+        ),
+        Err(e) => e,
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //!
 //! Blocking (fsync of cut segments): it runs before the loop starts, or on the chores thread.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -182,39 +182,17 @@ pub(super) fn write_next_seq(dir: &Path, next: u64) -> io::Result<()> {
 
 /// Takes the exclusive lock of a source's spool folder, or says who holds it.
 fn lock_folder(dir: &Path) -> io::Result<nix::fcntl::Flock<File>> {
-    use nix::fcntl::{Flock, FlockArg};
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| annotate(&path, e))?;
-    let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => l,
-        Err((file, _)) => {
-            let mut holder = String::new();
-            let _ = (&file).take(32).read_to_string(&mut holder);
-            let holder = holder.trim();
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "{}: in use by another lc instance{}; a source is served by one instance at a time (stop the other, or move the source in both configs and reload both)",
-                    dir.display(),
-                    if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
-                ),
-            ));
-        }
-    };
-    lock.set_len(0).map_err(|e| annotate(&path, e))?;
-    (&*lock)
-        .write_all(format!("{}\n", std::process::id()).as_bytes())
-        .map_err(|e| annotate(&path, e))?;
-    Ok(lock)
+    crate::fsx::lock_folder(dir, LOCK_FILE).map_err(|held| match held {
+        Ok(holder) => io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{}: in use by another lc instance{}; a source is served by one instance at a time (stop the other, or move the source in both configs and reload both)",
+                dir.display(),
+                if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+            ),
+        ),
+        Err(e) => e,
+    })
 }
 
 /// Moves a planted file out of the way, untouched (rename follows no link), and says so.
