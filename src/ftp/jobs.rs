@@ -107,11 +107,24 @@ pub enum Dest {
     Plain(PathBuf),
 }
 
+/// An upload committed to a source's spool.
+pub struct Spooled {
+    pub source: String,
+    pub seq: u64,
+    /// Its path in the spool.
+    pub raw: PathBuf,
+    pub bytes: u64,
+    /// A `.gz`/`.zip` file, sealed as it is.
+    pub precompressed: bool,
+    /// Its first lines, for the source's live format check.
+    pub sample: Vec<Vec<u8>>,
+}
+
 pub enum Outcome {
     Committed {
         conn: ConnRef,
-        /// For spool uploads: (source, seq, path in the spool, bytes, precompressed).
-        spooled: Option<(String, u64, PathBuf, u64, bool)>,
+        /// For spool uploads: what is in the spool now.
+        spooled: Option<Spooled>,
         /// For spool uploads: the entry SIZE, MDTM and listings show, kept after delivery.
         listed: Option<Entry>,
         result: Result<u64, String>,
@@ -185,7 +198,14 @@ fn run(job: Job) -> Option<Outcome> {
             } => match spool::commit_upload(&temp, &raw, &name, kind) {
                 Ok((path, size, bytes)) => Outcome::Committed {
                     conn,
-                    spooled: Some((source, seq, path, bytes, kind.precompressed())),
+                    spooled: Some(Spooled {
+                        source,
+                        seq,
+                        sample: spool::sample_lines(&path, kind),
+                        raw: path,
+                        bytes,
+                        precompressed: kind.precompressed(),
+                    }),
                     listed: Some(Entry {
                         name,
                         is_dir: false,

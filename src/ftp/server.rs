@@ -29,7 +29,7 @@ use super::command::{escaped, is_latin1, parse};
 use super::content::{self, Kind as Content};
 use super::control::{Control, Next};
 use super::data::{DataConn, Task};
-use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Stat};
+use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Spooled, Stat};
 use super::lockout::Lockout;
 use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
 use super::path::{VPath, SSL_UPDATE};
@@ -66,13 +66,7 @@ pub enum Event {
     },
     /// A committed upload is in `source`'s spool now: a raw segment to seal and deliver, or
     /// (`precompressed`) a `.gz`/`.zip` file sealed as it is, to deliver.
-    Spooled {
-        source: String,
-        seq: u64,
-        raw: PathBuf,
-        bytes: u64,
-        precompressed: bool,
-    },
+    Spooled(Spooled),
 }
 
 /// One FTP source as the server sees it.
@@ -504,17 +498,11 @@ impl FtpServer {
         // Commits that finished while stopping still belong to the spool.
         while let Ok(outcome) = self.jobs.rx.try_recv() {
             if let Outcome::Committed {
-                spooled: Some((source, seq, raw, bytes, precompressed)),
+                spooled: Some(spooled),
                 ..
             } = outcome
             {
-                self.events.push(Event::Spooled {
-                    source,
-                    seq,
-                    raw,
-                    bytes,
-                    precompressed,
-                });
+                self.events.push(Event::Spooled(spooled));
             }
         }
     }
@@ -1873,17 +1861,11 @@ impl FtpServer {
                         Reply::new(451, "cannot store the file; upload discarded")
                     }
                 };
-                if let Some((source, seq, raw, bytes, precompressed)) = spooled {
+                if let Some(spooled) = spooled {
                     if let Some(entry) = listed {
-                        self.recent.add(&source, entry, unix_now());
+                        self.recent.add(&spooled.source, entry, unix_now());
                     }
-                    self.events.push(Event::Spooled {
-                        source,
-                        seq,
-                        raw,
-                        bytes,
-                        precompressed,
-                    });
+                    self.events.push(Event::Spooled(spooled));
                 }
                 self.reply_to(conn, reply);
             }

@@ -41,7 +41,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::allow::canonical;
 use crate::clock;
 use crate::config::{Config, Receiver as Kind, Source};
-use crate::ftp::jobs::Dest;
+use crate::ftp::jobs::{Dest, Spooled};
 use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
 use crate::logging::{LimitKey, LimitLog};
 use crate::proxy_header::Header;
@@ -1669,13 +1669,14 @@ impl Server {
                         ftp.commit(conn, temp, dest);
                     }
                 }
-                FtpEvent::Spooled {
+                FtpEvent::Spooled(Spooled {
                     source,
                     seq,
                     raw,
                     bytes,
                     precompressed,
-                } => {
+                    sample,
+                }) => {
                     let Some(i) = self.source_index(&source) else {
                         continue;
                     };
@@ -1683,6 +1684,7 @@ impl Server {
                     src.counters.files += 1;
                     src.counters.bytes += bytes;
                     src.counters.last_received = clock::unix_secs(SystemTime::now());
+                    src.check_format(&sample);
                     if precompressed {
                         src.spool.adopted_sealed(seq, raw, bytes);
                         self.try_deliver(i);

@@ -124,6 +124,15 @@ impl SourceState {
         }
     }
 
+    /// Offers lines of an FTP upload (its first ones, read by the commit) to the format check.
+    pub fn check_format(&mut self, lines: &[Vec<u8>]) {
+        for line in lines {
+            if let Some(change) = self.format.count(line) {
+                self.format_changed(change);
+            }
+        }
+    }
+
     /// Logs a transition of the format check, once (the window reports each one once).
     #[cold]
     fn format_changed(&self, change: Change) {
@@ -272,10 +281,10 @@ impl SourceState {
     }
 }
 
-/// The format check of a source: syslog sources whose type lc has a recognizer for.
+/// The format check of a source whose type lc has a recognizer for: syslog sources line by
+/// line as stored, FTP sources by the first lines of each upload.
 fn window_for(cfg: &Source) -> Window {
-    let checked = cfg.receiver.is_syslog().then_some(cfg.format.as_str());
-    Window::new(checked, cfg.format_warn_below)
+    Window::new(Some(cfg.format.as_str()), cfg.format_warn_below)
 }
 
 /// When a source last received and delivered, as far as its files tell after a restart.

@@ -16,7 +16,7 @@ mod upload;
 pub mod worker;
 
 pub use recover::{cut_torn_tail, Recovery};
-pub use upload::{commit_upload, spooled_uploads, upload_path, SpooledUpload};
+pub use upload::{commit_upload, sample_lines, spooled_uploads, upload_path, SpooledUpload};
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};

@@ -3,7 +3,7 @@
 //! listed because their sidecar is there. The loop reserves the sequence number
 //! (`SourceSpool::reserve_upload`); the commit runs on the FTP worker thread.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,38 @@ pub fn commit_upload(
     fs::rename(upload, &dest).map_err(|e| annotate(&dest, e))?;
     sync_dir(raw.parent().unwrap_or(Path::new(".")))?;
     Ok((dest, size, bytes))
+}
+
+/// The most lines of an upload the live format check sees, and the bytes read for them.
+const SAMPLE_LINES: usize = 125;
+const SAMPLE_BYTES: u64 = 64 * 1024;
+
+/// The first lines of an upload just committed to `path` (a gzip file decompressed), for the
+/// source's live format check: at most `SAMPLE_LINES` whole lines from its first
+/// `SAMPLE_BYTES`. A zip, or a file that cannot be read, gives none.
+pub fn sample_lines(path: &Path, kind: Kind) -> Vec<Vec<u8>> {
+    let Ok(file) = File::open(path) else {
+        return Vec::new();
+    };
+    let mut head = Vec::new();
+    let read = match kind {
+        Kind::Text => file.take(SAMPLE_BYTES).read_to_end(&mut head),
+        Kind::Gzip => flate2::read::MultiGzDecoder::new(file)
+            .take(SAMPLE_BYTES)
+            .read_to_end(&mut head),
+        Kind::Zip => return Vec::new(),
+    };
+    if read.is_err() && head.is_empty() {
+        return Vec::new();
+    }
+    // Only whole lines: the last piece may be cut by the byte limit.
+    let end = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    head[..end]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .take(SAMPLE_LINES)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+        .collect()
 }
 
 /// An FTP upload still in the spool, as its `.name` sidecar tells.

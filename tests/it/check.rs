@@ -347,3 +347,25 @@ fn a_snapshot_upload_reaches_the_tenant_as_a_snapshot_and_mismatched_files_need_
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("a snapshot report needs a console"));
 }
+
+/// An FTP source's uploads are checked too, by their first lines: FortiGate lines uploaded
+/// to a CISCO_ASA_SYSLOG folder turn it to the warning state, and it is logged once.
+#[test]
+fn an_ftp_source_receiving_fortigate_files_warns() {
+    use crate::ftp::{curl_ok, Delivery, Ftp};
+    let ftp = Ftp::start_with(
+        "check-ftp",
+        "",
+        "[source asa-ftp]\nformat = CISCO_ASA_SYSLOG\nreceiver = ftp\n",
+        Delivery::Outbox,
+    );
+    let file = ftp.lc.dir.0.join("fortigate.log");
+    std::fs::write(&file, corpus_lines("FORTIGATE.log", 150)).unwrap();
+    curl_ok(&["-T", &file.display().to_string(), &ftp.url("/asa-ftp/")]);
+    wait_for(20, "the FTP source warns", || {
+        ftp.lc.source_status("asa-ftp")["format_check"]["state"] == "warning"
+    });
+    let f = ftp.lc.source_status("asa-ftp")["format_check"].clone();
+    assert_eq!(f["looks_like"], "FortiGate", "{f}");
+    assert_eq!(ftp.lc.log().matches("look like FortiGate").count(), 1);
+}
