@@ -154,21 +154,20 @@ impl Ftp {
 
     #[track_caller]
     pub(crate) fn wait_status(&self, what: &str, cond: impl Fn(&Value) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(SOON);
-        loop {
-            let s = self.lc.try_status();
-            if s.as_ref().is_some_and(&cond) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out after {SOON}s waiting for: {what}\nlast status: {}\nlc log:\n{}",
-                    s.map_or("none".into(), |s| s.to_string()),
+        crate::harness::wait_explained(
+            SOON,
+            what,
+            || self.lc.try_status().as_ref().is_some_and(&cond),
+            || {
+                format!(
+                    "last status: {}\nlc log:\n{}",
+                    self.lc
+                        .try_status()
+                        .map_or("none".into(), |s| s.to_string()),
                     tail(&self.lc.log(), 40)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                )
+            },
+        );
     }
 
     /// Connects a hand-driven control session and reads the greeting.
