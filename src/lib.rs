@@ -25,6 +25,7 @@ pub mod format_check;
 pub mod fsx;
 pub mod ftp;
 pub mod fuzzing;
+pub mod httpd;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

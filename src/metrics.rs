@@ -131,6 +131,24 @@ fn flag(b: bool) -> f64 {
 /// The metrics of one instance's snapshot (as `server/snapshot.rs` builds it).
 pub fn render(s: &Value) -> String {
     let mut m = Families::default();
+    instance(&mut m, s, None);
+    m.text()
+}
+
+/// The metrics of every instance on the host, from the snapshots in run_dir as
+/// `status::read_all` returns them (with `alive`) at `now`: what `metrics_listen` serves.
+/// One family's samples of all instances stay under one HELP/TYPE, as the format requires.
+pub fn render_all(snapshots: &[Value], now: u64) -> String {
+    let mut m = Families::default();
+    for s in snapshots {
+        instance(&mut m, s, Some(now));
+    }
+    m.text()
+}
+
+/// One instance's families; with `now`, the snapshot was read from run_dir (its `alive` says
+/// whether the instance runs, and an old one is flagged stale).
+fn instance(m: &mut Families, s: &Value, now: Option<u64>) {
     let inst = s["instance"].as_str().unwrap_or("");
     let i = [("lc_instance", inst)];
     let version = s["version"].as_str().unwrap_or("");
@@ -144,10 +162,23 @@ pub fn render(s: &Value) -> String {
     m.add(
         "lc_up",
         "gauge",
-        "Whether the instance is running (0 after a clean stop).",
+        "Whether the instance is running (0 after a clean stop, or when it died).",
         &i,
-        flag(s["running"].as_bool() == Some(true)),
+        flag(
+            s["alive"]
+                .as_bool()
+                .unwrap_or(s["running"].as_bool() == Some(true)),
+        ),
     );
+    if let Some(now) = now {
+        m.add(
+            "lc_snapshot_stale",
+            "gauge",
+            "1 when a running instance has not written its status for a while (its loop may be stuck).",
+            &i,
+            flag(crate::status::stale(s, now)),
+        );
+    }
     m.add(
         "lc_snapshot_timestamp_seconds",
         "gauge",
@@ -281,9 +312,8 @@ pub fn render(s: &Value) -> String {
         }
     }
     for src in s["sources"].as_array().into_iter().flatten() {
-        source(&mut m, inst, src);
+        source(m, inst, src);
     }
-    m.text()
 }
 
 fn source(m: &mut Families, inst: &str, src: &Value) {

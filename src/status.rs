@@ -302,6 +302,14 @@ pub fn read_snapshot(path: &Path) -> io::Result<Value> {
 /// Every snapshot in `run_dir`, sorted by instance name, with whether its process is alive.
 /// A file that is refused or is not a snapshot is skipped with a warning naming it.
 pub fn read_all(run_dir: &Path) -> io::Result<Vec<Value>> {
+    read_all_noting(run_dir, &mut |warning| {
+        crate::logging::report(crate::logging::Severity::Warning, &format!("lc: {warning}"))
+    })
+}
+
+/// `read_all`, with each warning (a file skipped, an instance shown as not running) handed to
+/// `note` (the metrics server logs them once, not at every scrape).
+pub fn read_all_noting(run_dir: &Path, note: &mut dyn FnMut(String)) -> io::Result<Vec<Value>> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(run_dir) {
         Ok(e) => e,
@@ -325,10 +333,7 @@ pub fn read_all(run_dir: &Path) -> io::Result<Vec<Value>> {
             // Removed between the listing and the read: the instance is gone.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
-                crate::logging::report(
-                    crate::logging::Severity::Warning,
-                    &format!("lc: {e}; skipped"),
-                );
+                note(format!("{e}; skipped"));
                 continue;
             }
         };
@@ -338,10 +343,7 @@ pub fn read_all(run_dir: &Path) -> io::Result<Vec<Value>> {
         let claim = match crate::pidfile::claim(&pid_path(run_dir, &instance)) {
             Ok(c) => c,
             Err(e) => {
-                crate::logging::report(
-                    crate::logging::Severity::Warning,
-                    &format!("lc: {e}; instance {instance} shown as not running"),
-                );
+                note(format!("{e}; instance {instance} shown as not running"));
                 None
             }
         };
@@ -750,10 +752,22 @@ impl Level {
     }
 }
 
-/// Delivery failing this long is critical (shorter: a warning).
+/// Delivery failing this long is critical (shorter: a warning): `[delivery]
+/// critical_after_secs`'s default; each snapshot says its instance's (`critical_after_secs`).
 pub const FAILING_CRITICAL_SECS: u64 = 15 * 60;
 /// A backlog whose oldest file waits this long is a warning (delivery falls behind).
 pub const BACKLOG_WARN_SECS: u64 = 3600;
+
+/// A running instance rewrites its snapshot every 2 s; one this much older means its loop is
+/// stuck (or the disk of run_dir refuses writes).
+pub const STALE_SECS: u64 = 60;
+
+/// Whether `s` (as `read_all` returns it) is a live instance's snapshot not rewritten for
+/// `STALE_SECS`.
+pub fn stale(s: &Value, now: u64) -> bool {
+    s["alive"].as_bool() == Some(true)
+        && now.saturating_sub(s["updated"].as_u64().unwrap_or(0)) > STALE_SECS
+}
 
 /// `lc status --check`: the level and one line of reasons (the worst first), from the
 /// snapshots (`read_all`, with `alive`) at `now`. Pure, table-tested.
@@ -782,6 +796,18 @@ pub fn check(snapshots: &[Value], now: u64) -> (Level, String) {
             continue;
         }
         running += 1;
+        let critical_after = s["critical_after_secs"]
+            .as_u64()
+            .unwrap_or(FAILING_CRITICAL_SECS);
+        if stale(s, now) {
+            found.push((
+                Level::Critical,
+                format!(
+                    "instance {instance}: status not updated for {} (the instance may be stuck)",
+                    clock::human_age(now.saturating_sub(s["updated"].as_u64().unwrap_or(0)))
+                ),
+            ));
+        }
         if s["disk"]["full"].as_bool() == Some(true) {
             found.push((
                 Level::Critical,
@@ -830,7 +856,7 @@ pub fn check(snapshots: &[Value], now: u64) -> (Level, String) {
             let permanent = src["last_error"]["permanent"].as_bool() == Some(true);
             if failing > 0 {
                 let long = now.saturating_sub(failing);
-                let level = if permanent || long >= FAILING_CRITICAL_SECS {
+                let level = if permanent || long >= critical_after {
                     Level::Critical
                 } else {
                     Level::Warning
@@ -1279,6 +1305,25 @@ mod tests {
             Critical,
             "lc CRITICAL: source pa: delivery failing for 15m0s, 3 files waiting",
         );
+        // An instance's own critical_after_secs.
+        check_check(
+            &[instance(
+                "514",
+                json!({ "critical_after_secs": 0 }),
+                json!([failing(0, false)]),
+            )],
+            Critical,
+            "lc CRITICAL: source pa: delivery failing for 0s, 3 files waiting",
+        );
+        check_check(
+            &[instance(
+                "514",
+                json!({ "critical_after_secs": 301 }),
+                json!([failing(5, false)]),
+            )],
+            Warning,
+            "lc WARNING: source pa: delivery failing for 5m0s, 3 files waiting",
+        );
         check_check(
             &[instance("514", json!({}), json!([failing(1, true)]))],
             Critical,
@@ -1310,6 +1355,19 @@ mod tests {
             &[instance("21", ftps, json!([mismatch]))],
             Warning,
             "lc WARNING: instance 21: FTPS certificate expires in 20d0h; source fw: 3 % of the last 150 lines look like CISCO_ASA_SYSLOG (they look like FortiGate)",
+        );
+        // A live instance whose snapshot stopped changing: its loop is stuck.
+        let stuck = json!({ "updated": NOW - STALE_SECS - 1 });
+        check_check(
+            &[instance("514", stuck, json!([ok()]))],
+            Critical,
+            "lc CRITICAL: instance 514: status not updated for 1m1s (the instance may be stuck)",
+        );
+        let recent = json!({ "updated": NOW - STALE_SECS });
+        check_check(
+            &[instance("514", recent, json!([ok()]))],
+            Ok,
+            "lc OK: 1 instances running, 1 sources, delivery ok",
         );
     }
 

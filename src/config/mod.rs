@@ -11,11 +11,11 @@ pub mod ini;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::allow::{AllowList, Cidr};
+use crate::allow::{canonical, AllowList, Cidr};
 pub use crate::syslog::frame::FramingMode;
 pub use crate::syslog::render::Render;
 
@@ -113,6 +113,8 @@ pub struct Collector {
     pub run_dir: PathBuf,
     pub certs_dir: PathBuf,
     pub metrics_dir: Option<PathBuf>,
+    /// A loopback address serving `/metrics` and `/health` (`httpd`); `None` = off.
+    pub metrics_listen: Option<SocketAddr>,
     pub log_level: log::LevelFilter,
     pub listen: Listen,
     pub max_message_bytes: usize,
@@ -157,6 +159,9 @@ pub struct Delivery {
     /// Extra trusted roots (PEM), added to the built-in ones.
     pub ca_file: Option<PathBuf>,
     pub api_calls_per_min: u32,
+    /// Delivery failing this long is critical for `lc status --check` and `/health` (before:
+    /// a warning).
+    pub critical_after: Duration,
     /// Connect, answer and stall timeout of each HTTP step.
     pub timeout: Duration,
     /// Compressed bytes in one PUT: segments are sealed in parts of this size, cut at lines.
@@ -531,6 +536,7 @@ impl Validator {
             Some(e) if !e.value.is_empty() => Some(self.base.join(&e.value)),
             _ => None,
         };
+        let metrics_listen = self.metrics_listen(k.get("metrics_listen"));
         let log_level = match k.get("log_level") {
             None => log::LevelFilter::Info,
             Some(e) => match e.value.parse::<log::LevelFilter>() {
@@ -588,6 +594,7 @@ impl Validator {
             run_dir,
             certs_dir,
             metrics_dir,
+            metrics_listen,
             log_level,
             listen,
             max_message_bytes,
@@ -684,6 +691,11 @@ impl Validator {
             .map(|e| self.base.join(&e.value));
         let api_calls_per_min = self.number(k.get("api_calls_per_min"), 20, 1, 30) as u32;
         let timeout = self.secs(k.get("timeout_secs"), Duration::from_secs(60), 1);
+        let critical_after = self.secs(
+            k.get("critical_after_secs"),
+            Duration::from_secs(crate::status::FAILING_CRITICAL_SECS),
+            0,
+        );
         // The API takes one PUT under 64 MB; a part may pass this by one 256 KiB chunk.
         let max_upload_bytes = self.size(k.get("max_upload_bytes"), 56 << 20, 64 << 10, 60 << 20);
         k.finish(self);
@@ -694,6 +706,7 @@ impl Validator {
             no_proxy,
             ca_file,
             api_calls_per_min,
+            critical_after,
             timeout,
             max_upload_bytes,
         }
@@ -1056,6 +1069,35 @@ impl Validator {
         Some(Listen::Addrs(addrs))
     }
 
+    /// `metrics_listen = HOST:PORT`: an IP literal on the loopback network only, since what it
+    /// serves (source names, peers' errors, the backlog) is for this host's scraper alone.
+    fn metrics_listen(&mut self, e: Option<&ini::Entry>) -> Option<SocketAddr> {
+        let e = e.filter(|e| !e.value.is_empty())?;
+        match e.value.parse::<SocketAddr>() {
+            Ok(a) if canonical(a.ip()).is_loopback() => Some(a),
+            Ok(_) => {
+                self.problem(
+                    e.line,
+                    format!(
+                        "metrics_listen {:?} is not a loopback address (127.0.0.0/8 or [::1]): the metrics are served to this host only",
+                        e.value
+                    ),
+                );
+                None
+            }
+            Err(_) => {
+                self.problem(
+                    e.line,
+                    format!(
+                        "metrics_listen {:?} is not HOST:PORT with a loopback IP address (e.g. 127.0.0.1:9514 or [::1]:9514)",
+                        e.value
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     fn port(&mut self, e: Option<&ini::Entry>, default: u16) -> u16 {
         match e {
             None => default,
@@ -1256,10 +1298,30 @@ mod tests {
              [source asa-tcp]\nformat = CISCO_ASA_SYSLOG\nreceiver = syslog-tcp\nport = 514\n",
             "asa CISCO_ASA_SYSLOG syslog-udp 514; asa-tcp CISCO_ASA_SYSLOG syslog-tcp 514",
         );
+        check("[collector]\nmetrics_listen = 127.0.0.1:9514\n", "");
+        check("[collector]\nmetrics_listen = [::1]:9514\n", "");
+        check("[collector]\nmetrics_listen = 127.3.0.1:0\n", "");
+        check("[collector]\nmetrics_listen =\n", "");
+        check(
+            "[collector]\nmetrics_listen = 0.0.0.0:9514\n",
+            "2: metrics_listen \"0.0.0.0:9514\" is not a loopback address (127.0.0.0/8 or [::1]): the metrics are served to this host only",
+        );
+        check(
+            "[collector]\nmetrics_listen = 10.0.0.5:9514\n",
+            "2: metrics_listen \"10.0.0.5:9514\" is not a loopback address (127.0.0.0/8 or [::1]): the metrics are served to this host only",
+        );
+        check(
+            "[collector]\nmetrics_listen = localhost:9514\n",
+            "2: metrics_listen \"localhost:9514\" is not HOST:PORT with a loopback IP address (e.g. 127.0.0.1:9514 or [::1]:9514)",
+        );
+        check(
+            "[collector]\nmetrics_listen = 127.0.0.1\n",
+            "2: metrics_listen \"127.0.0.1\" is not HOST:PORT with a loopback IP address (e.g. 127.0.0.1:9514 or [::1]:9514)",
+        );
         check("[bogus]\n", "1: unknown section [bogus]; expected [collector], [spool], [delivery], [ftp] or [source NAME]");
         check(
             "[collector]\nnmae = x\n",
-            "2: unknown key \"nmae\" in [collector]; expected one of: certs_dir, handshake_timeout_secs, idle_timeout_secs, listen, log_level, max_connections, max_connections_per_ip, max_message_bytes, max_pending_bytes, metrics_dir, name, run_dir, state_dir, udp_rcvbuf",
+            "2: unknown key \"nmae\" in [collector]; expected one of: certs_dir, handshake_timeout_secs, idle_timeout_secs, listen, log_level, max_connections, max_connections_per_ip, max_message_bytes, max_pending_bytes, metrics_dir, metrics_listen, name, run_dir, state_dir, udp_rcvbuf",
         );
         check(
             "[source a]\nformat = SQUID\nreceiver = syslog-tcp\nport = 70000\n",

@@ -21,6 +21,9 @@ pub const SIGNALS: Token = Token(1);
 pub const LISTENER_BASE: usize = 16;
 /// Syslog stream connection in slot `s` is `CONN_BASE + s`.
 pub const CONN_BASE: usize = 1 << 32;
+/// The metrics HTTP server's (`httpd`) listener is `HTTP_BASE`, its connection in slot `s`
+/// is `HTTP_BASE + 1 + s`.
+pub const HTTP_BASE: usize = 1 << 36;
 /// Socket of the FTP server in slot `s` is `FTP_BASE + s` (`ftp::server::TOKEN_BASE`).
 pub const FTP_BASE: usize = 1 << 40;
 
@@ -41,6 +44,8 @@ pub enum Owner {
     Listener(usize),
     /// A syslog stream connection (the token, for the connection table).
     Conn(Token),
+    /// A socket of the metrics HTTP server (the token, for it to decode).
+    Http(Token),
     /// A socket of the FTP server (the token, for it to decode).
     Ftp(Token),
     /// Between the fixed tokens and the listeners: never handed out.
@@ -53,6 +58,7 @@ pub fn owner(token: Token) -> Owner {
         0 => Owner::Waker,
         1 => Owner::Signals,
         t if t >= FTP_BASE => Owner::Ftp(token),
+        t if t >= HTTP_BASE => Owner::Http(token),
         t if t >= CONN_BASE => Owner::Conn(token),
         t if t >= LISTENER_BASE => Owner::Listener(t - LISTENER_BASE),
         _ => Owner::Unknown,
@@ -78,7 +84,9 @@ mod tests {
         check(17, Owner::Listener(1));
         check(CONN_BASE - 1, Owner::Listener(CONN_BASE - 1 - 16));
         check(CONN_BASE, Owner::Conn(Token(CONN_BASE)));
-        check(FTP_BASE - 1, Owner::Conn(Token(FTP_BASE - 1)));
+        check(HTTP_BASE - 1, Owner::Conn(Token(HTTP_BASE - 1)));
+        check(HTTP_BASE, Owner::Http(Token(HTTP_BASE)));
+        check(FTP_BASE - 1, Owner::Http(Token(FTP_BASE - 1)));
         check(FTP_BASE, Owner::Ftp(Token(FTP_BASE)));
         check(FTP_BASE + 7, Owner::Ftp(Token(FTP_BASE + 7)));
     }

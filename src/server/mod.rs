@@ -125,6 +125,8 @@ pub struct Server {
     reload_error: Option<String>,
     /// The FTP server, when this instance serves FTP sources.
     ftp: Option<FtpServer>,
+    /// `metrics_listen`: `/metrics` and `/health` for every instance, when this one holds it.
+    http: crate::httpd::MetricsHttp,
 }
 
 impl Server {
@@ -196,6 +198,7 @@ impl Server {
             reloaded_at: 0,
             reload_error: None,
             ftp: None,
+            http: Default::default(),
             config,
         };
         // Bind first: a port in use must fail before this instance touches any spool.
@@ -292,7 +295,7 @@ impl Server {
         );
         while !self.stopping {
             let ftp_busy = self.ftp.as_ref().is_some_and(FtpServer::has_work);
-            let timeout = if self.work.is_empty() && !ftp_busy {
+            let timeout = if self.work.is_empty() && !ftp_busy && !self.http.has_work() {
                 self.next_housekeeping
                     .saturating_duration_since(Instant::now())
             } else {
@@ -314,6 +317,7 @@ impl Server {
                             ftp.ready(token);
                         }
                     }
+                    Owner::Http(token) => self.http.ready(token),
                     Owner::Conn(token) => {
                         if self.conns.wake(token) {
                             self.work.push(token);
@@ -330,6 +334,7 @@ impl Server {
             self.do_work();
             self.enforce_pending_budget();
             self.ftp_work();
+            self.http.do_work(self.poll.registry());
             self.flush_spools();
             let now = Instant::now();
             if now >= self.next_housekeeping {
@@ -962,6 +967,8 @@ impl Server {
             self.check_disk();
         }
         self.close_idle(now);
+        self.http
+            .tick(&self.config.collector, self.poll.registry(), now);
         if let Some(ftp) = &mut self.ftp {
             // What an upload may add without making check_disk evict acknowledged data.
             let backlog: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
@@ -1250,7 +1257,7 @@ impl Server {
         for src in &mut self.sources {
             src.counters.sample(now);
         }
-        let value = snapshot::json(&snapshot::View {
+        let mut value = snapshot::json(&snapshot::View {
             instance: &self.instance,
             config: &self.config,
             running,
@@ -1272,6 +1279,7 @@ impl Server {
             tls: self.tls.as_ref(),
             ftp: self.ftp.as_ref().map(FtpServer::status),
         });
+        value["metrics_listen"] = self.http.status();
         let path = status::snapshot_path(&self.config.collector.run_dir, &self.instance);
         if let Err(e) = status::write_atomically(&path, &value) {
             self.limit_log.hit(usize::MAX, "status", || {

@@ -95,6 +95,7 @@ pub fn json(v: &View) -> Value {
         "disk": { "free_bytes": v.disk_free, "total_bytes": v.disk_total, "spool_bytes": spool_bytes, "full": v.disk_full, "min_free_bytes": v.config.spool.min_free_bytes, "max_spool_bytes": v.config.spool.max_spool_bytes },
         "connections": v.connections,
         "pending_bytes": v.pending_bytes,
+        "critical_after_secs": v.config.delivery.critical_after.as_secs(),
         "reloaded_at": v.reloaded_at,
         "reload_error": v.reload_error,
         "tls": v.tls.map(|t| json!({

@@ -456,6 +456,11 @@ impl Cloud {
         read_lossy(&self.stderr)
     }
 
+    /// Stops the API stand-in (Azurite stays): calls are refused from now on.
+    pub fn stop_api(&mut self) {
+        kill_now(self.child.take());
+    }
+
     /// `curl -sS --cacert CA --max-time 20`: a client that trusts this cloud.
     pub fn curl(&self) -> Command {
         let mut c = Command::new("curl");
