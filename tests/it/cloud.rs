@@ -284,11 +284,13 @@ impl Drop for Azurite {
 
 /// The Cloud Discovery API as lc meets it: the stand-in on HTTPS with a test CA's certificate,
 /// and an Azurite behind the SAS URLs it hands out, also on HTTPS with the same certificate, so
-/// `ca_pem()` is all a client needs to trust. See tests/standin/cloud_discovery.py for what it
-/// enforces.
+/// `ca_pem()` is all a client needs to trust. Or (`start_aws`) the stand-in answering
+/// `provider: "aws"` with presigned PUT URLs to an S3 receiver of its own, on its own port. See
+/// tests/standin/cloud_discovery.py for what it enforces.
 pub struct Cloud {
     pub ca: TestCa,
-    azurite: Azurite,
+    /// None with `provider: "aws"`: the stand-in is its own storage then.
+    azurite: Option<Azurite>,
     dir: TempDir,
     child: Option<Child>,
     port: u16,
@@ -304,18 +306,29 @@ impl Cloud {
     }
 
     pub fn start_with(streams: &[&str], calls_per_min: u32, sas_ttl_secs: u64) -> Cloud {
+        Cloud::launch(streams, calls_per_min, sas_ttl_secs, false)
+    }
+
+    /// Like `start`, but upload_url answers `provider: "aws"`: presigned PUT URLs to the
+    /// stand-in's own S3 receiver (`blob()` reads its objects, `calls()["puts"]` lists each
+    /// PUT's Content-Length and headers); no Azurite.
+    pub fn start_aws(streams: &[&str]) -> Cloud {
+        Cloud::launch(streams, 30, 3600, true)
+    }
+
+    fn launch(streams: &[&str], calls_per_min: u32, sas_ttl_secs: u64, aws: bool) -> Cloud {
         assert!(
             Path::new(VENV_PYTHON).exists(),
             "{VENV_PYTHON} is missing: run scripts/deps.sh (scripts/test.sh does)"
         );
         let dir = TempDir::new("cloud");
         let ca = TestCa::new(&dir.0);
-        let azurite = Azurite::start_tls(&ca);
+        let azurite = (!aws).then(|| Azurite::start_tls(&ca));
         let token = random_hex();
         let record = dir.0.join("uploads.jsonl");
         let stderr = dir.0.join("standin.log");
-        let mut child = Command::new(VENV_PYTHON)
-            .arg(STANDIN)
+        let mut cmd = Command::new(VENV_PYTHON);
+        cmd.arg(STANDIN)
             .args([
                 "--port",
                 "0",
@@ -327,10 +340,15 @@ impl Cloud {
             .arg("--cert")
             .arg(&ca.cert)
             .arg("--key")
-            .arg(&ca.key)
-            .args(["--azurite", &azurite.url()])
-            .arg("--azurite-ca")
-            .arg(&ca.ca_pem)
+            .arg(&ca.key);
+        match &azurite {
+            Some(azurite) => cmd
+                .args(["--azurite", &azurite.url()])
+                .arg("--azurite-ca")
+                .arg(&ca.ca_pem),
+            None => cmd.args(["--provider", "aws"]),
+        };
+        let mut child = cmd
             .arg("--record")
             .arg(&record)
             .args(["--calls-per-min", &calls_per_min.to_string()])
@@ -427,8 +445,10 @@ impl Cloud {
         self.admin(self.curl().args(["-f", "--data-binary", json]).arg(url));
     }
 
-    /// Calls and statuses per endpoint (`upload_url`, `done_upload`, `streams`: `{"calls": N,
-    /// "statuses": [200, 429, "reset", ...]}`), `handed_out`, queued `faults` and `uploads`.
+    /// Calls, statuses and answer times per endpoint (`upload_url`, `done_upload`, `streams`,
+    /// and the S3 receiver's `put`: `{"calls": N, "statuses": [200, 429, "reset", ...], "at":
+    /// [UNIX_SECS, ...]}`), `puts` (each PUT's `key`, `content_length`, `stored`, `status`,
+    /// `headers`), `handed_out`, queued `faults` and `uploads`.
     #[track_caller]
     pub fn calls(&self) -> Value {
         let url = format!("{}/_admin/calls", self.api_url());
@@ -442,13 +462,15 @@ impl Cloud {
         self.admin(self.curl().args(["-f", "-X", "POST"]).arg(url));
     }
 
+    #[track_caller]
     pub fn azurite(&self) -> &Azurite {
-        &self.azurite
+        self.azurite.as_ref().expect("an aws cloud has no Azurite")
     }
 
     /// For `stop()` and `restart()`.
+    #[track_caller]
     pub fn azurite_mut(&mut self) -> &mut Azurite {
-        &mut self.azurite
+        self.azurite.as_mut().expect("an aws cloud has no Azurite")
     }
 
     /// The stand-in's request log.
@@ -1221,4 +1243,94 @@ fn azurite_serves_plain_http_too() {
     // Listing containers needs the account key: refused, by Azurite.
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("403 Azurite-Blob/"), "{text}");
+}
+
+/// The S3 receiver behind `provider: "aws"` answers a presigned PUT as S3 does: stored only
+/// when signed for this method, path and Host, unexpired, with a Content-Length and no
+/// chunked body or unsigned x-amz-* header; a body cut short stores nothing.
+#[test]
+fn standin_s3_receiver_takes_a_presigned_put_as_s3_does() {
+    let cloud = Cloud::start_aws(&["asa"]);
+    let auth = format!("Authorization: Token {}", cloud.token());
+    let answer = run(cloud.curl().args(["-f", "-H", &auth]).arg(format!(
+        "{}/api/v1/discovery/upload_url/?filename=f.gz&source=GENERIC_CEF",
+        cloud.api_url()
+    )));
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["provider"], "aws");
+    let url = answer["url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    let body = b"\x1f\x8b not really gzip";
+    fs::write(cloud.dir().join("f.gz"), body).unwrap();
+    // curl run in the cloud's dir, so `f.gz` is that file.
+    let put = |args: &[&str], url: &str| {
+        let mut cmd = cloud.curl();
+        cmd.current_dir(cloud.dir()).args(args);
+        curl_call(&mut cmd, &[url])
+    };
+    let tampered = url.replace("/f.gz?", "/g.gz?");
+    let refused: [(&[&str], &str, u16, &str); 5] = [
+        (
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "--data-binary",
+                "@f.gz",
+            ],
+            url,
+            501,
+            "NotImplemented",
+        ),
+        (
+            &["-H", "x-amz-acl: public-read", "-T", "f.gz"],
+            url,
+            403,
+            "AccessDenied",
+        ),
+        (
+            &["--data-binary", "@f.gz"],
+            url,
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            &["-H", "Host: elsewhere", "-T", "f.gz"],
+            url,
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (&["-T", "f.gz"], &tampered, 403, "SignatureDoesNotMatch"),
+    ];
+    for (args, url, status, code) in refused {
+        let (rc, got, _, answer) = put(args, url);
+        assert_eq!((rc, got), (0, status), "{args:?}: {answer}");
+        assert!(answer.contains(&format!("<Code>{code}</Code>")), "{answer}");
+    }
+    // A PUT that breaks off after 5 bytes stores nothing; a whole one is stored.
+    cloud.faults(r#"{"put": ["cut:5"]}"#);
+    assert_ne!(
+        put(&["-T", "f.gz"], url).0,
+        0,
+        "a reset PUT is a transport error"
+    );
+    let key = url.split_once("/discovery-uploads/").unwrap().1;
+    let key = key.split('?').next().unwrap();
+    let calls = cloud.calls();
+    assert_eq!(calls["puts"][5]["status"], "reset", "{calls}");
+    assert_eq!(calls["puts"][5]["read"], 5, "{calls}");
+    assert!(!cloud
+        .dir()
+        .join("s3")
+        .join(key.replace('/', "%2F"))
+        .exists());
+    assert_eq!(put(&["-T", "f.gz"], url).1, 200);
+    assert_eq!(cloud.blob(key), body);
+    let calls = cloud.calls();
+    assert_eq!(calls["put"]["calls"], 7, "{calls}");
+    assert_eq!(
+        calls["upload_url"]["calls"], 1,
+        "PUTs are not API calls: {calls}"
+    );
 }

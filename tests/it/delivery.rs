@@ -566,23 +566,9 @@ fn a_backlog_is_one_blob_for_two_api_calls_and_every_gzip_reader_reads_it_whole(
     assert_eq!(calls["upload_url"]["calls"], 1, "{calls}");
     assert_eq!(calls["done_upload"]["calls"], 1, "{calls}");
     // Named after its first segment; the blob is the segments one after the other.
-    let mut backups: Vec<_> = std::fs::read_dir(lc.state().join("backup/asa"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    backups.sort();
-    assert_eq!(backups.len(), 4, "{backups:?}");
-    let first = backups[0]
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let (first, concatenated) = delivered_segments(&lc, 4);
     assert_eq!(uploads[0]["filename"], format!("asa_it_{first}"));
     let blob = cloud.blob(uploads[0]["blob"].as_str().unwrap());
-    let concatenated: Vec<u8> = backups
-        .iter()
-        .flat_map(|p| std::fs::read(p).unwrap())
-        .collect();
     assert!(
         blob == concatenated,
         "the blob is the concatenation of the segments"
@@ -600,6 +586,105 @@ fn a_backlog_is_one_blob_for_two_api_calls_and_every_gzip_reader_reads_it_whole(
             sent.len()
         );
     }
+}
+
+/// The name of the first of the `n` segments in lc's backup of `asa`, and their bytes one
+/// after the other.
+#[track_caller]
+fn delivered_segments(lc: &Lc, n: usize) -> (String, Vec<u8>) {
+    let mut backups: Vec<_> = std::fs::read_dir(lc.state().join("backup/asa"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    backups.sort();
+    assert_eq!(backups.len(), n, "{backups:?}");
+    let first = backups[0].file_name().unwrap().to_string_lossy();
+    let bytes = backups.iter().flat_map(|p| std::fs::read(p).unwrap());
+    (first.into_owned(), bytes.collect())
+}
+
+/// The stored object `blob` passes `gzip -t`; its lines as `gzip -dc` reads them.
+fn gunzipped_object(cloud: &Cloud, blob: &[u8]) -> Vec<String> {
+    let path = cloud.dir().join("object.log.gz");
+    std::fs::write(&path, blob).unwrap();
+    run(std::process::Command::new("gzip").arg("-t").arg(&path));
+    let text = run(std::process::Command::new("gzip").arg("-dc").arg(&path));
+    text.lines().map(String::from).collect()
+}
+
+/// With provider `aws` there are no blocks: a backlog goes as one PUT of the segments one after
+/// the other, with its length announced (a presigned S3 PUT takes no chunked body), and costs
+/// two API calls, not two per segment.
+#[test]
+fn on_aws_a_backlog_is_one_put_of_the_concatenation_for_two_api_calls() {
+    let cloud = Cloud::start_aws(&["asa"]);
+    let (lc, sent) = backlog_then_cloud(&cloud, "aws-batch", 4);
+    wait_for(60, "the backlog delivered", || {
+        delivered_all(&cloud, sent.len()) && lc.source_status("asa")["backlog"]["files"] == 0
+    });
+    let uploads = cloud.uploads();
+    assert_eq!(uploads.len(), 1, "one upload: {uploads:?}");
+    let calls = cloud.calls();
+    assert_eq!(calls["upload_url"]["calls"], 1, "{calls}");
+    assert_eq!(calls["done_upload"]["calls"], 1, "{calls}");
+    let (first, concatenated) = delivered_segments(&lc, 4);
+    assert_eq!(uploads[0]["filename"], format!("asa_it_{first}"));
+    // One PUT, the whole batch, its length announced, no Azure header.
+    let puts = calls["puts"].as_array().unwrap();
+    assert_eq!(puts.len(), 1, "{calls}");
+    assert_eq!(puts[0]["status"], 200, "{calls}");
+    assert_eq!(
+        puts[0]["content_length"],
+        concatenated.len().to_string(),
+        "{calls}"
+    );
+    let headers: Vec<String> = puts[0]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap().to_ascii_lowercase())
+        .collect();
+    for absent in ["transfer-encoding", "x-ms-blob-type"] {
+        assert!(!headers.iter().any(|h| h == absent), "{headers:?}");
+    }
+    let blob = cloud.blob(uploads[0]["blob"].as_str().unwrap());
+    assert!(blob == concatenated, "the object is the segments in order");
+    assert_eq!(gunzipped_object(&cloud, &blob), sent);
+}
+
+/// A PUT that breaks off mid-way stores nothing; the batch is PUT again whole, under a fresh
+/// URL, and the object the tenant is told about holds every line once.
+#[test]
+fn on_aws_a_put_cut_mid_way_is_retried_as_the_whole_batch_without_duplicates() {
+    let cloud = Cloud::start_aws(&["asa"]);
+    cloud.faults(r#"{"put": ["cut:300"]}"#);
+    let (lc, sent) = backlog_then_cloud(&cloud, "aws-cut", 3);
+    wait_for(60, "the backlog delivered", || {
+        delivered_all(&cloud, sent.len()) && lc.source_status("asa")["backlog"]["files"] == 0
+    });
+    let calls = cloud.calls();
+    let puts = calls["puts"].as_array().unwrap();
+    assert_eq!(puts.len(), 2, "{calls}");
+    let (_, concatenated) = delivered_segments(&lc, 3);
+    let whole = concatenated.len().to_string();
+    assert_eq!(puts[0]["status"], "reset", "{calls}");
+    assert!(puts[0]["read"].as_u64().unwrap() < concatenated.len() as u64);
+    assert_eq!(puts[1]["status"], 200, "{calls}");
+    for put in puts {
+        assert_eq!(put["content_length"], whole, "every PUT is the whole batch");
+    }
+    assert_eq!(calls["done_upload"]["calls"], 1, "{calls}");
+    let uploads = cloud.uploads();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let blob = cloud.blob(uploads[0]["blob"].as_str().unwrap());
+    assert_eq!(gunzipped_object(&cloud, &blob), sent);
+    // The broken PUT left no object behind.
+    let objects: Vec<_> = std::fs::read_dir(cloud.dir().join("s3"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "tmp")
+        .collect();
+    assert_eq!(objects.len(), 1, "{objects:?}");
 }
 
 #[test]
