@@ -311,9 +311,48 @@ fn instance(m: &mut Families, s: &Value, now: Option<u64>) {
             );
         }
     }
+    if let Some(api) = s["api"].as_object() {
+        api_calls(m, inst, api);
+    }
     for src in s["sources"].as_array().into_iter().flatten() {
         source(m, inst, src);
     }
+}
+
+/// The Cloud Discovery API calls of the instance (`deliver::tally`).
+fn api_calls(m: &mut Families, inst: &str, api: &serde_json::Map<String, Value>) {
+    for (call, by) in api
+        .get("calls")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        for (result, n) in by.as_object().into_iter().flatten() {
+            m.add(
+                "lc_api_calls_total",
+                "counter",
+                "Cloud Discovery API calls, by endpoint and result (ok, rate_limited = 429, failed).",
+                &[("lc_instance", inst), ("call", call), ("result", result)],
+                num(n),
+            );
+        }
+    }
+    let i = [("lc_instance", inst)];
+    let get = |k: &str| num(api.get(k).unwrap_or(&Value::Null));
+    m.add(
+        "lc_api_budget_waits_total",
+        "counter",
+        "API calls that waited for the host's api_calls_per_min budget or a 429's Retry-After.",
+        &i,
+        get("budget_waits"),
+    );
+    m.add(
+        "lc_api_budget_wait_seconds_total",
+        "counter",
+        "Time API calls spent waiting for the host's budget.",
+        &i,
+        get("budget_wait_seconds"),
+    );
 }
 
 fn source(m: &mut Families, inst: &str, src: &Value) {
@@ -521,6 +560,8 @@ mod tests {
             "instance": "514", "version": "1.2.0", "running": true, "updated": 1_800_000_000u64,
             "disk": { "free_bytes": 100, "total_bytes": 1000, "spool_bytes": 10, "full": true, "min_free_bytes": 500 },
             "tls": { "not_after": 1_900_000_000u64, "client_ca_not_after": null },
+            "api": { "calls": { "upload_url": { "ok": 4, "rate_limited": 1, "failed": 0 } },
+                     "budget_waits": 2, "budget_wait_seconds": 1.25 },
             "sources": [{
                 "name": "fw \"a\"", "format": "CISCO_ASA_SYSLOG", "receiver": "syslog-udp",
                 "messages": 12, "bytes": 3000, "drops": { "not_allowed": 2, "evicted_bytes": 7 },
@@ -537,6 +578,11 @@ mod tests {
                 "lc_build_info{lc_instance=\"514\",version=\"1.2.0\"} 1",
                 "lc_disk_full{lc_instance=\"514\"} 1",
                 "lc_certificate_expiry_timestamp_seconds{lc_instance=\"514\",cert=\"syslog-tls\"} 1900000000",
+                "# TYPE lc_api_calls_total counter",
+                "lc_api_calls_total{lc_instance=\"514\",call=\"upload_url\",result=\"rate_limited\"} 1",
+                "lc_api_calls_total{lc_instance=\"514\",call=\"upload_url\",result=\"ok\"} 4",
+                "lc_api_budget_waits_total{lc_instance=\"514\"} 2",
+                "lc_api_budget_wait_seconds_total{lc_instance=\"514\"} 1.25",
                 "# TYPE lc_source_received_messages_total counter",
                 "lc_source_received_messages_total{lc_instance=\"514\",source=\"fw \\\"a\\\"\"} 12",
                 "lc_source_dropped_total{lc_instance=\"514\",source=\"fw \\\"a\\\"\",reason=\"not_allowed\"} 2",

@@ -416,6 +416,21 @@ pub fn render(snapshots: &[Value], now: u64, opts: &Options) -> String {
             out.push('\n');
         }
         if opts.verbose {
+            if let Some(line) = api_line(&s["api"]) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            if let Some(m) = s["metrics_listen"].as_object() {
+                out.push_str(&format!(
+                    "  metrics_listen {}: {}\n",
+                    m.get("addr").and_then(Value::as_str).unwrap_or("?"),
+                    if m.get("serving") == Some(&Value::Bool(true)) {
+                        "served by this instance, for every instance"
+                    } else {
+                        "served by another instance (this one takes over when it stops)"
+                    }
+                ));
+            }
             for l in s["listeners"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
                     "  listening {} {} for {}\n",
@@ -959,6 +974,32 @@ fn nonzero(counters: &Value) -> Vec<String> {
         .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
         .map(|(k, v)| format!("{k}={v}"))
         .collect()
+}
+
+/// The instance's API calls (`-v`): per endpoint called, its calls, 429s and other failures;
+/// the waits for the host's budget. `None` before any call.
+fn api_line(api: &Value) -> Option<String> {
+    let mut parts = Vec::new();
+    for (call, by) in api["calls"].as_object().into_iter().flatten() {
+        let n = |k: &str| by[k].as_u64().unwrap_or(0);
+        let total = n("ok") + n("rate_limited") + n("failed");
+        if total > 0 {
+            parts.push(format!(
+                "{call} {total} ({} 429, {} failed)",
+                n("rate_limited"),
+                n("failed")
+            ));
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "  api calls: {}; waited for the budget {} times ({}s)",
+        parts.join(", "),
+        api["budget_waits"].as_u64().unwrap_or(0),
+        api["budget_wait_seconds"].as_f64().unwrap_or(0.0)
+    ))
 }
 
 /// The FTP server's line: where it listens, TLS, sessions, logins and refusals.

@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod pacer;
 pub mod plan;
 pub mod snapshot;
+pub mod tally;
 pub mod worker;
 
 use std::fs::{self, File};
@@ -165,7 +166,10 @@ impl Console {
     }
 
     fn upload_url(&self, filename: &str, format: &str) -> Result<UploadTarget, Failure> {
-        let body = self.get("upload_url", &api::upload_url_path(filename, format))?;
+        let body = self.get(
+            tally::Call::UploadUrl,
+            &api::upload_url_path(filename, format),
+        )?;
         api::parse_upload_target(&body).map_err(|reason| Failure::Transient {
             reason,
             after: None,
@@ -173,7 +177,7 @@ impl Console {
     }
 
     /// A paced, authenticated GET of an API path; the answer's body.
-    fn get(&self, what: &str, path: &str) -> Result<String, Failure> {
+    fn get(&self, what: tally::Call, path: &str) -> Result<String, Failure> {
         let url = format!("{}{path}", self.base);
         self.api_call(what, || {
             self.http
@@ -252,7 +256,7 @@ impl Console {
     ) -> Result<(), Failure> {
         let url = format!("{}{}", self.base, api::DONE_UPLOAD_PATH);
         let body = api::done_upload_body_as(upload_url, stream, snapshot);
-        self.api_call("done_upload", || {
+        self.api_call(tally::Call::DoneUpload, || {
             self.http
                 .agent_for(&url)
                 .post(&url)
@@ -265,7 +269,7 @@ impl Console {
 
     /// The data source names the tenant has (for `lc connect`).
     pub fn streams(&self) -> Result<Vec<String>, Failure> {
-        let body = self.get("streams", api::STREAMS_PATH)?;
+        let body = self.get(tally::Call::Streams, api::STREAMS_PATH)?;
         api::parse_streams(&body).map_err(|reason| Failure::Transient {
             reason,
             after: None,
@@ -277,22 +281,36 @@ impl Console {
     }
 
     /// One paced API call: waits for the host's bucket, sends, and turns the answer into the
-    /// body (2xx) or a classified failure. A 429 blocks the bucket for every instance.
+    /// body (2xx) or a classified failure. A 429 blocks the bucket for every instance. Each
+    /// call and budget wait is counted in `tally::API`.
     fn api_call(
         &self,
-        what: &str,
+        call: tally::Call,
         send: impl FnOnce() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<String, Failure> {
-        self.pacer.acquire().map_err(|e| Failure::Transient {
+        let waited = self.pacer.acquire().map_err(|e| Failure::Transient {
             reason: format!("{PACING}: {e}"),
             after: None,
         })?;
+        tally::API.waited(waited);
+        let what = call.name();
         let host = http::host_of(&self.base);
-        let mut resp = send().map_err(|e| Failure::Transient {
-            reason: format!("{what} at {host}: {}", describe(&e)),
-            after: None,
+        let mut resp = send().map_err(|e| {
+            tally::API.call(call, tally::Outcome::Failed);
+            Failure::Transient {
+                reason: format!("{what} at {host}: {}", describe(&e)),
+                after: None,
+            }
         })?;
         let status = resp.status().as_u16();
+        tally::API.call(
+            call,
+            match status {
+                200..=299 => tally::Outcome::Ok,
+                429 => tally::Outcome::RateLimited,
+                _ => tally::Outcome::Failed,
+            },
+        );
         let body = resp
             .body_mut()
             .with_config()

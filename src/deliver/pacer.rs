@@ -136,12 +136,19 @@ impl Pacer {
         }
     }
 
-    /// Blocks until this host may make one more API call.
-    pub fn acquire(&self) -> io::Result<()> {
+    /// Blocks until this host may make one more API call; returns how long it waited (zero
+    /// when the budget had room at once).
+    pub fn acquire(&self) -> io::Result<Duration> {
+        let start = std::time::Instant::now();
+        let mut slept = false;
         loop {
             match self.take_at(now_ms())? {
-                Ok(()) => return Ok(()),
-                Err(wait) => std::thread::sleep(wait.min(Duration::from_secs(5))),
+                Ok(()) if slept => return Ok(start.elapsed()),
+                Ok(()) => return Ok(Duration::ZERO),
+                Err(wait) => {
+                    slept = true;
+                    std::thread::sleep(wait.min(Duration::from_secs(5)));
+                }
             }
         }
     }

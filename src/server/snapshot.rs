@@ -96,6 +96,7 @@ pub fn json(v: &View) -> Value {
         "connections": v.connections,
         "pending_bytes": v.pending_bytes,
         "critical_after_secs": v.config.delivery.critical_after.as_secs(),
+        "api": crate::deliver::tally::API.json(),
         "reloaded_at": v.reloaded_at,
         "reload_error": v.reload_error,
         "tls": v.tls.map(|t| json!({

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::harness::{source, Lc, TempDir, LC};
+use crate::harness::{lc_status, source, Lc, TempDir, LC};
 
 #[test]
 fn unknown_command_prints_usage_and_exits_2() {
@@ -747,22 +747,6 @@ fn certs_reload_blames_the_installed_key_for_a_new_certificate() {
         "{err}"
     );
     assert!(!err.contains("ssl_update/server-key.pem"), "{err}");
-}
-
-/// `lc status ARGS` against `config`: (exit code, stdout, stderr).
-fn lc_status(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(LC)
-        .arg("status")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Issue 13: STATE stayed `Connected` while delivery failed, LAST ERROR stayed after recovery

@@ -433,3 +433,19 @@ pub fn set_password(config: &Path, user: &str, password: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `lc status ARGS` against `config`: (exit code, stdout, stderr).
+pub fn lc_status(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(LC)
+        .arg("status")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -278,6 +278,19 @@ fn metrics_listen_is_scraped_by_prometheus_and_health_follows_delivery() {
             sent.set(sent.get() + 1);
         }
     };
+    // The tenant answers the first upload_url with 429; another instance of the host has
+    // just been told to wait 2 s (the shared bucket): the calls, the 429 and the wait are
+    // counted.
+    cloud.faults(r#"{"upload_url": ["429"]}"#);
+    let boot_ms = {
+        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).unwrap();
+        t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
+    };
+    fs::write(
+        lc.dir.0.join("run/api-bucket"),
+        format!("blocked_until {}\ncalls\n", boot_ms + 2000),
+    )
+    .unwrap();
     send(5);
     wait_explained(
         30,
@@ -285,6 +298,20 @@ fn metrics_listen_is_scraped_by_prometheus_and_health_follows_delivery() {
         || lc.source_status("asa")["delivered_files"].as_u64() >= Some(1),
         || lc.log(),
     );
+    let api = &lc.status()["api"];
+    assert_eq!(api["calls"]["upload_url"]["rate_limited"], 1, "{api}");
+    assert!(
+        api["calls"]["upload_url"]["ok"].as_u64() >= Some(1),
+        "{api}"
+    );
+    assert!(
+        api["calls"]["done_upload"]["ok"].as_u64() >= Some(1),
+        "{api}"
+    );
+    assert!(api["budget_waits"].as_u64() >= Some(1), "{api}");
+    assert!(api["budget_wait_seconds"].as_f64() > Some(0.0), "{api}");
+    let (_, text, _) = crate::harness::lc_status(&lc.config, &["-v"]);
+    assert!(text.contains("  api calls: "), "{text}");
     let (code, body) = get(&format!("http://{http}/health"));
     assert_eq!(
         (code, body.as_str()),
@@ -314,6 +341,11 @@ fn metrics_listen_is_scraped_by_prometheus_and_health_follows_delivery() {
         prometheus.query("lc_snapshot_stale{lc_instance=\"all\"}"),
         Some(0.0)
     );
+    assert_eq!(
+        prometheus.query("lc_api_calls_total{call=\"upload_url\",result=\"rate_limited\"}"),
+        Some(1.0)
+    );
+    assert!(prometheus.query("lc_api_budget_waits_total").unwrap_or(0.0) >= 1.0);
 
     // A slowloris client holds a connection with half a request; a flood fills the cap.
     use std::io::Read;
