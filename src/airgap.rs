@@ -192,7 +192,7 @@ pub fn run(dir: &Path, target: &Target, backup_keep: usize) -> Result<Report, Er
                     log::error!("{why}; moved to {}", dir.join(QUARANTINE).display());
                     report.corrupt.push(m.file);
                 }
-                Delivery::Failed(f) | Delivery::Held(f) => {
+                Delivery::Failed(f) | Delivery::Held(f, _) => {
                     log::error!(
                         "source {source}: delivering {} failed: {}; its files wait for the next run",
                         path.display(),

@@ -79,15 +79,21 @@ pub fn human_age(secs: u64) -> String {
 }
 
 /// A delay between half and all of `d`, so collectors that failed together don't retry
-/// together (xorshift over the clock's nanoseconds; no need for better randomness here).
+/// together.
 pub fn jitter(d: std::time::Duration) -> std::time::Duration {
+    d / 2 + d.mul_f64(spread() / 2.0)
+}
+
+/// A number in [0, 1) that differs between processes and calls: xorshift over the clock's
+/// nanoseconds (no need for better randomness to spread retries).
+pub fn spread() -> f64 {
     let mut x = SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |t| t.subsec_nanos() as u64 | 1);
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    d / 2 + d.mul_f64((x % 1000) as f64 / 2000.0)
+    (x % 1000) as f64 / 1000.0
 }
 
 #[cfg(test)]

@@ -88,6 +88,18 @@ pub enum Outcome {
     Failed(Failure),
 }
 
+/// How far a failed attempt got: what its retry must respect (`Plan::kept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Nothing is stored: the batch may be chosen again, larger.
+    Nothing,
+    /// Part of it is stored (or a file was found damaged): the retry sends the same files.
+    Stored,
+    /// Every `done_upload` succeeded (or every outbox link is in place); only the move to
+    /// backup is left, retried as a move with the same files.
+    Acked,
+}
+
 /// One batch's way to its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -110,14 +122,16 @@ impl Plan {
         }
     }
 
-    /// Whether some file of the batch is stored or acknowledged, or found damaged: then the
-    /// next attempt must be for the same files (a batch is the unit of retry). Before that, the
-    /// loop may choose the batch again (a backlog that grew meanwhile leaves as one upload).
-    pub fn held(&self) -> bool {
-        !matches!(
-            self.stage,
-            Stage::New | Stage::Ready { at: 0 } | Stage::HaveUrl { at: 0, .. }
-        )
+    /// What of the batch the tenant (or the outbox) already has, or whether a file was found
+    /// damaged: from `Stored` on, the next attempt must be for the same files (a batch is the
+    /// unit of retry); before that, the loop may choose the batch again (a backlog that grew
+    /// meanwhile leaves as one upload).
+    pub fn kept(&self) -> Kept {
+        match self.stage {
+            Stage::New | Stage::Ready { at: 0 } | Stage::HaveUrl { at: 0, .. } => Kept::Nothing,
+            Stage::Acked | Stage::Moved => Kept::Acked,
+            _ => Kept::Stored,
+        }
     }
 
     /// What the check counted, reported with `Delivered`.

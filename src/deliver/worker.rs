@@ -17,7 +17,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use super::api::Failure;
-use super::plan::{Action, Outcome, Plan};
+use super::plan::{Action, Kept, Outcome, Plan};
 use super::{outbox, Console, DeliverJob, Target};
 use crate::fsx::{annotate, sync_dir};
 use crate::segment;
@@ -40,9 +40,9 @@ pub enum Delivery {
         reason: String,
     },
     Failed(Failure),
-    /// Failed after some of the batch was stored or acknowledged: the retry must send the
-    /// same files (`Plan::held`).
-    Held(Failure),
+    /// Failed after some of the batch was stored or acknowledged (`Plan::kept`): the retry
+    /// must send the same files.
+    Held(Failure, Kept),
 }
 
 /// Where damaged segments go, inside the source's spool folder (no segment name, so recovery
@@ -91,7 +91,7 @@ fn attempt(
         *entry = (job.parts.clone(), Plan::new(job.parts.len(), outbox));
     }
     match drive(target, job, &mut entry.1) {
-        Delivery::Failed(f) if entry.1.held() => Delivery::Held(f),
+        Delivery::Failed(f) if entry.1.kept() != Kept::Nothing => Delivery::Held(f, entry.1.kept()),
         failed @ Delivery::Failed(_) => failed,
         done => {
             plans.remove(&job.source);
@@ -447,7 +447,7 @@ mod tests {
         let mut plans = HashMap::new();
         assert!(matches!(
             attempt(&target, &job, &mut plans),
-            Delivery::Held(_)
+            Delivery::Held(_, Kept::Acked)
         ));
         assert_eq!(plans["a"].1.stage, super::super::plan::Stage::Acked);
         // Whatever the outbox's reader did meanwhile, the segment is not placed again.

@@ -1,12 +1,12 @@
-//! The loop's periodic decisions, without I/O: which connections have been idle or
-//! handshaking too long, which sealed segments eviction removes, and which partial frames the
-//! pending-bytes budget cuts.
+//! The loop's periodic decisions about connections, without I/O: which have been idle or
+//! handshaking too long, and which partial frames the pending-bytes budget cuts; and
+//! `disk_space`, the one measurement the spool's `Space` is given (what eviction takes is
+//! `spool/space.rs`'s).
 //!
-//! The loop gathers the facts (times, sizes, free space from `disk_space`), asks these
-//! functions, and acts: it closes connections, hands unlinks to the chores thread, cuts
-//! frames. Each answer is a plain list, table-tested below.
+//! The loop gathers the facts (times, sizes), asks these functions, and acts: it closes
+//! connections, cuts frames. Each answer is a plain list, table-tested below.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mio::Token;
@@ -47,35 +47,6 @@ pub fn stale(
             } else {
                 None
             }
-        })
-        .collect()
-}
-
-/// A sealed segment eviction may remove (not the one in delivery).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Evictable {
-    pub sealed_at: u64,
-    pub seq: u64,
-    pub part: u32,
-    /// Its source's index.
-    pub source: usize,
-    pub path: PathBuf,
-    pub bytes: u64,
-}
-
-/// The segments to evict to free `need` bytes: oldest first (by sealing time, then sequence
-/// and part), across sources, until their sizes reach `need` or none is left.
-pub fn evictions(mut candidates: Vec<Evictable>, need: u64) -> Vec<Evictable> {
-    candidates.sort_by(|a, b| {
-        (a.sealed_at, a.seq, a.part, a.source).cmp(&(b.sealed_at, b.seq, b.part, b.source))
-    });
-    let mut freed = 0;
-    candidates
-        .into_iter()
-        .take_while(|c| {
-            let take = freed < need;
-            freed += c.bytes;
-            take
         })
         .collect()
 }
@@ -143,43 +114,6 @@ mod tests {
         // A stalled handshake is said as such even when the connection is also idle.
         check_stale(&[(1, 20, 20)], &[(1, Stale::Handshake)]);
         check_stale(&[(1, 20, 1)], &[(1, Stale::Idle)]);
-    }
-
-    /// Candidates as (sealed_at, seq, part, source, bytes); the answer as `source:seq.part`.
-    #[track_caller]
-    fn check_evictions(candidates: &[(u64, u64, u32, usize, u64)], need: u64, expected: &str) {
-        let c = candidates
-            .iter()
-            .map(|&(sealed_at, seq, part, source, bytes)| Evictable {
-                sealed_at,
-                seq,
-                part,
-                source,
-                path: PathBuf::from(format!("{source}/{seq}.{part}")),
-                bytes,
-            })
-            .collect();
-        let got: Vec<String> = evictions(c, need)
-            .iter()
-            .map(|e| format!("{}:{}.{}", e.source, e.seq, e.part))
-            .collect();
-        assert_eq!(got.join(" "), expected, "need {need}");
-    }
-
-    #[test]
-    fn eviction_takes_the_oldest_until_enough() {
-        check_evictions(&[], 100, "");
-        check_evictions(&[(10, 1, 0, 0, 50)], 0, "");
-        check_evictions(&[(10, 1, 0, 0, 50)], 1, "0:1.0");
-        check_evictions(&[(10, 1, 0, 0, 50), (20, 2, 0, 0, 50)], 50, "0:1.0");
-        check_evictions(&[(10, 1, 0, 0, 50), (20, 2, 0, 0, 50)], 51, "0:1.0 0:2.0");
-        check_evictions(&[(10, 1, 0, 0, 50), (20, 2, 0, 0, 50)], 500, "0:1.0 0:2.0");
-        // Across sources by sealing time; a segment's parts in order.
-        check_evictions(
-            &[(30, 7, 0, 1, 10), (20, 9, 1, 0, 10), (20, 9, 0, 0, 10)],
-            25,
-            "0:9.0 0:9.1 1:7.0",
-        );
     }
 
     /// Held partial frames as (token, bytes); the answer as tokens.

@@ -49,16 +49,18 @@ use crate::reactor::guard::{Limits, Refusal};
 use crate::reactor::slab::{Reuse, Slab};
 use crate::reactor::table::{ConnTable, Refused};
 use crate::reactor::{self, Owner, ACCEPT_BUDGET, CONN_BASE, LISTENER_BASE, SIGNALS, WAKER};
+use crate::spool::inventory::Action;
+use crate::spool::space::{Facts, Space, Step};
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
-use crate::spool::WriteError;
+use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Drop};
 use chores::{Chore, ChoreDone, Chores};
-use housekeeping::{Activity, Evictable, Stale};
+use housekeeping::{Activity, Stale};
 use lifecycle::PidFile;
 pub use lifecycle::{block_signals, prepare, Prepared, RunError};
 use listen::{Listener, Socket};
 use reload::ReloadPlan;
-use source::{SourceState, RETRY_MAX, RETRY_MIN};
+use source::SourceState;
 use stream::{read_plain, read_tls, Conn, Framing, ProxyRead, ProxyWait, ReadOutcome, TlsState};
 
 // The FTP server's tokens are the reactor's FTP range.
@@ -92,7 +94,8 @@ pub struct Server {
     workers: Option<Workers>,
     done_rx: Receiver<Done>,
     signals: SignalFd,
-    disk_full: bool,
+    /// Disk limits: pruning, eviction, whether stream reads are paused.
+    space: Space,
     disk_free: u64,
     disk_total: u64,
     limit_log: LimitLog,
@@ -110,11 +113,6 @@ pub struct Server {
     /// A reload is being prepared on the chores thread; another SIGHUP meanwhile runs after it.
     reloading: bool,
     reload_again: bool,
-    /// Bytes of segments handed to the chores thread for unlinking, not yet gone.
-    freeing: u64,
-    /// Backups are being pruned, or the last pruning found none: eviction comes next.
-    pruning: bool,
-    backups_gone: bool,
     /// Bytes of incomplete frames held by all stream connections, and the budget for them.
     pending: usize,
     /// The syslog-tls configuration, when this instance serves syslog-tls sources.
@@ -176,7 +174,7 @@ impl Server {
             workers: None,
             done_rx,
             signals,
-            disk_full: false,
+            space: Space::default(),
             disk_free: 0,
             disk_total: 0,
             limit_log: LimitLog::default(),
@@ -190,9 +188,6 @@ impl Server {
             chores,
             reloading: false,
             reload_again: false,
-            freeing: 0,
-            pruning: false,
-            backups_gone: false,
             pending: 0,
             tls,
             reloaded_at: 0,
@@ -262,11 +257,10 @@ impl Server {
 
     /// Sends what recovery found to the workers: raw segments to seal, sealed ones to deliver.
     fn start_recovered(&mut self, i: usize) {
-        let jobs: Vec<_> = self.sources[i].spool.sealing.clone();
-        for (seq, raw, _) in jobs {
-            self.send_seal(i, seq, raw);
-        }
-        self.try_deliver(i);
+        let inv = &mut self.sources[i].spool.inv;
+        inv.set_limits(batch_limits(&self.config));
+        let next = inv.start(Instant::now());
+        self.act(i, next);
     }
 
     /// Binds `s`'s sockets where its config says (none for an FTP folder: the FTP server
@@ -359,7 +353,7 @@ impl Server {
             }
         }
         // Connections parked by a full disk stay on the list but must not spin the loop.
-        if self.disk_full {
+        if self.space.full() {
             self.parked.extend(keep.iter().filter(|t| t.0 >= CONN_BASE));
             keep.retain(|t| t.0 < CONN_BASE);
         }
@@ -395,7 +389,7 @@ impl Server {
             &mut self.sources[l.source],
             &mut self.scratch,
             self.config.collector.max_message_bytes,
-            self.disk_full,
+            self.space.full(),
             &mut self.limit_log,
         )
     }
@@ -526,7 +520,7 @@ impl Server {
 
     /// Reads one connection within its budget; returns whether it may have more to read.
     fn read_conn(&mut self, token: Token) -> bool {
-        if self.conns.get(token).is_some_and(|c| c.proxy.is_some()) && !self.disk_full {
+        if self.conns.get(token).is_some_and(|c| c.proxy.is_some()) && !self.space.full() {
             if let Some(more) = self.read_proxy_header(token) {
                 return more;
             }
@@ -535,14 +529,14 @@ impl Server {
             conns,
             sources,
             scratch,
-            disk_full,
+            space,
             pending,
             ..
         } = self;
         let Some(conn) = conns.get_mut(token) else {
             return false;
         };
-        if *disk_full {
+        if space.full() {
             return true;
         }
         let src = &mut sources[conn.source];
@@ -737,13 +731,12 @@ impl Server {
         match src.spool.flush() {
             Ok(()) => {}
             Err(WriteError::DiskFull) => {
-                if !self.disk_full {
+                if self.space.write_failed() {
                     log::error!(
                         "source {}: {}: disk full; pausing stream receivers, counting UDP drops",
                         src.cfg.name,
                         src.spool.dir.display()
                     );
-                    self.disk_full = true;
                 }
             }
             Err(WriteError::Other(e)) => {
@@ -758,11 +751,12 @@ impl Server {
                     clock::unix_secs(SystemTime::now()),
                     format!("spool write: {e}"),
                 ));
-                self.disk_full = true;
+                self.space.write_failed();
             }
         }
-        for (seq, raw, _) in self.sources[i].spool.take_sealed() {
-            self.send_seal(i, seq, raw);
+        for (seq, raw, bytes) in self.sources[i].spool.take_sealed() {
+            let seal = self.sources[i].spool.inv.raw(seq, raw, bytes);
+            self.act(i, vec![seal]);
         }
     }
 
@@ -773,8 +767,9 @@ impl Server {
             // The disk refused the rest; the segment stays open until it is written.
             return;
         }
-        if let Some((seq, raw, _)) = self.sources[i].spool.take_for_seal() {
-            self.send_seal(i, seq, raw);
+        if let Some((seq, raw, bytes)) = self.sources[i].spool.take_for_seal() {
+            let seal = self.sources[i].spool.inv.raw(seq, raw, bytes);
+            self.act(i, vec![seal]);
         }
     }
 
@@ -791,20 +786,22 @@ impl Server {
         }
     }
 
-    /// Hands the next batch (the oldest sealed segments) to the deliverer, if none is in
-    /// flight.
-    fn try_deliver(&mut self, i: usize) {
-        if self.stopping {
-            return;
-        }
-        let (collector, keep) = (&self.config.collector.name, self.config.spool.backup_keep);
-        let limits = match self.config.delivery.target {
-            crate::config::Target::Outbox(_) => crate::deliver::batch::Limits::OUTBOX,
-            crate::config::Target::Console(_) => crate::deliver::batch::Limits::API,
-        };
-        if let Some(job) = self.sources[i].next_delivery(collector, keep, limits, Instant::now()) {
-            if let Some(w) = &self.workers {
-                let _ = w.deliver.send(DeliverMsg::Job(job));
+    /// Performs what source `i`'s inventory answered: seals to the sealer (a retried one only
+    /// if its raw segment is still there: one `stat`), batches to the delivery thread.
+    fn act(&mut self, i: usize, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Seal { seq, raw } => self.send_seal(i, seq, raw),
+                Action::Reseal { seq, raw } if raw.exists() => self.send_seal(i, seq, raw),
+                Action::Reseal { seq, .. } => self.sources[i].spool.inv.raw_gone(seq),
+                Action::Deliver(files) => {
+                    let (collector, keep) =
+                        (&self.config.collector.name, self.config.spool.backup_keep);
+                    let job = self.sources[i].job(files, collector, keep);
+                    if let Some(w) = &self.workers {
+                        let _ = w.deliver.send(DeliverMsg::Job(job));
+                    }
+                }
             }
         }
     }
@@ -828,83 +825,64 @@ impl Server {
     }
 
     fn handle_done(&mut self, done: Done) {
-        let now = clock::unix_secs(SystemTime::now());
-        match done {
+        let now = Instant::now();
+        let unix_now = clock::unix_secs(SystemTime::now());
+        let source = match &done {
             Done::SyncFailed { path, error } => {
-                log::error!("{}: fsync failed: {error}", path.display())
+                log::error!("{}: fsync failed: {error}", path.display());
+                return;
             }
-            Done::Sealed { source, seq, parts } => {
-                let Some(i) = self.source_index(&source) else {
-                    return;
-                };
-                let spool = &mut self.sources[i].spool;
-                spool.sealing.retain(|(s, _, _)| *s != seq);
-                spool.add_sealed(parts);
-                self.try_deliver(i);
-            }
+            Done::Sealed { source, .. }
+            | Done::SealFailed { source, .. }
+            | Done::Delivered { source, .. }
+            | Done::Quarantined { source, .. }
+            | Done::DeliveryFailed { source, .. } => source,
+        };
+        let Some(i) = self.source_index(source) else {
+            return;
+        };
+        let src = &mut self.sources[i];
+        let next = match done {
+            Done::SyncFailed { .. } => unreachable!("returned above"),
+            Done::Sealed { seq, parts, .. } => src.spool.inv.sealed(seq, parts, now),
             Done::SealFailed { source, seq, error } => {
                 log::error!("source {source}: sealing segment {seq} failed: {error}; will retry");
-                let Some(i) = self.source_index(&source) else {
-                    return;
-                };
-                if self.stopping {
-                    // The next start seals it from the raw segment.
-                    self.sources[i].spool.sealing.retain(|(s, _, _)| *s != seq);
-                    return;
+                if src.spool.inv.seal_failed(seq, now) {
+                    src.counters.last_error = Some((unix_now, format!("seal: {error}")));
                 }
-                self.sources[i].seal_failed.push(seq);
-                self.sources[i].counters.last_error = Some((now, format!("seal: {error}")));
-                // Retried by housekeeping: the raw segment stays in `sealing`.
-                self.sources[i].retry_at =
-                    Some(Instant::now() + RETRY_MAX.min(Duration::from_secs(10)));
+                Vec::new()
             }
             Done::Delivered {
-                source,
-                paths,
-                bytes,
-                at,
+                paths, bytes, at, ..
             } => {
-                let Some(i) = self.source_index(&source) else {
-                    return;
-                };
-                self.sources[i].delivered(&paths, bytes, at);
+                src.delivered(&paths, bytes, at);
                 // The move to backup/ may have left something to prune.
-                self.backups_gone = false;
-                self.try_deliver(i);
+                self.space.delivered();
+                src.spool.inv.delivered(&paths, now)
             }
             Done::Quarantined {
                 source,
                 paths,
                 reason,
             } => {
-                let Some(i) = self.source_index(&source) else {
-                    return;
-                };
-                let src = &mut self.sources[i];
-                src.spool.in_delivery = None;
-                // The rest of the batch is chosen again, without the damaged segment.
-                src.batch.clear();
-                src.spool.sealed.retain(|s| !paths.contains(&s.path));
                 src.counters.drop(Drop::QuarantinedSegments, 1);
                 log::error!("source {source}: {reason}; moved to quarantine/, not delivered");
-                src.counters.last_error = Some((now, format!("quarantined: {reason}")));
-                self.try_deliver(i);
+                src.counters.last_error = Some((unix_now, format!("quarantined: {reason}")));
+                src.spool.inv.quarantined(&paths, now)
             }
             Done::DeliveryFailed {
-                source,
                 paths,
                 failure,
-                held,
+                kept,
+                ..
             } => {
-                if let Some(i) = self.source_index(&source) {
-                    self.sources[i].delivery_failed(&paths, &failure, now);
-                    if !held {
-                        // Nothing of it is stored: the retry may take a grown backlog.
-                        self.sources[i].batch.clear();
-                    }
-                }
+                let spread = clock::spread();
+                let wait = src.spool.inv.delivery_failed(kept, &failure, spread, now);
+                src.delivery_failed(&paths, &failure, wait, unix_now);
+                Vec::new()
             }
-        }
+        };
+        self.act(i, next);
     }
 
     fn read_signals(&mut self) {
@@ -918,6 +896,9 @@ impl Server {
                             info.ssi_signo
                         );
                         self.stopping = true;
+                        for s in &mut self.sources {
+                            s.spool.inv.stop();
+                        }
                     }
                     Ok(Signal::SIGHUP) => self.reload(),
                     _ => {}
@@ -952,11 +933,8 @@ impl Server {
             {
                 self.seal_open(i);
             }
-            if self.sources[i].retry_at.is_some_and(|t| t <= now) {
-                self.sources[i].retry_at = None;
-                self.retry_seals(i);
-                self.try_deliver(i);
-            }
+            let next = self.sources[i].spool.inv.tick(now);
+            self.act(i, next);
         }
         if now >= self.next_sync {
             self.next_sync = now + self.config.spool.sync_secs;
@@ -977,29 +955,13 @@ impl Server {
             if self.disk_total > 0 {
                 room = room.min(self.disk_free.saturating_sub(spool.min_free_bytes));
             }
-            ftp.set_disk(self.disk_full, self.disk_full, room);
+            ftp.set_disk(self.space.full(), self.space.full(), room);
             ftp.tick(self.poll.registry(), now);
         }
         if now >= self.next_status {
             self.next_status = now + STATUS_EVERY;
             self.update_udp_drops();
             self.write_status(true);
-        }
-    }
-
-    /// Sends raw segments whose sealing failed back to the sealer (only those: a job still
-    /// queued there must not be sent twice).
-    fn retry_seals(&mut self, i: usize) {
-        let failed = std::mem::take(&mut self.sources[i].seal_failed);
-        let jobs: Vec<_> = self.sources[i]
-            .spool
-            .sealing
-            .iter()
-            .filter(|(seq, raw, _)| failed.contains(seq) && raw.exists())
-            .map(|(seq, raw, _)| (*seq, raw.clone()))
-            .collect();
-        for (seq, raw) in jobs {
-            self.send_seal(i, seq, raw);
         }
     }
 
@@ -1013,119 +975,65 @@ impl Server {
         }
     }
 
-    /// Enforces `max_spool_bytes` and `min_free_bytes`, and pauses or resumes receivers.
-    /// The files go on the chores thread: backups first, then the oldest sealed segments,
-    /// which leave the inventory (counted, logged) when they are chosen.
+    /// Measures the disk and does what `Space` answers: prune backups, evict, pause or resume
+    /// receivers. The files go on the chores thread; evicted ones have left the inventory
+    /// (counted and logged here).
     fn check_disk(&mut self) {
         let state_dir = self.config.collector.state_dir.clone();
         let spool_cfg = self.config.spool.clone();
-        let total: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
-        if total > spool_cfg.max_spool_bytes {
-            self.evict(total - spool_cfg.max_spool_bytes, "max_spool_bytes");
-        }
-        let Some((free, size)) = housekeeping::disk_space(&state_dir) else {
-            return;
+        let backlog = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
+        let free = housekeeping::disk_space(&state_dir).map(|(free, size)| {
+            (self.disk_free, self.disk_total) = (free, size);
+            free
+        });
+        let facts = Facts {
+            backlog,
+            max_spool: spool_cfg.max_spool_bytes,
+            free,
+            min_free: spool_cfg.min_free_bytes,
         };
-        (self.disk_free, self.disk_total) = (free, size);
-        let short = spool_cfg
-            .min_free_bytes
-            .saturating_sub(free.saturating_add(self.freeing));
-        if short > 0 {
-            if self.pruning || self.freeing > 0 {
-                // Room is being made; look again when it is done.
-                return;
-            }
-            if !self.backups_gone {
-                self.pruning = true;
-                let dirs = self.sources.iter().map(|s| s.spool.backup_dir.clone());
-                self.chores.send(Chore::PruneBackups(dirs.collect()));
-                return;
-            }
-            if self.evict(short, "min_free_bytes") {
-                return;
-            }
-            if !self.disk_full {
-                log::error!(
-                    "{}: free space {free} is below min_free_bytes {}; pausing stream receivers, counting UDP drops",
+        let mut invs: Vec<_> = self.sources.iter_mut().map(|s| &mut s.spool.inv).collect();
+        for step in self.space.check(facts, &mut invs) {
+            match step {
+                Step::Prune => {
+                    let dirs = self.sources.iter().map(|s| s.spool.backup_dir.clone());
+                    self.chores.send(Chore::PruneBackups(dirs.collect()));
+                }
+                Step::Evict { files, why } => self.evicted(files, why),
+                Step::Pause => log::error!(
+                    "{}: free space {} is below min_free_bytes {}; pausing stream receivers, counting UDP drops",
                     state_dir.display(),
+                    free.unwrap_or(0),
                     spool_cfg.min_free_bytes
-                );
-                self.disk_full = true;
-            }
-            return;
-        }
-        if self.disk_full && free >= spool_cfg.min_free_bytes {
-            // Room again: retry what is buffered; resume only if it all went out.
-            self.disk_full = false;
-            self.flush_spools();
-            if !self.disk_full {
-                log::info!(
-                    "{}: disk has room again; receivers resumed",
-                    state_dir.display()
-                );
-                self.work.append(&mut self.parked);
+                ),
+                Step::Resume => {
+                    // Retry what is buffered; resume only if it all went out.
+                    self.flush_spools();
+                    if !self.space.full() {
+                        log::info!(
+                            "{}: disk has room again; receivers resumed",
+                            state_dir.display()
+                        );
+                        self.work.append(&mut self.parked);
+                    }
+                }
             }
         }
     }
 
-    /// Takes the oldest sealed segments worth `need` bytes out of the inventory, counted and
-    /// logged, and has the chores thread unlink them. Returns whether any was chosen.
-    fn evict(&mut self, need: u64, why: &str) -> bool {
-        let candidates = self
-            .sources
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| {
-                s.spool
-                    .sealed
-                    .iter()
-                    .filter(|f| {
-                        !s.spool
-                            .in_delivery
-                            .as_ref()
-                            .is_some_and(|b| b.contains(&f.seq))
-                    })
-                    .map(move |f| Evictable {
-                        sealed_at: f.sealed_at,
-                        seq: f.seq,
-                        part: f.part,
-                        source: i,
-                        path: f.path.clone(),
-                        bytes: f.bytes,
-                    })
-            })
-            .collect();
-        let mut chosen = housekeeping::evictions(candidates, need);
-        if chosen.is_empty() {
-            // Nothing sealed is left: a raw segment whose seal failed goes next (issue 12,
-            // bug 6), since its compressed copy may never fit beside it.
-            let raw = self.sources.iter().enumerate().flat_map(|(i, s)| {
-                s.spool
-                    .unsealable(&s.seal_failed)
-                    .map(move |(seq, path, bytes)| Evictable {
-                        sealed_at: 0,
-                        seq: *seq,
-                        part: 0,
-                        source: i,
-                        path: path.clone(),
-                        bytes: *bytes,
-                    })
-            });
-            chosen = housekeeping::evictions(raw.collect(), need);
-        }
-        let mut files = Vec::new();
-        for e in chosen {
+    /// Files eviction took out of the inventories: counted, logged, unlinked on the chores
+    /// thread (a raw segment's `.name` sidecar with it).
+    fn evicted(&mut self, files: Vec<crate::spool::space::Candidate>, why: &str) {
+        let mut unlink = Vec::new();
+        for e in files {
             let src = &mut self.sources[e.source];
-            src.spool.sealed.retain(|s| s.path != e.path);
-            if src.spool.sealing.iter().any(|(_, p, _)| *p == e.path) {
-                src.spool.sealing.retain(|(_, p, _)| *p != e.path);
-                src.seal_failed.retain(|s| *s != e.seq);
+            if e.raw {
                 log::warn!(
                     "source {}: segment {} could not be sealed: its compressed copy did not fit",
                     src.cfg.name,
                     e.path.display()
                 );
-                files.push((crate::spool::sidecar_path(&e.path), 0));
+                unlink.push((crate::spool::sidecar_path(&e.path), 0));
             }
             src.counters.drop(Drop::EvictedSegments, 1);
             src.counters.evicted_bytes += e.bytes;
@@ -1135,14 +1043,9 @@ impl Server {
                 e.path.display(),
                 e.bytes
             );
-            self.freeing += e.bytes;
-            files.push((e.path, e.bytes));
+            unlink.push((e.path, e.bytes));
         }
-        let any = !files.is_empty();
-        if any {
-            self.chores.send(Chore::Unlink(files));
-        }
-        any
+        self.chores.send(Chore::Unlink(unlink));
     }
 
     /// Closes connections idle for `idle_timeout_secs`, and TLS connections whose handshake
@@ -1271,7 +1174,7 @@ impl Server {
                 .collect(),
             disk_free: self.disk_free,
             disk_total: self.disk_total,
-            disk_full: self.disk_full,
+            disk_full: self.space.full(),
             connections: self.conns.len(),
             pending_bytes: self.pending,
             reloaded_at: self.reloaded_at,
@@ -1305,14 +1208,13 @@ impl Server {
         match done {
             ChoreDone::Reload(prepped) => self.reloaded(prepped),
             ChoreDone::Unlinked { asked, failed } => {
-                self.freeing = self.freeing.saturating_sub(asked);
+                self.space.unlinked(asked);
                 for (path, e) in failed {
                     log::error!("{}: evicting: {e}", path.display());
                 }
             }
             ChoreDone::Pruned(removed) => {
-                self.pruning = false;
-                self.backups_gone = !removed;
+                self.space.pruned(removed);
                 if removed {
                     log::warn!(
                         "{}: disk space low; removed the backup copies of delivered segments",
@@ -1393,9 +1295,10 @@ impl Server {
         }
         // A fixed token or proxy should be tried at once, not after the backoff.
         for i in 0..self.sources.len() {
-            self.sources[i].retry_at = None;
-            self.sources[i].retry_delay = RETRY_MIN;
-            self.try_deliver(i);
+            let inv = &mut self.sources[i].spool.inv;
+            inv.set_limits(batch_limits(&self.config));
+            let next = inv.retry_now(Instant::now());
+            self.act(i, next);
         }
         if let (Some(p), true) = (self.port, wanted.is_empty()) {
             log::error!(
@@ -1571,7 +1474,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(2);
         self.check_disk();
         for token in self.conns.tokens() {
-            while !self.disk_full && Instant::now() < deadline && self.read_conn(token) {
+            while !self.space.full() && Instant::now() < deadline && self.read_conn(token) {
                 if let Some(i) = self.conns.get(token).map(|c| c.source) {
                     self.flush_source(i);
                 }
@@ -1591,14 +1494,11 @@ impl Server {
             }
         }
         for i in 0..self.sources.len() {
+            self.sources[i].spool.inv.stop();
             self.seal_open(i);
         }
         let deadline = Instant::now() + STOP_DEADLINE;
-        while self
-            .sources
-            .iter()
-            .any(|s| !s.spool.sealing.is_empty() || s.spool.in_delivery.is_some())
-        {
+        while self.sources.iter().any(|s| !s.spool.inv.settled()) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 log::warn!(
@@ -1693,16 +1593,24 @@ impl Server {
                     src.counters.bytes += bytes;
                     src.counters.last_received = clock::unix_secs(SystemTime::now());
                     src.check_format(&sample);
-                    if precompressed {
-                        src.spool.adopted_sealed(seq, raw, bytes);
-                        self.try_deliver(i);
+                    let next = if precompressed {
+                        let file = SourceSpool::sealed_upload(seq, raw, bytes);
+                        src.spool.inv.adopted_sealed(file, Instant::now())
                     } else {
-                        src.spool.adopted(seq, raw.clone(), bytes);
-                        self.send_seal(i, seq, raw);
-                    }
+                        vec![src.spool.inv.raw(seq, raw, bytes)]
+                    };
+                    self.act(i, next);
                 }
             }
         }
+    }
+}
+
+/// The batch limits of `config`'s delivery target.
+fn batch_limits(config: &Config) -> crate::deliver::batch::Limits {
+    match config.delivery.target {
+        crate::config::Target::Outbox(_) => crate::deliver::batch::Limits::OUTBOX,
+        crate::config::Target::Console(_) => crate::deliver::batch::Limits::API,
     }
 }
 

@@ -47,9 +47,9 @@ pub fn json(v: &View) -> Value {
         .map(|s| {
             let oldest = s
                 .spool
-                .sealed
-                .front()
-                .map_or(0, |f| now.saturating_sub(f.sealed_at));
+                .inv
+                .oldest_sealed_at()
+                .map_or(0, |at| now.saturating_sub(at));
             let mut json = status::source_json(
                 &status::SourceView {
                     name: &s.cfg.name,
@@ -57,9 +57,7 @@ pub fn json(v: &View) -> Value {
                     receiver: s.cfg.receiver.as_str(),
                     port: s.cfg.port,
                     counters: &s.counters,
-                    backlog_files: s.spool.sealed.len()
-                        + s.spool.sealing.len()
-                        + usize::from(s.spool.open.is_some()),
+                    backlog_files: s.spool.inv.files() + usize::from(s.spool.open.is_some()),
                     backlog_bytes: s.spool.backlog_bytes(),
                     oldest_backlog: oldest,
                     paused: v.disk_full.then_some("disk full"),

@@ -1,10 +1,10 @@
-//! One source as the loop serves it: its config, spool, counters and delivery retry state.
+//! One source as the loop serves it: its config, spool, counters and format check.
 //!
-//! `SourceState` stores received messages (rendered, counted) and answers the delivery
-//! questions the loop asks when the workers report: which job goes next, what a delivery or a
-//! failure changes, when to try again. It sends nothing itself; the loop hands the jobs it
-//! returns to the workers. Receivers (`udp.rs`, `stream.rs`) write into it; it calls none of
-//! them.
+//! `SourceState` stores received messages (rendered, counted), builds the delivery job for a
+//! batch the spool's inventory chose, and counts and logs what deliveries do (the decisions,
+//! which batch and when, are the inventory's: `spool/inventory.rs`). It sends nothing itself;
+//! the loop hands the jobs to the workers. Receivers (`udp.rs`, `stream.rs`) write into it;
+//! it calls none of them.
 //!
 //! Each stored line also goes through the source's live format check (a
 //! `config::formats::window::Window`): the line as stored, after rendering, because that is
@@ -14,43 +14,24 @@
 //! SOURCE`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::clock;
 use crate::config::formats::window::{Change, State, Window};
 use crate::config::Source;
 use crate::deliver::api::Failure;
-use crate::deliver::batch::{self, Limits, Piece};
 use crate::deliver::DeliverJob;
 use crate::spool::SourceSpool;
 use crate::status::{Counters, Drop};
 use crate::syslog::render::Origin;
-
-/// Delivery and sealing retries back off from this to `RETRY_MAX`.
-pub const RETRY_MIN: Duration = Duration::from_secs(1);
-pub const RETRY_MAX: Duration = Duration::from_secs(60);
-/// Failures that need an operator (token, data source) are retried this rarely, and at once
-/// after a reload.
-const RETRY_PERMANENT: Duration = Duration::from_secs(300);
 
 /// A source being served: its config, spool and counters.
 pub struct SourceState {
     pub cfg: Source,
     pub spool: SourceSpool,
     pub counters: Counters,
-    /// When delivery of the front segment may be tried again.
-    pub retry_at: Option<Instant>,
-    /// The files of the batch in flight, kept after a failure that left some of it stored or
-    /// acknowledged, until it is delivered or quarantined: a batch is the unit of retry, so
-    /// newer segments do not join it (the delivery thread resumes its plan only for the same
-    /// files).
-    pub batch: Vec<PathBuf>,
-    pub retry_delay: Duration,
     /// Set when the source left the config at a reload: served no more, drained then dropped.
     pub retired: bool,
-    /// Segments whose sealing failed, to be sent to the sealer again (not those still queued
-    /// or in progress there).
-    pub seal_failed: Vec<u64>,
     /// The sender and receive time of the datagram being stored (UDP sources).
     pub udp_origin: Origin,
     /// Its sockets were closed for a reload that was then refused, and could not be bound
@@ -71,11 +52,7 @@ impl SourceState {
             cfg,
             spool,
             counters,
-            retry_at: None,
-            batch: Vec::new(),
-            retry_delay: RETRY_MIN,
             retired: false,
-            seal_failed: Vec::new(),
             udp_origin: Origin::new(),
             unbound: false,
             format,
@@ -145,59 +122,23 @@ impl SourceState {
         }
     }
 
-    /// The delivery job for the next batch (the oldest sealed segments, `batch::next_batch`),
-    /// if none is in flight and no retry is pending; it is then in flight. A retry sends the
-    /// files of the batch that failed, less any that eviction took meanwhile.
-    pub fn next_delivery(
-        &mut self,
-        collector: &str,
-        backup_keep: usize,
-        limits: Limits,
-        now: Instant,
-    ) -> Option<DeliverJob> {
-        if self.spool.in_delivery.is_some() || self.retry_at.is_some_and(|t| t > now) {
-            return None;
-        }
-        let sealed = &self.spool.sealed;
-        self.batch.retain(|p| sealed.iter().any(|s| s.path == *p));
-        if self.batch.is_empty() {
-            let pieces: Vec<Piece> = sealed
-                .iter()
-                .map(|s| Piece {
-                    seq: s.seq,
-                    bytes: s.bytes,
-                    alone: s.alone,
-                })
-                .collect();
-            let n = batch::next_batch(&pieces, limits);
-            self.batch = sealed.iter().take(n).map(|s| s.path.clone()).collect();
-        }
-        let seqs = self.batch.iter().filter_map(|p| {
-            let name = p.file_name()?.to_string_lossy();
-            crate::segment::parse_seq(&name)
-        });
-        let (first, last) = (seqs.clone().min()?, seqs.max()?);
-        let parts = self.batch.clone();
-        self.spool.in_delivery = Some(first..=last);
-        self.retry_at = None;
+    /// The delivery job for `files`, a batch the inventory chose; counted as an attempt.
+    pub fn job(&mut self, files: Vec<PathBuf>, collector: &str, backup_keep: usize) -> DeliverJob {
         self.counters.delivery_attempts += 1;
-        Some(DeliverJob {
+        DeliverJob {
             source: self.cfg.name.clone(),
             format: self.cfg.format.clone(),
-            parts,
+            parts: files,
             collector: collector.to_string(),
             // Source, host and sequence: unique across restarts, as the API's filename.
             prefix: format!("{}_{}_", self.cfg.name, collector),
             backup_dir: self.spool.backup_dir.clone(),
             backup_keep,
-        })
+        }
     }
 
-    /// The batch in flight was delivered.
+    /// The batch in flight was delivered (the inventory has forgotten it already).
     pub fn delivered(&mut self, paths: &[PathBuf], bytes: u64, at: u64) {
-        self.spool.in_delivery = None;
-        self.batch.clear();
-        self.spool.sealed.retain(|s| !paths.contains(&s.path));
         self.counters.delivered_files += 1;
         self.counters.delivered_bytes += bytes;
         self.counters.last_delivery = at;
@@ -206,13 +147,12 @@ impl SourceState {
                 "source {}: delivery works again after {} of failures; {} files waiting",
                 self.cfg.name,
                 clock::human_age(at.saturating_sub(self.counters.failing_since)),
-                self.spool.sealed.len()
+                self.spool.inv.sealed_files()
             );
         }
         self.counters.failing_said = 0;
         self.counters.failing_since = 0;
         self.counters.error_permanent = false;
-        self.retry_delay = RETRY_MIN;
         log::debug!(
             "source {}: delivered {} ({bytes} bytes)",
             self.cfg.name,
@@ -220,16 +160,18 @@ impl SourceState {
         );
     }
 
-    /// Delivering the segment in flight failed: when to try again, said once per new reason.
-    pub fn delivery_failed(&mut self, paths: &[PathBuf], failure: &Failure, now: u64) {
-        self.spool.in_delivery = None;
-        let (wait, next) = match failure {
-            Failure::Transient { after, .. } => {
-                let backoff = crate::clock::jitter(self.retry_delay);
-                self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
-                (after.unwrap_or(backoff), "retrying")
-            }
-            Failure::Permanent { .. } => (RETRY_PERMANENT, "this needs an operator; retrying"),
+    /// Delivering the batch in flight failed; the inventory retries it after `wait`. Counted,
+    /// and said once per new reason.
+    pub fn delivery_failed(
+        &mut self,
+        paths: &[PathBuf],
+        failure: &Failure,
+        wait: Duration,
+        now: u64,
+    ) {
+        let next = match failure {
+            Failure::Transient { .. } => "retrying",
+            Failure::Permanent { .. } => "this needs an operator; retrying",
         };
         let message = format!("delivery: {}", failure.reason());
         if self
@@ -255,7 +197,6 @@ impl SourceState {
         }
         self.counters.last_error = Some((now, message));
         self.counters.error_permanent = matches!(failure, Failure::Permanent { .. });
-        self.retry_at = Some(Instant::now() + wait);
     }
 }
 
@@ -275,7 +216,7 @@ impl SourceState {
             "source {}: delivery still failing for {}, {} files waiting ({} bytes); last error: {error}",
             self.cfg.name,
             clock::human_age(now.saturating_sub(self.counters.failing_since)),
-            self.spool.sealed.len(),
+            self.spool.inv.sealed_files(),
             self.spool.backlog_bytes(),
         );
     }
@@ -324,7 +265,7 @@ pub fn recover(state_dir: &Path, rotate_bytes: u64, cfg: Source) -> Result<Sourc
             recovery.to_seal.len()
         );
     }
-    spool.sealing = recovery.to_seal;
+    spool.inv.recovered(recovery.to_seal);
     let activity = last_activity(&spool);
     let mut state = SourceState::new(cfg, spool, activity);
     state.counters.drop(

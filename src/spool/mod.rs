@@ -4,21 +4,24 @@
 //! buffer and written to the open segment (`SEQ-STAMP.log`) once per loop iteration, so data
 //! reaches the kernel promptly without a syscall per message. A segment is sealed at
 //! `rotate_bytes` or `rotate_secs`; sealing (gzip to `SEQ-STAMP.log.gz`), fsync and delivery
-//! happen on the worker threads in `worker.rs`, which report back to the loop. The loop keeps
-//! the inventory (what is open, being sealed, sealed and waiting, in delivery) and decides
-//! eviction; the workers only do what they are told.
+//! happen on the worker threads in `worker.rs`, which report back to the loop. What follows
+//! the open segment (raw, sealed, in a batch, retries) is the spool's `inventory.rs`, pure;
+//! `space.rs` keeps the disk limits across sources. The loop performs what they answer; the
+//! workers only do what they are told.
 //!
-//! File names carry a per-source sequence number that grows across restarts (the highest in
-//! spool/ and backup/ plus one) and the UTC time the segment was opened.
+//! File names carry a per-source sequence number that grows across restarts (the inventory
+//! hands it out; `.seq` and the highest name in spool/ and backup/ plus one bring it back)
+//! and the UTC time the segment was opened.
 
+pub mod inventory;
 mod recover;
+pub mod space;
 mod upload;
 pub mod worker;
 
 pub use recover::{cut_torn_tail, Recovery};
 pub use upload::{commit_upload, sample_lines, spooled_uploads, upload_path, SpooledUpload};
 
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +32,7 @@ use crate::clock;
 pub use crate::fsx::annotate;
 pub use crate::segment::{gz_path, parse_part, parse_seq, sidecar_path};
 use crate::syslog::render::{Origin, Render};
+use inventory::Inventory;
 
 /// The buffer is written out when it reaches this size, even mid-iteration.
 pub const FLUSH_BYTES: usize = 256 * 1024;
@@ -78,14 +82,8 @@ pub struct SourceSpool {
     pub open: Option<OpenSegment>,
     /// Escaped lines not yet written to the open segment.
     pub buf: Vec<u8>,
-    pub next_seq: u64,
-    /// Raw segments handed to the sealer: (seq, raw bytes).
-    pub sealing: Vec<(u64, PathBuf, u64)>,
-    /// Sealed segments, oldest first; the front ones may be in delivery.
-    pub sealed: VecDeque<Sealed>,
-    /// The segments (first to last sequence number, every sealed part of them) the deliverer
-    /// is working on: one batch.
-    pub in_delivery: Option<std::ops::RangeInclusive<u64>>,
+    /// Every segment after the open one, and the sequence numbers.
+    pub inv: Inventory,
     /// Segments are sealed when they reach this size (`[spool] rotate_bytes`).
     pub rotate_bytes: u64,
     /// Filled by `flush`, drained by `take_sealed`.
@@ -111,10 +109,7 @@ impl SourceSpool {
             _lock: found.lock,
             open: None,
             buf: Vec::new(),
-            next_seq: found.next_seq,
-            sealing: Vec::new(),
-            sealed: found.sealed.into(),
-            in_delivery: None,
+            inv: Inventory::new(found.next_seq, found.sealed),
             rotate_bytes,
             newly_sealing: Vec::new(),
         };
@@ -212,23 +207,22 @@ impl SourceSpool {
         result
     }
 
-    /// Segments that `flush` filled since the last call: the loop sends them to the sealer.
+    /// Segments that `flush` filled since the last call: the loop hands them to the inventory.
     pub fn take_sealed(&mut self) -> Vec<(u64, PathBuf, u64)> {
         std::mem::take(&mut self.newly_sealing)
     }
 
     /// The next sequence number, remembered in `.seq` before it is used.
     fn reserve_seq(&mut self) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Err(e) = recover::write_next_seq(&self.dir, self.next_seq) {
+        let seq = self.inv.reserve();
+        if let Err(e) = recover::write_next_seq(&self.dir, self.inv.next_seq()) {
             log::warn!("{e}; sequence numbers rely on the file names alone");
         }
         seq
     }
 
     fn open_segment(&mut self) -> io::Result<OpenSegment> {
-        let seq = self.next_seq;
+        let seq = self.inv.next_seq();
         let stamp = clock::compact(clock::unix_secs(SystemTime::now()));
         let path = self.dir.join(crate::segment::raw_name(seq, &stamp));
         let file = OpenOptions::new()
@@ -247,16 +241,15 @@ impl SourceSpool {
         })
     }
 
-    /// Takes the open segment out for sealing, if it holds anything. The caller flushes first.
+    /// Takes the open segment out for sealing, if it holds anything: (seq, path, bytes) for
+    /// the inventory's `raw`. The caller flushes first.
     pub fn take_for_seal(&mut self) -> Option<(u64, PathBuf, u64)> {
         let seg = self.open.take()?;
         if seg.written == 0 {
             let _ = fs::remove_file(&seg.path);
             return None;
         }
-        let item = (seg.seq, seg.path, seg.written);
-        self.sealing.push(item.clone());
-        Some(item)
+        Some((seg.seq, seg.path, seg.written))
     }
 
     /// Reserves a segment for an FTP upload: its sequence number and raw path. The upload is
@@ -267,52 +260,22 @@ impl SourceSpool {
         (seq, self.dir.join(crate::segment::raw_name(seq, &stamp)))
     }
 
-    /// A committed upload joins the segments to seal.
-    pub fn adopted(&mut self, seq: u64, raw: PathBuf, bytes: u64) {
-        self.sealing.push((seq, raw, bytes));
-    }
-
-    /// A committed `.gz` or `.zip` upload is sealed as it is: it joins the sealed segments.
-    pub fn adopted_sealed(&mut self, seq: u64, path: PathBuf, bytes: u64) {
-        let sealed_at = clock::unix_secs(SystemTime::now());
-        self.add_sealed(vec![Sealed {
+    /// A committed `.gz` or `.zip` upload is sealed as it is: what the inventory adds.
+    pub fn sealed_upload(seq: u64, path: PathBuf, bytes: u64) -> Sealed {
+        Sealed {
             seq,
             part: 0,
             path,
             bytes,
-            sealed_at,
+            sealed_at: clock::unix_secs(SystemTime::now()),
             alone: true,
-        }]);
+        }
     }
 
-    /// Bytes this source holds on disk or in memory: open, sealing and sealed segments.
+    /// Bytes this source holds on disk or in memory: open, raw and sealed segments.
     pub fn backlog_bytes(&self) -> u64 {
         let open = self.open.as_ref().map_or(0, |s| s.written);
-        let sealing: u64 = self.sealing.iter().map(|(_, _, b)| b).sum();
-        let sealed: u64 = self.sealed.iter().map(|s| s.bytes).sum();
-        open + sealing + sealed + self.buf.len() as u64
-    }
-
-    /// Raw segments whose seal failed (`failed`: the loop's list), (seq, path, bytes): what
-    /// eviction may take when nothing sealed is left, since a compressed copy that does not
-    /// fit beside its raw segment would otherwise keep the receivers paused for good.
-    pub fn unsealable<'a>(
-        &'a self,
-        failed: &'a [u64],
-    ) -> impl Iterator<Item = &'a (u64, PathBuf, u64)> {
-        self.sealing
-            .iter()
-            .filter(move |(seq, _, _)| failed.contains(seq))
-    }
-
-    /// Adds sealed parts to the inventory, keeping it ordered oldest first.
-    pub fn add_sealed(&mut self, parts: Vec<Sealed>) {
-        for p in parts {
-            let at = self
-                .sealed
-                .partition_point(|s| (s.seq, s.part) < (p.seq, p.part));
-            self.sealed.insert(at, p);
-        }
+        open + self.inv.bytes() + self.buf.len() as u64
     }
 }
 
@@ -390,6 +353,7 @@ mod tests {
         let (seq, path, bytes) = spool.take_for_seal().unwrap();
         assert_eq!((seq, bytes), (1, 22));
         assert!(path.exists());
+        spool.inv.raw(seq, path, bytes);
         assert_eq!(spool.backlog_bytes(), 22);
         fs::remove_dir_all(state).unwrap();
     }

@@ -303,10 +303,10 @@ mod tests {
         assert_eq!(rec.to_seal[0].2, 8);
         assert_eq!(rec.torn_bytes, 3 + 9);
         assert_eq!(
-            spool.sealed.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            spool.inv.sealed_iter().map(|s| s.seq).collect::<Vec<_>>(),
             vec![2]
         );
-        assert_eq!(spool.next_seq, 10);
+        assert_eq!(spool.inv.next_seq(), 10);
         assert!(!dir.join("0000000004-20261126T000000Z.log.gz.tmp").exists());
         assert!(!dir.join("0000000005-20261126T000000Z.log").exists());
         assert!(!dir.join("0000000003-20261126T000000Z-p1.log.gz").exists());
@@ -330,7 +330,7 @@ mod tests {
             fs::remove_file(raw).unwrap();
         }
         let (spool, _) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
-        assert_eq!(spool.next_seq, 3);
+        assert_eq!(spool.inv.next_seq(), 3);
         fs::remove_dir_all(state).unwrap();
     }
 
@@ -345,7 +345,7 @@ mod tests {
         let (spool, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();
         let seqs: Vec<u64> = rec.to_seal.iter().map(|(s, _, _)| *s).collect();
         assert_eq!(seqs, [9_999_999_999, 10_000_000_000]);
-        assert_eq!(spool.next_seq, 10_000_000_001);
+        assert_eq!(spool.inv.next_seq(), 10_000_000_001);
         fs::remove_dir_all(state).unwrap();
     }
 
@@ -367,7 +367,7 @@ mod tests {
         assert_eq!(rec.quarantined, 3);
         let seqs: Vec<u64> = rec.to_seal.iter().map(|(s, _, _)| *s).collect();
         assert_eq!(seqs, [4]);
-        assert!(spool.sealed.is_empty());
+        assert_eq!(spool.inv.sealed_files(), 0);
         for n in [
             "0000000001-x.log",
             "0000000002-x.log.gz",

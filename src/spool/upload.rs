@@ -171,7 +171,7 @@ mod tests {
         let (seq, raw) = spool.reserve_upload();
         let (at, size, bytes) = commit_upload(&upload, &raw, "fw 1.log", Kind::Text).unwrap();
         assert_eq!((at, size), (raw.clone(), 7));
-        spool.adopted(seq, raw.clone(), bytes);
+        spool.inv.raw(seq, raw.clone(), bytes);
         assert_eq!((seq, bytes), (1, 8));
         assert_eq!(fs::read(&raw).unwrap(), b"one\ntwo\n");
         assert!(!upload.exists());
@@ -244,10 +244,16 @@ mod tests {
                 (content.to_vec(), content.len() as u64)
             );
             assert_eq!(sidecar_path(&at), sidecar_path(&raw));
-            spool.adopted_sealed(seq, at, bytes);
+            let file = SourceSpool::sealed_upload(seq, at, bytes);
+            spool.inv.adopted_sealed(file, std::time::Instant::now());
         }
         // Sealed as they are after a restart too, their sidecars kept.
-        let paths = |s: &SourceSpool| s.sealed.iter().map(|x| x.path.clone()).collect::<Vec<_>>();
+        let paths = |s: &SourceSpool| {
+            s.inv
+                .sealed_iter()
+                .map(|x| x.path.clone())
+                .collect::<Vec<_>>()
+        };
         let before = paths(&spool);
         drop(spool);
         let (again, rec) = SourceSpool::recover(&state, "a", 1 << 20).unwrap();

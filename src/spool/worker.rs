@@ -1,8 +1,8 @@
 //! The blocking half of the spool: three threads that fsync, seal (gzip) and deliver segments.
 //!
 //! Each thread takes jobs from its own channel and reports every outcome on one shared channel,
-//! then wakes the event loop through a `mio::Waker`. They never decide anything: the loop owns
-//! the inventory and sends one job per segment. Delivery here is the outbox (`url = dir:PATH`):
+//! then wakes the event loop through a `mio::Waker`. They never decide anything: the loop
+//! sends what the spool's inventory answers, one job per segment or batch. Delivery here is the outbox (`url = dir:PATH`):
 //! a hard link (or copy, across filesystems) into the folder under its final name, then the
 //! segment moves to `backup/SOURCE/` and the oldest backups beyond `backup_keep` are removed.
 
@@ -21,6 +21,7 @@ use mio::Waker;
 use super::Sealed;
 use crate::clock;
 use crate::deliver::api::Failure;
+use crate::deliver::plan::Kept;
 pub use crate::deliver::worker::DeliverMsg;
 use crate::deliver::worker::Delivery;
 use crate::fsx::annotate;
@@ -62,8 +63,9 @@ pub enum Done {
         source: String,
         paths: Vec<PathBuf>,
         failure: Failure,
-        /// The retry must be for the same files (part of them is stored or acknowledged).
-        held: bool,
+        /// How much of the batch the tenant has: the retry is for the same files unless
+        /// nothing.
+        kept: Kept,
     },
     /// A sealed file was damaged (a truncated or corrupt gzip, a zip without its directory):
     /// moved to `spool/SOURCE/quarantine/`, not delivered.
@@ -189,13 +191,13 @@ fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
                 source,
                 paths: parts,
                 failure,
-                held: false,
+                kept: Kept::Nothing,
             },
-            Delivery::Held(failure) => Done::DeliveryFailed {
+            Delivery::Held(failure, kept) => Done::DeliveryFailed {
                 source,
                 paths: parts,
                 failure,
-                held: true,
+                kept,
             },
         })
     });
