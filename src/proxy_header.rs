@@ -40,6 +40,37 @@ pub enum Parsed {
     Invalid(&'static str),
 }
 
+/// A header arriving in pieces: each read's bytes go in, and once it is whole, the header and
+/// the bytes that followed it in the same reads (the stream's first bytes, which belong to the
+/// protocol behind it) come out. Holds at most one read beyond the longest header, since
+/// `parse` decides within `V1_MAX` or `16 + V2_MAX_BODY` bytes.
+#[derive(Debug, Default)]
+pub struct Pending {
+    buf: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    NeedMore,
+    Done { header: Header, rest: Vec<u8> },
+    Invalid(&'static str),
+}
+
+impl Pending {
+    /// Adds the bytes of one read.
+    pub fn push(&mut self, bytes: &[u8]) -> Progress {
+        self.buf.extend_from_slice(bytes);
+        match parse(&self.buf) {
+            Parsed::NeedMore => Progress::NeedMore,
+            Parsed::Invalid(why) => Progress::Invalid(why),
+            Parsed::Done(header, used) => Progress::Done {
+                header,
+                rest: self.buf.split_off(used),
+            },
+        }
+    }
+}
+
 /// Reads the header at the front of `buf`.
 pub fn parse(buf: &[u8]) -> Parsed {
     let sig = &SIGNATURE[..buf.len().min(SIGNATURE.len())];
@@ -195,6 +226,50 @@ mod tests {
                 assert_eq!(parse(&input[..k]), Parsed::NeedMore, "prefix of {k} bytes");
             }
         }
+    }
+
+    /// Feeds `reads` one after the other to a `Pending`: what each push answered.
+    #[track_caller]
+    fn check_pending(reads: &[&[u8]], expected: &str) {
+        let mut p = Pending::default();
+        let got: Vec<String> = reads
+            .iter()
+            .map(|r| match p.push(r) {
+                Progress::NeedMore => "more".to_string(),
+                Progress::Invalid(why) => format!("invalid: {why}"),
+                Progress::Done { header, rest } => {
+                    let h = match header {
+                        Header::Proxied { client, .. } => client.to_string(),
+                        Header::Local => "local".to_string(),
+                    };
+                    format!("{h} + {:?}", String::from_utf8_lossy(&rest))
+                }
+            })
+            .collect();
+        assert_eq!(got.join(" | "), expected, "reads {reads:?}");
+    }
+
+    #[test]
+    fn pending_keeps_what_follows_the_header() {
+        check_pending(
+            &[b"PROXY TCP4 192.0.2.1 10.0.0.1 4000 21\r\nUSER a\r\n"],
+            "192.0.2.1:4000 + \"USER a\\r\\n\"",
+        );
+        check_pending(
+            &[
+                b"PROXY TCP4 192.0.2.1 ",
+                b"10.0.0.1 4000 21\r",
+                b"\nfile bytes",
+            ],
+            "more | more | 192.0.2.1:4000 + \"file bytes\"",
+        );
+        check_pending(&[b"PROXY UNKNOWN\r\n"], "local + \"\"");
+        check_pending(&[b"PRO", b"XY"], "more | more");
+        check_pending(&[b"220 hello\r\n"], "invalid: no PROXY protocol header");
+        let mut v2 = v2_bytes(1, 0x11, &[192, 0, 2, 7, 10, 0, 0, 1, 0x0f, 0xa0, 0, 21]);
+        v2.extend_from_slice(b"STOR");
+        let (a, b) = v2.split_at(10);
+        check_pending(&[a, b], "more | 192.0.2.7:4000 + \"STOR\"");
     }
 
     fn v2_bytes(cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {

@@ -30,7 +30,8 @@ pub enum Refusal {
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a ticket not released keeps its place in the counts"]
 pub struct Ticket {
-    ip: IpAddr,
+    /// `None` until a PROXY header names the client (`admit_unplaced`).
+    ip: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -69,19 +70,33 @@ impl Admission {
         }
         *n += 1;
         self.open += 1;
-        Ok(Ticket { ip })
+        Ok(Ticket { ip: Some(ip) })
+    }
+
+    /// Admits a connection whose client is not known yet (a balancer's, before its PROXY
+    /// header): it counts in the total only, and `transfer` gives it its address. So the
+    /// balancer's own address never meets a per-IP limit meant for one client.
+    pub fn admit_unplaced(&mut self) -> Result<Ticket, Refusal> {
+        if self.open >= self.limits.total {
+            return Err(Refusal::Total(self.limits.total));
+        }
+        self.open += 1;
+        Ok(Ticket { ip: None })
     }
 
     /// A connection closed.
     pub fn release(&mut self, ticket: Ticket) {
         self.open -= 1;
-        let n = self
-            .per_ip
-            .get_mut(&ticket.ip)
-            .expect("a live ticket has a count");
+        if let Some(ip) = ticket.ip {
+            self.uncount(ip);
+        }
+    }
+
+    fn uncount(&mut self, ip: IpAddr) {
+        let n = self.per_ip.get_mut(&ip).expect("a live ticket has a count");
         *n -= 1;
         if *n == 0 {
-            self.per_ip.remove(&ticket.ip);
+            self.per_ip.remove(&ip);
         }
     }
 
@@ -89,7 +104,7 @@ impl Admission {
     /// the total stays, the per-IP counts move. Refused by `ip`'s limit, nothing changes.
     pub fn transfer(&mut self, ticket: &mut Ticket, ip: IpAddr) -> Result<(), Refusal> {
         let ip = canonical(ip);
-        if ip == ticket.ip {
+        if ticket.ip == Some(ip) {
             return Ok(());
         }
         let n = self.per_ip.entry(ip).or_insert(0);
@@ -100,14 +115,8 @@ impl Admission {
             return Err(Refusal::PerIp(self.limits.per_ip));
         }
         *n += 1;
-        let old = std::mem::replace(&mut ticket.ip, ip);
-        let m = self
-            .per_ip
-            .get_mut(&old)
-            .expect("a live ticket has a count");
-        *m -= 1;
-        if *m == 0 {
-            self.per_ip.remove(&old);
+        if let Some(old) = ticket.ip.replace(ip) {
+            self.uncount(old);
         }
         Ok(())
     }
@@ -134,8 +143,8 @@ impl Admission {
 mod tests {
     use super::*;
 
-    /// Runs `script` under limits (total, per IP): `+IP` admits, `-N` releases the ticket of
-    /// step N (0-based), `=T,P` sets new limits. Each `+` writes `ok` or the refusal; the end
+    /// Runs `script` under limits (total, per IP): `+IP` admits, `*` admits unplaced, `-N`
+    /// releases the ticket of step N (0-based), `~N,IP` transfers it, `=T,P` sets new limits. Each `+` writes `ok` or the refusal; the end
     /// shows open connections and the per-IP table.
     #[track_caller]
     fn check(limits: (usize, usize), script: &str, expected: &str) {
@@ -148,6 +157,16 @@ mod tests {
         for step in script.split_whitespace() {
             let (op, arg) = step.split_at(1);
             match op {
+                "*" => match a.admit_unplaced() {
+                    Ok(t) => {
+                        tickets.push(Some(t));
+                        out.push("ok".to_string());
+                    }
+                    Err(r) => {
+                        tickets.push(None);
+                        out.push(format!("{r:?}"));
+                    }
+                },
                 "+" => match a.admit(arg.parse().unwrap()) {
                     Ok(t) => {
                         tickets.push(Some(t));
@@ -272,6 +291,25 @@ mod tests {
             "=5,1 +10.0.0.9 =5,0 ~1,192.0.2.1",
             "ok PerIp(0) / open 1 [10.0.0.9:1]",
         );
+    }
+
+    /// A balancer's connection before its header counts in the total only; the header places
+    /// it under the client, whose limit applies then.
+    #[test]
+    fn unplaced_until_the_header() {
+        check((3, 1), "* * *", "ok ok ok / open 3 []");
+        check((2, 1), "* * *", "ok ok Total(2) / open 2 []");
+        check(
+            (3, 1),
+            "* ~0,192.0.2.1 * ~2,192.0.2.1",
+            "ok moved ok PerIp(1) / open 2 [192.0.2.1:1]",
+        );
+        check(
+            (3, 1),
+            "* ~0,192.0.2.1 -0 * ~3,192.0.2.1",
+            "ok moved ok moved / open 1 [192.0.2.1:1]",
+        );
+        check((3, 1), "* -0 +10.0.0.1", "ok ok / open 1 [10.0.0.1:1]");
     }
 
     #[test]

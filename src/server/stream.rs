@@ -15,7 +15,7 @@ use mio::net::TcpStream;
 use super::source::SourceState;
 use crate::clock;
 use crate::config::Source;
-use crate::proxy_header::{self, Header, Parsed};
+use crate::proxy_header::{Header, Pending, Progress};
 use crate::reactor::READ_BUDGET;
 use crate::syslog::frame::{Decoded, Decoder, Ends};
 use crate::syslog::render::{Origin, Render};
@@ -44,14 +44,14 @@ pub struct Conn {
 /// A PROXY protocol header being read.
 pub struct ProxyWait {
     pub since: Instant,
-    buf: Vec<u8>,
+    header: Pending,
 }
 
 impl ProxyWait {
     pub fn new() -> ProxyWait {
         ProxyWait {
             since: Instant::now(),
-            buf: Vec::new(),
+            header: Pending::default(),
         }
     }
 }
@@ -75,19 +75,18 @@ pub fn read_proxy(conn: &mut Conn, scratch: &mut [u8]) -> ProxyRead {
     loop {
         match conn.stream.read(scratch) {
             Ok(0) => return ProxyRead::Closed,
-            Ok(n) => wait.buf.extend_from_slice(&scratch[..n]),
+            Ok(n) => match wait.header.push(&scratch[..n]) {
+                Progress::NeedMore => {}
+                Progress::Invalid(why) => return ProxyRead::Invalid(why),
+                Progress::Done { header, rest } => {
+                    conn.early = rest;
+                    conn.proxy = None;
+                    return ProxyRead::Done(header);
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ProxyRead::Waiting,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return ProxyRead::Closed,
-        }
-        match proxy_header::parse(&wait.buf) {
-            Parsed::NeedMore => {}
-            Parsed::Invalid(why) => return ProxyRead::Invalid(why),
-            Parsed::Done(header, used) => {
-                conn.early = wait.buf.split_off(used);
-                conn.proxy = None;
-                return ProxyRead::Done(header);
-            }
         }
     }
 }
