@@ -197,6 +197,9 @@ pub struct Ftp {
     /// Failed logins from one address before it is locked out for `lockout`.
     pub max_login_failures: u32,
     pub lockout: Duration,
+    /// `proxy_protocol = on`: every control and passive data connection starts with a PROXY
+    /// protocol header, from these balancers only.
+    pub proxy_protocol: Option<AllowList>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -778,6 +781,22 @@ impl Validator {
         let idle_timeout = self.secs(k.get("idle_timeout_secs"), Duration::from_secs(900), 1);
         let max_login_failures = self.number(k.get("max_login_failures"), 5, 1, 1000) as u32;
         let lockout = self.secs(k.get("lockout_secs"), Duration::from_secs(300), 1);
+        let proxy_on = match k.get("proxy_protocol") {
+            None => false,
+            Some(e) => match e.value.as_str() {
+                "on" => true,
+                "off" => false,
+                v => {
+                    self.problem(
+                        e.line,
+                        format!("proxy_protocol {v:?} is not one of off, on"),
+                    );
+                    false
+                }
+            },
+        };
+        let proxy_protocol =
+            self.proxy_protocol(s.line, "[ftp]", proxy_on, k.get("trusted_proxies"));
         k.finish(self);
         Ftp {
             port,
@@ -792,6 +811,7 @@ impl Validator {
             idle_timeout,
             max_login_failures,
             lockout,
+            proxy_protocol,
         }
     }
 
@@ -915,26 +935,18 @@ impl Validator {
             },
             false,
         );
-        let trusted_entry = k.get("trusted_proxies");
-        let trusted_proxies = self.cidrs(trusted_entry);
-        if proxy_protocol {
-            if receiver == Some(Receiver::SyslogUdp) {
-                self.problem(
-                    s.line,
-                    format!("[source {name}] proxy_protocol is for syslog-tcp and syslog-tls (a balancer must not carry UDP syslog)"),
-                );
-            } else if trusted_entry.is_none_or(|e| e.value.trim().is_empty()) {
-                self.problem(
-                    s.line,
-                    format!("[source {name}] proxy_protocol = on needs trusted_proxies (the load balancers' addresses)"),
-                );
-            }
-        } else if let Some(e) = trusted_entry.filter(|_| !trusted_proxies.0.is_empty()) {
+        if proxy_protocol && receiver == Some(Receiver::SyslogUdp) {
             self.problem(
-                e.line,
-                "trusted_proxies is used only with proxy_protocol = on".to_string(),
+                s.line,
+                format!("[source {name}] proxy_protocol is for syslog-tcp and syslog-tls (a balancer must not carry UDP syslog)"),
             );
         }
+        let proxy_protocol = self.proxy_protocol(
+            s.line,
+            &format!("[source {name}]"),
+            proxy_protocol,
+            k.get("trusted_proxies"),
+        );
         k.finish(self);
         Some(Source {
             name: name.to_string(),
@@ -947,9 +959,35 @@ impl Validator {
             render,
             framing,
             format_warn_below,
-            proxy_protocol: proxy_protocol.then_some(trusted_proxies),
+            proxy_protocol,
             line: s.line,
         })
+    }
+
+    /// `proxy_protocol` (already read: `on`) and `trusted_proxies` of the section `what`
+    /// (`[ftp]`, `[source NAME]`) at line `at`: the balancers to take headers from, if on.
+    fn proxy_protocol(
+        &mut self,
+        at: usize,
+        what: &str,
+        on: bool,
+        trusted: Option<&ini::Entry>,
+    ) -> Option<AllowList> {
+        let trusted_proxies = self.cidrs(trusted);
+        if on {
+            if trusted.is_none_or(|e| e.value.trim().is_empty()) {
+                self.problem(
+                    at,
+                    format!("{what} proxy_protocol = on needs trusted_proxies (the load balancers' addresses)"),
+                );
+            }
+        } else if let Some(e) = trusted.filter(|_| !trusted_proxies.0.is_empty()) {
+            self.problem(
+                e.line,
+                "trusted_proxies is used only with proxy_protocol = on".to_string(),
+            );
+        }
+        on.then_some(trusted_proxies)
     }
 
     /// A comma-separated list of addresses and CIDRs (`allow`, `trusted_proxies`).
@@ -1438,6 +1476,39 @@ mod tests {
             &format!("{ASA}proxy_protocol = on\ntrusted_proxies = 10.0.0.5\n"),
             "1: [source asa] proxy_protocol is for syslog-tcp and syslog-tls (a balancer must not carry UDP syslog)",
         );
+        // FTP sources are behind the [ftp] server's setting, not their own.
+        check(
+            "[source f]\nformat = SQUID\nreceiver = ftp\nproxy_protocol = on\n",
+            "4: `proxy_protocol` is for syslog receivers; ftp sources deliver the uploaded file's own lines",
+        );
+        check(
+            "[ftp]\nproxy_protocol = on\ntrusted_proxies = 10.0.0.5\n",
+            "",
+        );
+        check(
+            "[ftp]\nproxy_protocol = on\n",
+            "1: [ftp] proxy_protocol = on needs trusted_proxies (the load balancers' addresses)",
+        );
+        check(
+            "[ftp]\nproxy_protocol = off\ntrusted_proxies = 10.0.0.5\n",
+            "3: trusted_proxies is used only with proxy_protocol = on",
+        );
+        check(
+            "[ftp]\nproxy_protocol = v2\n",
+            "2: proxy_protocol \"v2\" is not one of off, on",
+        );
+        check(
+            "[ftp]\nproxy_protocol = on\ntrusted_proxies = 10.0.0.0/8, nope\n",
+            "3: trusted_proxies: \"nope\" is not an IP address or CIDR block",
+        );
+        let c = parse_str(
+            "[ftp]\nproxy_protocol = on\ntrusted_proxies = 10.0.0.5, 10.1.0.0/16\n",
+            Path::new("/etc/lc/lc.ini"),
+        )
+        .unwrap();
+        let trusted = c.ftp.proxy_protocol.expect("on");
+        assert!(trusted.allows("10.1.2.3".parse().unwrap()));
+        assert!(!trusted.allows("10.0.0.6".parse().unwrap()));
         let c = parse_str(
             &format!("{tcp}proxy_protocol = on\ntrusted_proxies = 10.0.0.5\n"),
             Path::new("/etc/lc/lc.ini"),
@@ -1536,6 +1607,7 @@ mod tests {
                 idle_timeout: Duration::from_secs(900),
                 max_login_failures: 5,
                 lockout: Duration::from_secs(300),
+                proxy_protocol: None,
             }
         );
     }

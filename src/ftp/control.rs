@@ -5,13 +5,15 @@
 //! by TCP flow control, as any sender whose reader is slower; the process is not.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::command::{to_latin1, LineReader};
-use super::data::Task;
+use super::data::{HeaderWait, Task};
 use super::session::{Reply, Session};
 use super::stream::Stream;
+use crate::allow::canonical;
+use crate::reactor::guard::Ticket;
 
 /// Bytes of queued replies above which a control connection reads no further command until
 /// the socket takes them. A few replies' worth: even STAT's and HELP's multi-line ones fit.
@@ -20,8 +22,18 @@ pub const REPLY_BACKLOG: usize = 16 * 1024;
 pub struct Control {
     pub id: u64,
     pub stream: Stream,
+    /// The client: the socket's peer, or the client a PROXY protocol header named.
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// The load balancer the session came through (its socket's peer), if any.
+    pub balancer: Option<SocketAddr>,
+    /// What PASV and EPSV name when `public_address` is not set: the address the client
+    /// connected to (on the balancer, as its header says, or here).
+    pub advertise: IpAddr,
+    /// `[ftp] proxy_protocol = on`: the header still to come; no greeting before it.
+    pub header: Option<HeaderWait>,
+    /// This connection's place in the connection counts.
+    pub ticket: Ticket,
     pub session: Session,
     pub lines: LineReader,
     pub last_active: Instant,
@@ -66,12 +78,17 @@ impl Control {
         peer: SocketAddr,
         local: SocketAddr,
         session: Session,
+        ticket: Ticket,
     ) -> Control {
         Control {
             id,
             stream,
             peer,
             local,
+            balancer: None,
+            advertise: canonical(local.ip()),
+            header: None,
+            ticket,
             session,
             lines: LineReader::default(),
             last_active: Instant::now(),
@@ -100,7 +117,7 @@ impl Control {
 
     /// Whether the next command may be read; sends queued replies first when they are many.
     pub fn may_read(&mut self) -> io::Result<Next> {
-        if self.busy || self.tls_after_flush || self.close_after_flush {
+        if self.header.is_some() || self.busy || self.tls_after_flush || self.close_after_flush {
             return Ok(Next::Busy);
         }
         if self.stream.queued() > REPLY_BACKLOG {

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use super::command::{escaped, is_latin1, parse};
 use super::content::{self, Kind as Content};
 use super::control::{Control, Next};
-use super::data::{DataConn, Task};
+use super::data::{DataConn, HeaderRead, HeaderWait, Task};
 use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Spooled, Stat};
 use super::lockout::Lockout;
 use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
@@ -39,7 +39,9 @@ use super::stream::{Got, Stream};
 use super::upload::{too_large, Upload, Writer, Wrote};
 use crate::allow::{canonical, AllowList};
 use crate::config::{self, Receiver as Kind};
-use crate::logging::LimitLog;
+use crate::logging::{LimitKey, LimitLog};
+use crate::proxy_header::Header;
+use crate::reactor::guard::{Admission, Limits, Refusal};
 use crate::tls::FtpTls;
 
 /// FTP tokens are `TOKEN_BASE + slot`, above every other token of the loop.
@@ -102,11 +104,24 @@ struct Counters {
     reply_backlog: u64,
     /// Addresses the failed-login table forgot to make room for others.
     lockout_evicted: u64,
+    /// Connections through a balancer without a valid PROXY header in time.
+    proxy_header: u64,
+    /// Connections from outside `trusted_proxies` while `proxy_protocol = on`.
+    proxy_untrusted: u64,
+}
+
+/// Why a control connection gets no session.
+enum Refused {
+    NotAllowed,
+    LockedOut,
+    Limit(Refusal),
 }
 
 /// Why `tick` ends something.
 enum Expired {
     Idle,
+    /// No PROXY protocol header within `handshake_timeout_secs`.
+    NoHeader(SocketAddr),
     NoDataConnection,
     Stalled(ConnRef),
     Unused,
@@ -133,8 +148,11 @@ pub struct FtpServer {
     closed: Vec<usize>,
     work: Vec<usize>,
     parked: Vec<usize>,
-    per_ip: HashMap<IpAddr, usize>,
-    sessions: usize,
+    /// Control connections, in all and per client address (data connections take no place).
+    admission: Admission,
+    /// How long a connection through a balancer may take to send its PROXY header
+    /// (`[collector] handshake_timeout_secs`, as for syslog).
+    header_timeout: Duration,
     failures: Lockout,
     jobs: Jobs,
     logins: Logins,
@@ -210,8 +228,8 @@ impl FtpServer {
             closed: Vec::new(),
             work: Vec::new(),
             parked: Vec::new(),
-            per_ip: HashMap::new(),
-            sessions: 0,
+            admission: Admission::new(limits(&cfg.ftp)),
+            header_timeout: cfg.collector.handshake_timeout,
             failures: Lockout::new(cfg.ftp.max_login_failures, cfg.ftp.lockout),
             jobs,
             logins,
@@ -256,10 +274,13 @@ impl FtpServer {
     /// with; TLS applies to the next handshake.
     pub fn reconfigure(
         &mut self,
-        cfg: &config::Ftp,
+        config: &config::Config,
         folders: Vec<FolderInfo>,
         tls: Option<FtpTls>,
     ) {
+        let cfg = &config.ftp;
+        self.header_timeout = config.collector.handshake_timeout;
+        self.admission.set_limits(limits(cfg));
         if cfg.port != self.cfg.port {
             log::warn!(
                 "ftp: port changes from {} to {} only with a restart",
@@ -371,8 +392,22 @@ impl FtpServer {
     pub fn tick(&mut self, registry: &Registry, now: Instant) {
         self.failures.expire(now);
         let idle = self.cfg.idle_timeout;
+        let header_timeout = self.header_timeout;
+        let header_late = |since: Instant| now.duration_since(since) >= header_timeout;
         for slot in 0..self.slots.len() {
             let expired = match &mut self.slots[slot] {
+                Some(Entry::Control(c))
+                    if c.header.as_ref().is_some_and(|w| header_late(w.since)) =>
+                {
+                    Some(Expired::NoHeader(c.peer))
+                }
+                Some(Entry::Data(d))
+                    if d.header.as_ref().is_some_and(|(w, _)| header_late(w.since)) =>
+                {
+                    Some(Expired::NoHeader(
+                        d.header.as_ref().expect("checked").0.from,
+                    ))
+                }
                 Some(Entry::Control(c)) => {
                     if c.delayed.as_ref().is_some_and(|(at, _)| *at <= now) {
                         let (_, reply) = c.delayed.take().expect("checked");
@@ -409,6 +444,14 @@ impl FtpServer {
             };
             match expired {
                 None => {}
+                Some(Expired::NoHeader(from)) => {
+                    self.counters.proxy_header += 1;
+                    let secs = self.header_timeout.as_secs();
+                    self.warn_peer("proxy_header", from.ip(), "late", || {
+                        format!("ftp: {from}: no PROXY header in {secs}s; closed")
+                    });
+                    self.close(registry, slot);
+                }
                 Some(Expired::Idle) => {
                     let c = self.control(slot);
                     log::info!("ftp: {}: idle for {}s; closed", c.peer, idle.as_secs());
@@ -443,7 +486,7 @@ impl FtpServer {
         json!({
             "port": self.cfg.port,
             "listening": self.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "sessions": self.sessions,
+            "sessions": self.admission.open(),
             "tls": self.tls.as_ref().map(|t| json!({
                 "subject": t.server.subject,
                 "serial": t.server.serial,
@@ -468,6 +511,8 @@ impl FtpServer {
                 "port_stealing": c.port_stealing,
                 "tls_handshake": c.tls_failures,
                 "login_queue": c.refused_login_queue,
+                "proxy_header": c.proxy_header,
+                "proxy_untrusted": c.proxy_untrusted,
             },
             "files": c.files,
             "bytes": c.bytes,
@@ -548,8 +593,7 @@ impl FtpServer {
             }
             Err(e) => {
                 log::warn!("ftp: cannot register a socket: {e}");
-                self.slots[slot] = None;
-                self.closed.push(slot);
+                self.close(registry, slot);
                 false
             }
         }
@@ -588,14 +632,7 @@ impl FtpServer {
             }
             Entry::Control(mut c) => {
                 let _ = registry.deregister(&mut c.stream.sock);
-                self.sessions -= 1;
-                let ip = canonical(c.peer.ip());
-                if let Some(n) = self.per_ip.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.per_ip.remove(&ip);
-                    }
-                }
+                self.admission.release(c.ticket);
                 if let Some(Task::Upload(u)) = c.task.take() {
                     self.discard(u);
                 }
@@ -649,6 +686,18 @@ impl FtpServer {
     fn warn_limited(&mut self, what: &'static str, message: impl FnOnce() -> String) {
         self.limit_log.hit(usize::MAX, what, message);
     }
+
+    /// `warn_limited` per peer and reason: a second peer is named at once.
+    fn warn_peer(
+        &mut self,
+        what: &'static str,
+        ip: IpAddr,
+        reason: &str,
+        message: impl FnOnce() -> String,
+    ) {
+        let key = LimitKey::new(usize::MAX, what).with(canonical(ip), reason);
+        self.limit_log.hit_key(key, message);
+    }
 }
 
 // Servicing sockets.
@@ -683,59 +732,64 @@ impl FtpServer {
         true
     }
 
-    /// Limits, allow lists and lockouts for a new control connection; then the greeting.
+    /// A new control connection: its checks, place in the counts and greeting; or, behind a
+    /// balancer, a place in the total only until its PROXY header names the client.
     fn admit(&mut self, registry: &Registry, stream: TcpStream, peer: SocketAddr) {
         let ip = canonical(peer.ip());
         // Logged as 192.0.2.7:5000, not [::ffff:192.0.2.7]:5000, on a dual-stack listener.
         let peer = SocketAddr::new(ip, peer.port());
         let now = Instant::now();
-        let refusal = if !self.folders.iter().any(|f| f.allow.allows(ip)) {
-            self.counters.refused_not_allowed += 1;
-            Some((
-                format!("ftp: {peer}: not in any FTP source's allow list; refused"),
-                "not allowed from your address",
-            ))
-        } else if self.failures.locked(ip, now) {
-            self.counters.refused_locked_out += 1;
-            Some((
-                format!("ftp: {peer}: locked out after failed logins; refused"),
-                "too many failed logins from your address; try again later",
-            ))
-        } else if self.sessions >= self.cfg.max_connections {
-            self.counters.refused_max_connections += 1;
-            Some((
-                format!(
-                    "ftp: {peer}: max_connections ({}) reached; refused",
-                    self.cfg.max_connections
-                ),
-                "too many connections; try again later",
-            ))
-        } else if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg.max_connections_per_ip {
-            self.counters.refused_max_per_ip += 1;
-            Some((
-                format!(
-                    "ftp: {peer}: max_connections_per_ip ({}) reached; refused",
-                    self.cfg.max_connections_per_ip
-                ),
-                "too many connections from your address",
-            ))
-        } else {
-            None
+        let proxied = self.cfg.proxy_protocol.is_some();
+        let admitted = match &self.cfg.proxy_protocol {
+            Some(trusted) if !trusted.allows(ip) => {
+                self.counters.proxy_untrusted += 1;
+                self.warn_peer("proxy_untrusted", ip, "", || {
+                    format!("ftp: {peer}: not in trusted_proxies, so no PROXY header is taken from it; connection closed")
+                });
+                return;
+            }
+            Some(_) => self.admission.admit_unplaced().map_err(Refused::Limit),
+            None => match self.refusal(ip, now) {
+                Some(r) => Err(r),
+                None => self.admission.admit(ip).map_err(Refused::Limit),
+            },
         };
-        if let Some((log_line, text)) = refusal {
-            self.warn_limited("refused", || log_line);
-            // Best effort: a refused client hears why; the socket is closed either way.
-            let mut stream = stream;
-            let _ = stream.write(Reply::new(421, text).render().as_bytes());
-            return;
-        }
+        let ticket = match admitted {
+            Ok(t) => t,
+            Err(r) => {
+                let text = self.refused(&peer.to_string(), ip, r);
+                // Best effort: a refused client hears why; the socket is closed either way.
+                let mut stream = stream;
+                let _ = stream.write(Reply::new(421, text).render().as_bytes());
+                return;
+            }
+        };
         let local = match stream.local_addr() {
             Ok(a) => a,
-            Err(_) => return,
+            Err(_) => {
+                self.admission.release(ticket);
+                return;
+            }
         };
         // ABOR may come as urgent data (Python's ftplib): read it in line with the rest.
         let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::OobInline, &true);
-        let settings = Settings {
+        let session = Session::new(self.settings(), ip);
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut control = Control::new(id, Stream::new(stream), peer, local, session, ticket);
+        control.last_active = now;
+        if proxied {
+            control.header = Some(HeaderWait::new(now, peer));
+        }
+        let slot = self.insert(Entry::Control(Box::new(control)));
+        if self.register(registry, slot, Interest::READABLE | Interest::WRITABLE) && !proxied {
+            self.greet(slot);
+        }
+    }
+
+    /// What a new session may do, from the config as it is now.
+    fn settings(&self) -> Settings {
+        Settings {
             tls: self.cfg.tls,
             tls_ready: self.tls.is_some(),
             active_mode: self.cfg.active,
@@ -745,24 +799,159 @@ impl FtpServer {
                 .map(|f| f.name.clone())
                 .chain([SSL_UPDATE.to_string()])
                 .collect(),
-        };
-        let session = Session::new(settings, ip);
-        let mut stream = Stream::new(stream);
-        stream.queue(session.greeting().render().as_bytes());
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut control = Control::new(id, stream, peer, local, session);
-        control.last_active = now;
-        let slot = self.insert(Entry::Control(Box::new(control)));
-        if self.register(registry, slot, Interest::READABLE | Interest::WRITABLE) {
-            self.sessions += 1;
-            self.counters.sessions += 1;
-            *self.per_ip.entry(ip).or_insert(0) += 1;
-            log::debug!("ftp: {peer}: connected");
         }
     }
 
+    /// The allow lists and the lockout, for a session of `ip` (the counts are `admission`'s).
+    fn refusal(&self, ip: IpAddr, now: Instant) -> Option<Refused> {
+        if !self.folders.iter().any(|f| f.allow.allows(ip)) {
+            Some(Refused::NotAllowed)
+        } else if self.failures.locked(ip, now) {
+            Some(Refused::LockedOut)
+        } else {
+            None
+        }
+    }
+
+    /// Counts and logs a refused session of `who` (`ip`); the text of its 421.
+    fn refused(&mut self, who: &str, ip: IpAddr, why: Refused) -> &'static str {
+        let c = &mut self.counters;
+        let (what, line, text) = match why {
+            Refused::NotAllowed => {
+                c.refused_not_allowed += 1;
+                (
+                    "not_allowed",
+                    "not in any FTP source's allow list".to_string(),
+                    "not allowed from your address",
+                )
+            }
+            Refused::LockedOut => {
+                c.refused_locked_out += 1;
+                (
+                    "locked_out",
+                    "locked out after failed logins".to_string(),
+                    "too many failed logins from your address; try again later",
+                )
+            }
+            Refused::Limit(Refusal::Total(n)) => {
+                c.refused_max_connections += 1;
+                (
+                    "max_connections",
+                    format!("max_connections ({n}) reached"),
+                    "too many connections; try again later",
+                )
+            }
+            Refused::Limit(Refusal::PerIp(n)) => {
+                c.refused_max_per_ip += 1;
+                (
+                    "max_connections_per_ip",
+                    format!("max_connections_per_ip ({n}) reached"),
+                    "too many connections from your address",
+                )
+            }
+        };
+        self.warn_peer(what, ip, "", || format!("ftp: {who}: {line}; refused"));
+        text
+    }
+
+    /// The session begins: 220.
+    fn greet(&mut self, slot: usize) {
+        let c = self.control(slot);
+        let greeting = c.session.greeting();
+        c.reply(greeting);
+        let peer = c.peer;
+        match c.balancer {
+            Some(b) => log::debug!("ftp: {peer}: connected through {b}"),
+            None => log::debug!("ftp: {peer}: connected"),
+        }
+        self.counters.sessions += 1;
+        self.wake(slot);
+    }
+
+    /// Reads the PROXY protocol header of a control connection through a balancer. Once it
+    /// names the client, the session is the client's: its allow lists, lockout, per-IP
+    /// count, logs and data connections; then it is greeted. `None` when the connection may
+    /// be serviced now; else whether there may be more to do.
+    fn control_header(&mut self, registry: &Registry, slot: usize) -> Option<bool> {
+        let c = self.control(slot);
+        let wait = c.header.as_mut().expect("a header is awaited");
+        let mut buf = [0u8; 512];
+        let read = wait.read(&mut c.stream, &mut buf);
+        let balancer = wait.from;
+        let (client, dest, rest) = match read {
+            HeaderRead::Waiting => return Some(false),
+            // A health check that connected and left, or a reset: not news.
+            HeaderRead::Closed => {
+                self.close(registry, slot);
+                return Some(false);
+            }
+            HeaderRead::Invalid(why) => {
+                self.counters.proxy_header += 1;
+                self.warn_peer("proxy_header", balancer.ip(), why, || {
+                    format!("ftp: {balancer}: {why}; connection closed")
+                });
+                self.close(registry, slot);
+                return Some(false);
+            }
+            HeaderRead::Done(Header::Proxied { client, dest }, rest)
+                if canonical(client.ip()) != balancer.ip() =>
+            {
+                (client, Some(dest), rest)
+            }
+            // The balancer's own connection (a v2 LOCAL or v1 UNKNOWN header, or a header
+            // naming the balancer, as HAProxy's v1 checks send): a session of the balancer's
+            // address if an allow list takes it, else closed without a word.
+            HeaderRead::Done(_, rest) => {
+                if !self.folders.iter().any(|f| f.allow.allows(balancer.ip())) {
+                    log::debug!(
+                        "ftp: {balancer}: the balancer's own connection (a health check); closed"
+                    );
+                    self.close(registry, slot);
+                    return Some(false);
+                }
+                (balancer, None, rest)
+            }
+        };
+        let ip = canonical(client.ip());
+        let client = SocketAddr::new(ip, client.port());
+        let mut refusal = self.refusal(ip, Instant::now());
+        let settings = self.settings();
+        let Some(Entry::Control(c)) = &mut self.slots[slot] else {
+            unreachable!("slot {slot} holds a control connection")
+        };
+        c.header = None;
+        if refusal.is_none() {
+            refusal = self
+                .admission
+                .transfer(&mut c.ticket, ip)
+                .err()
+                .map(Refused::Limit);
+        }
+        if let Some(r) = refusal {
+            let text = self.refused(&format!("{client} (through {balancer})"), ip, r);
+            let c = self.control(slot);
+            c.reply(Reply::new(421, text));
+            c.close_after_flush = true;
+            return None;
+        }
+        c.peer = client;
+        c.balancer = (client != balancer).then_some(balancer);
+        if let Some(dest) = dest {
+            c.advertise = canonical(dest.ip());
+        }
+        c.session = Session::new(settings, ip);
+        self.greet(slot);
+        // What the client sent right behind the header, read with it.
+        self.control(slot).lines.push(&rest);
+        None
+    }
+
     fn service_control(&mut self, registry: &Registry, slot: usize) -> bool {
+        if self.control(slot).header.is_some() {
+            if let Some(more) = self.control_header(registry, slot) {
+                return more;
+            }
+        }
         let tls_config = self.tls.as_ref().map(|t| Arc::clone(&t.config));
         // Send what is queued; switch to TLS or close once it is out.
         {
@@ -936,7 +1125,8 @@ impl FtpServer {
                 }
             }
             Action::OpenPassive { extended, net } => {
-                let local_v4 = canonical(c.local.ip()).is_ipv4();
+                // The family the client sees (behind a balancer, its own connection's).
+                let local_v4 = c.advertise.is_ipv4();
                 match net {
                     Some(1) if !local_v4 => {
                         c.reply(Reply::new(522, "this connection is IPv6; use (2)"))
@@ -1196,7 +1386,8 @@ impl FtpServer {
             Ok(a) => a.port(),
             Err(_) => return,
         };
-        let advertised = SocketAddr::new(self.cfg.public_address.unwrap_or(ip), port);
+        let advertise = self.control(slot).advertise;
+        let advertised = SocketAddr::new(self.cfg.public_address.unwrap_or(advertise), port);
         let data = self.insert(Entry::Passive { sock, owner });
         if !self.register(registry, data, Interest::READABLE) {
             self.control(slot)
@@ -1314,6 +1505,7 @@ impl FtpServer {
                 task: None,
                 last_active: Instant::now(),
                 closing: false,
+                header: None,
             })));
             if !self.register(registry, data, Interest::READABLE | Interest::WRITABLE) {
                 self.fail_task(task);
@@ -1378,20 +1570,115 @@ impl FtpServer {
                 self.close(registry, slot);
                 return false;
             };
-            let expected = self.control(cslot).session.data_peer();
-            if canonical(peer.ip()) != expected {
-                // Port stealing: someone else raced the client to its data port.
-                self.counters.port_stealing += 1;
-                self.warn_limited("stealing", || {
-                    format!("ftp: data connection from {peer} refused: the session's client is {expected}")
-                });
-                drop(stream);
-                continue;
+            let ip = canonical(peer.ip());
+            let peer = SocketAddr::new(ip, peer.port());
+            match &self.cfg.proxy_protocol {
+                Some(trusted) if !trusted.allows(ip) => {
+                    self.counters.proxy_untrusted += 1;
+                    self.warn_peer("proxy_untrusted", ip, "", || {
+                        format!("ftp: data connection from {peer} refused: not in trusted_proxies")
+                    });
+                }
+                // Through a balancer: whose connection it is, its header says.
+                Some(_) => {
+                    let now = Instant::now();
+                    let data = self.insert(Entry::Data(Box::new(DataConn {
+                        owner,
+                        stream: Stream::new(stream),
+                        connecting: false,
+                        task: None,
+                        last_active: now,
+                        closing: false,
+                        header: Some((HeaderWait::new(now, peer), slot)),
+                    })));
+                    self.register(registry, data, Interest::READABLE | Interest::WRITABLE);
+                }
+                None => {
+                    let expected = self.control(cslot).session.data_peer();
+                    if ip != expected {
+                        self.port_stealing(&peer.to_string(), expected);
+                        continue;
+                    }
+                    self.close(registry, slot);
+                    self.attach_data(registry, cslot, stream);
+                    return false;
+                }
             }
+        }
+        true
+    }
+
+    /// Someone else raced the client to its data port.
+    fn port_stealing(&mut self, who: &str, expected: IpAddr) {
+        self.counters.port_stealing += 1;
+        self.warn_limited("stealing", || {
+            format!("ftp: data connection from {who} refused: the session's client is {expected}")
+        });
+    }
+
+    /// Reads the PROXY protocol header of a passive data connection through a balancer. The
+    /// client it names must be the session's (as without a balancer); then the connection is
+    /// the session's data connection, its passive listener closes, and the bytes that came
+    /// with the header are the stream's first.
+    fn data_header(&mut self, registry: &Registry, slot: usize) -> bool {
+        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+            return false;
+        };
+        let (wait, via) = d.header.as_mut().expect("a header is awaited");
+        let via = *via;
+        let owner = d.owner;
+        let mut buf = [0u8; 512];
+        let read = wait.read(&mut d.stream, &mut buf);
+        let balancer = wait.from;
+        let (client, rest) = match read {
+            HeaderRead::Waiting => return false,
+            HeaderRead::Closed => {
+                self.close(registry, slot);
+                return false;
+            }
+            HeaderRead::Invalid(why) => {
+                self.counters.proxy_header += 1;
+                self.warn_peer("proxy_header", balancer.ip(), why, || {
+                    format!("ftp: data connection from {balancer}: {why}; closed")
+                });
+                self.close(registry, slot);
+                return false;
+            }
+            HeaderRead::Done(Header::Proxied { client, .. }, rest)
+                if canonical(client.ip()) != balancer.ip() =>
+            {
+                (client, rest)
+            }
+            // The balancer's own connection: no client's data.
+            HeaderRead::Done(..) => {
+                self.close(registry, slot);
+                return false;
+            }
+        };
+        let Some(cslot) = self.control_slot(owner) else {
             self.close(registry, slot);
-            self.attach_data(registry, cslot, stream);
+            return false;
+        };
+        let c = self.control(cslot);
+        let expected = c.session.data_peer();
+        // The listener it came through is no longer the session's (a new PASV, a close).
+        let current = c.data == Some(via);
+        if canonical(client.ip()) != expected {
+            self.port_stealing(&format!("{client} (through {balancer})"), expected);
+            self.close(registry, slot);
             return false;
         }
+        if !current {
+            self.close(registry, slot);
+            return false;
+        }
+        self.close(registry, via);
+        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+            return false;
+        };
+        d.header = None;
+        d.stream.unread(rest);
+        self.adopt(registry, cslot, slot);
         true
     }
 
@@ -1403,9 +1690,6 @@ impl FtpServer {
             slot: cslot,
             id: c.id,
         };
-        let private = c.session.prot_private();
-        let task = c.task.take();
-        c.waiting_since = None;
         let data = self.insert(Entry::Data(Box::new(DataConn {
             owner,
             stream: Stream::new(stream),
@@ -1413,8 +1697,10 @@ impl FtpServer {
             task: None,
             last_active: Instant::now(),
             closing: false,
+            header: None,
         })));
         if !self.register(registry, data, Interest::READABLE | Interest::WRITABLE) {
+            let task = self.control(cslot).task.take();
             if let Some(t) = task {
                 self.fail_task(t);
             }
@@ -1425,7 +1711,17 @@ impl FtpServer {
             );
             return;
         }
-        self.control(cslot).data = Some(data);
+        self.adopt(registry, cslot, data);
+    }
+
+    /// Makes the connected `data` the session's data connection: TLS when the session has
+    /// PROT P, and the task that waited for it.
+    fn adopt(&mut self, registry: &Registry, cslot: usize, data: usize) {
+        let c = self.control(cslot);
+        let private = c.session.prot_private();
+        let task = c.task.take();
+        c.waiting_since = None;
+        c.data = Some(data);
         if private && !self.data_tls(data) {
             if let Some(t) = task {
                 self.fail_task(t);
@@ -1456,6 +1752,9 @@ impl FtpServer {
         let Some(Entry::Data(d)) = &mut self.slots[slot] else {
             return false;
         };
+        if d.header.is_some() {
+            return self.data_header(registry, slot);
+        }
         if d.connecting {
             // An active connect finished, one way or the other.
             match (d.stream.sock.take_error(), d.stream.sock.peer_addr()) {
@@ -1466,21 +1765,7 @@ impl FtpServer {
                         self.close(registry, slot);
                         return false;
                     };
-                    let c = self.control(cslot);
-                    let private = c.session.prot_private();
-                    let task = c.task.take();
-                    c.waiting_since = None;
-                    if private && !self.data_tls(slot) {
-                        self.end_transfer(
-                            registry,
-                            cslot,
-                            Some(Reply::new(425, "cannot start TLS on the data connection")),
-                        );
-                        return false;
-                    }
-                    if let Some(t) = task {
-                        self.give_task(slot, t);
-                    }
+                    self.adopt(registry, cslot, slot);
                     return true;
                 }
                 (Ok(Some(e)), _) | (Err(e), _) => {
@@ -1903,6 +2188,14 @@ impl FtpServer {
                 self.reply_to(conn, reply);
             }
         }
+    }
+}
+
+/// The control connections `[ftp]` allows, in all and per client address.
+fn limits(cfg: &config::Ftp) -> Limits {
+    Limits {
+        total: cfg.max_connections,
+        per_ip: cfg.max_connections_per_ip,
     }
 }
 

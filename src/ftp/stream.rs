@@ -21,7 +21,8 @@ pub struct Stream {
     /// Send a TLS close_notify once everything queued is out.
     notify: bool,
     /// TLS records read from the socket, not yet given to rustls (which takes 4 KiB per
-    /// `read_tls`: reading the socket in larger chunks saves most of the syscalls).
+    /// `read_tls`: reading the socket in larger chunks saves most of the syscalls); or
+    /// bytes `unread` gave back, before any TLS.
     raw: Vec<u8>,
     raw_pos: usize,
     /// What ended the last read after it had data: returned by the next one.
@@ -69,6 +70,15 @@ impl Stream {
         Ok(())
     }
 
+    /// Bytes that were read from the socket with something before them (a PROXY protocol
+    /// header) and belong to this stream: the next reads return them first, or TLS takes
+    /// them as its first records. Only before any other read.
+    pub fn unread(&mut self, bytes: Vec<u8>) {
+        debug_assert!(self.raw_pos == self.raw.len(), "unread before any read");
+        self.raw = bytes;
+        self.raw_pos = 0;
+    }
+
     pub fn handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.is_handshaking())
     }
@@ -76,6 +86,12 @@ impl Stream {
     /// Reads plaintext into `buf`. `Err(WouldBlock)` when nothing more is there for now.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Got> {
         if self.tls.is_none() {
+            if self.raw_pos < self.raw.len() {
+                let n = buf.len().min(self.raw.len() - self.raw_pos);
+                buf[..n].copy_from_slice(&self.raw[self.raw_pos..self.raw_pos + n]);
+                self.raw_pos += n;
+                return Ok(Got::Data(n));
+            }
             return loop {
                 match self.sock.read(buf) {
                     Ok(0) => break Ok(Got::Eof),

@@ -1289,7 +1289,7 @@ impl Server {
         let wanted = self.config.sources_for(self.port);
         let folders = self.ftp_folders(&wanted);
         if let Some(ftp) = &mut self.ftp {
-            ftp.reconfigure(&self.config.ftp, folders, ftp_tls);
+            ftp.reconfigure(&self.config, folders, ftp_tls);
         } else if !folders.is_empty() {
             log::warn!("ftp: FTP sources were added; the FTP server starts with a restart of this instance");
         }
