@@ -14,6 +14,7 @@ use super::session::{Reply, Session};
 use super::stream::Stream;
 use crate::allow::canonical;
 use crate::reactor::guard::Ticket;
+use mio::Token;
 
 /// Bytes of queued replies above which a control connection reads no further command until
 /// the socket takes them. A few replies' worth: even STAT's and HELP's multi-line ones fit.
@@ -45,7 +46,7 @@ pub struct Control {
     pub tls_after_flush: bool,
     pub close_after_flush: bool,
     /// The passive listener or data connection of this session.
-    pub data: Option<usize>,
+    pub data: Option<Token>,
     /// What the next data connection is for, while it is not connected yet.
     pub task: Option<Task>,
     /// When the transfer command was accepted and no data connection is there yet.

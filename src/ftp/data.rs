@@ -76,5 +76,5 @@ pub struct DataConn {
     /// Through a balancer: the header still to come, and the passive listener (its slot) the
     /// connection came in on. Until the header names the session's client, the connection
     /// is no one's data connection and the listener stays open.
-    pub header: Option<(HeaderWait, usize)>,
+    pub header: Option<(HeaderWait, mio::Token)>,
 }

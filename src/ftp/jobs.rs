@@ -30,7 +30,7 @@ pub enum Folder {
 /// Which control connection a job is for: its slot and the id that slot had when asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnRef {
-    pub slot: usize,
+    pub slot: mio::Token,
     pub id: u64,
 }
 

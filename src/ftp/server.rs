@@ -1,7 +1,7 @@
 //! The FTP server's connections, driven by the instance's event loop.
 //!
 //! Every socket of the FTP server (control listeners, control connections, passive listeners
-//! and data connections) lives in one slab here, with tokens from [`TOKEN_BASE`]; the loop
+//! and data connections) lives in one `reactor::slab::Slab` here, with tokens from `reactor::FTP_BASE`; the loop
 //! hands their events to [`FtpServer::ready`] and calls [`FtpServer::do_work`] once per
 //! iteration, as it does for its own sockets. The protocol is `session.rs`; this file moves
 //! bytes and files. Blocking work (passwords, fsync, listings) goes to the `lc-ftp` thread
@@ -42,10 +42,10 @@ use crate::config::{self, Receiver as Kind};
 use crate::logging::{LimitKey, LimitLog};
 use crate::proxy_header::Header;
 use crate::reactor::guard::{Admission, Limits, Refusal};
+use crate::reactor::slab::{Reuse, Slab};
+use crate::reactor::FTP_BASE;
 use crate::tls::FtpTls;
 
-/// FTP tokens are `TOKEN_BASE + slot`, above every other token of the loop.
-pub const TOKEN_BASE: usize = 1 << 40;
 /// Bytes read from one data connection before others get a turn.
 const READ_BUDGET: usize = 4 << 20;
 const ACCEPT_BUDGET: usize = 64;
@@ -140,14 +140,13 @@ pub struct FtpServer {
     ssl_update: PathBuf,
     incoming: PathBuf,
     tls: Option<FtpTls>,
-    slots: Vec<Option<Entry>>,
-    ready_flags: Vec<bool>,
-    free: Vec<usize>,
-    /// Slots closed in this event batch: reusable from the next one (a stale event must not
-    /// reach a new socket in the same slot).
-    closed: Vec<usize>,
-    work: Vec<usize>,
-    parked: Vec<usize>,
+    /// Every socket, by token (`FTP_BASE + slot`); a slot closed in an event batch is reused
+    /// only from the next one, so a stale event never reaches a new socket.
+    slab: Slab<Entry>,
+    /// Sockets to service (each once: the slab's ready flags).
+    work: Vec<Token>,
+    /// Upload connections waiting for disk space.
+    parked: Vec<Token>,
     /// Control connections, in all and per client address (data connections take no place).
     admission: Admission,
     /// How long a connection through a balancer may take to send its PROXY header
@@ -222,10 +221,7 @@ impl FtpServer {
             ssl_update,
             incoming,
             tls,
-            slots: Vec::new(),
-            ready_flags: Vec::new(),
-            free: Vec::new(),
-            closed: Vec::new(),
+            slab: Slab::new(FTP_BASE, Reuse::NextBatch),
             work: Vec::new(),
             parked: Vec::new(),
             admission: Admission::new(limits(&cfg.ftp)),
@@ -260,10 +256,9 @@ impl FtpServer {
 
     /// The control listeners' addresses.
     pub fn addrs(&self) -> Vec<SocketAddr> {
-        self.slots
+        self.slab
             .iter()
-            .flatten()
-            .filter_map(|e| match e {
+            .filter_map(|(_, e)| match e {
                 Entry::Listener { addr, .. } => Some(*addr),
                 _ => None,
             })
@@ -305,7 +300,7 @@ impl FtpServer {
     }
 
     pub fn owns(token: Token) -> bool {
-        token.0 >= TOKEN_BASE
+        token.0 >= FTP_BASE
     }
 
     pub fn has_work(&self) -> bool {
@@ -325,30 +320,29 @@ impl FtpServer {
     }
 
     pub fn ready(&mut self, token: Token) {
-        self.wake(token.0 - TOKEN_BASE);
+        self.wake(token);
     }
 
     /// Puts `slot` on the work list (once).
-    fn wake(&mut self, slot: usize) {
-        if self.slots.get(slot).is_some_and(Option::is_some) && !self.ready_flags[slot] {
-            self.ready_flags[slot] = true;
+    fn wake(&mut self, slot: Token) {
+        if self.slab.wake(slot) {
             self.work.push(slot);
         }
     }
 
     /// Services ready sockets; returns what the instance must act on.
     pub fn do_work(&mut self, registry: &Registry) -> Vec<Event> {
-        self.free.append(&mut self.closed);
+        self.slab.next_batch();
         let work = std::mem::take(&mut self.work);
         let mut keep = Vec::new();
         for slot in work {
-            if self.slots[slot].is_none() {
+            if self.slab.get(slot).is_none() {
                 continue;
             }
             if self.service(registry, slot) {
                 keep.push(slot);
-            } else if let Some(flag) = self.ready_flags.get_mut(slot) {
-                *flag = false;
+            } else {
+                self.slab.idle(slot);
             }
         }
         self.work.extend(keep);
@@ -394,8 +388,8 @@ impl FtpServer {
         let idle = self.cfg.idle_timeout;
         let header_timeout = self.header_timeout;
         let header_late = |since: Instant| now.duration_since(since) >= header_timeout;
-        for slot in 0..self.slots.len() {
-            let expired = match &mut self.slots[slot] {
+        for slot in self.slab.tokens() {
+            let expired = match self.slab.get_mut(slot) {
                 Some(Entry::Control(c))
                     if c.header.as_ref().is_some_and(|w| header_late(w.since)) =>
                 {
@@ -413,7 +407,7 @@ impl FtpServer {
                         let (_, reply) = c.delayed.take().expect("checked");
                         c.busy = false;
                         c.reply(reply);
-                        self.ready_flags[slot] = false;
+                        self.slab.idle(slot);
                         self.wake(slot);
                         None
                     } else if c
@@ -525,12 +519,12 @@ impl FtpServer {
 
     /// Closes everything; uploads in progress are discarded (their clients got no 226).
     pub fn stop(&mut self, registry: &Registry) {
-        for slot in 0..self.slots.len() {
-            if matches!(self.slots[slot], Some(Entry::Control(_))) {
+        for slot in self.slab.tokens() {
+            if matches!(self.slab.get(slot), Some(Entry::Control(_))) {
                 self.end_transfer(registry, slot, None);
             }
         }
-        for slot in 0..self.slots.len() {
+        for slot in self.slab.tokens() {
             self.close(registry, slot);
         }
         // Uploads that ended but are not written yet: their clients got no 226 either.
@@ -560,24 +554,13 @@ impl FtpServer {
 
 // Slab and registration.
 impl FtpServer {
-    fn insert(&mut self, entry: Entry) -> usize {
-        match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot] = Some(entry);
-                self.ready_flags[slot] = false;
-                slot
-            }
-            None => {
-                self.slots.push(Some(entry));
-                self.ready_flags.push(false);
-                self.slots.len() - 1
-            }
-        }
+    fn insert(&mut self, entry: Entry) -> Token {
+        self.slab.insert(entry)
     }
 
-    fn register(&mut self, registry: &Registry, slot: usize, interest: Interest) -> bool {
-        let token = Token(TOKEN_BASE + slot);
-        let result = match self.slots[slot].as_mut() {
+    fn register(&mut self, registry: &Registry, slot: Token, interest: Interest) -> bool {
+        let token = slot;
+        let result = match self.slab.get_mut(slot) {
             Some(Entry::Listener { sock, .. }) | Some(Entry::Passive { sock, .. }) => {
                 registry.register(sock, token, interest)
             }
@@ -587,8 +570,9 @@ impl FtpServer {
         };
         match result {
             Ok(()) => {
-                // Something may be there already: look once without waiting for an edge.
-                self.wake(slot);
+                // Something may be there already: look once without waiting for an edge
+                // (the slab marks a new value ready).
+                self.work.push(slot);
                 true
             }
             Err(e) => {
@@ -600,11 +584,10 @@ impl FtpServer {
     }
 
     /// Closes whatever is in `slot`, with the bookkeeping its kind needs.
-    fn close(&mut self, registry: &Registry, slot: usize) {
-        let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) else {
+    fn close(&mut self, registry: &Registry, slot: Token) {
+        let Some(entry) = self.slab.remove(slot) else {
             return;
         };
-        self.closed.push(slot);
         match entry {
             Entry::Listener { mut sock, .. } => {
                 let _ = registry.deregister(&mut sock);
@@ -658,17 +641,17 @@ impl FtpServer {
     }
 
     /// The slot of the control connection `conn`, if it is still open.
-    fn control_slot(&self, conn: ConnRef) -> Option<usize> {
-        match self.slots.get(conn.slot) {
-            Some(Some(Entry::Control(c))) if c.id == conn.id => Some(conn.slot),
+    fn control_slot(&self, conn: ConnRef) -> Option<Token> {
+        match self.slab.get(conn.slot) {
+            Some(Entry::Control(c)) if c.id == conn.id => Some(conn.slot),
             _ => None,
         }
     }
 
-    fn control(&mut self, slot: usize) -> &mut Control {
-        match &mut self.slots[slot] {
+    fn control(&mut self, slot: Token) -> &mut Control {
+        match self.slab.get_mut(slot) {
             Some(Entry::Control(c)) => c,
-            _ => unreachable!("slot {slot} holds a control connection"),
+            _ => unreachable!("{slot:?} holds a control connection"),
         }
     }
 
@@ -702,8 +685,8 @@ impl FtpServer {
 
 // Servicing sockets.
 impl FtpServer {
-    fn service(&mut self, registry: &Registry, slot: usize) -> bool {
-        match &self.slots[slot] {
+    fn service(&mut self, registry: &Registry, slot: Token) -> bool {
+        match self.slab.get(slot) {
             Some(Entry::Listener { .. }) => self.accept_control(registry, slot),
             Some(Entry::Passive { .. }) => self.accept_data(registry, slot),
             Some(Entry::Control(_)) => self.service_control(registry, slot),
@@ -712,9 +695,9 @@ impl FtpServer {
         }
     }
 
-    fn accept_control(&mut self, registry: &Registry, slot: usize) -> bool {
+    fn accept_control(&mut self, registry: &Registry, slot: Token) -> bool {
         for _ in 0..ACCEPT_BUDGET {
-            let Some(Entry::Listener { sock, addr }) = &self.slots[slot] else {
+            let Some(Entry::Listener { sock, addr }) = self.slab.get(slot) else {
                 return false;
             };
             let listen_addr = *addr;
@@ -855,7 +838,7 @@ impl FtpServer {
     }
 
     /// The session begins: 220.
-    fn greet(&mut self, slot: usize) {
+    fn greet(&mut self, slot: Token) {
         let c = self.control(slot);
         let greeting = c.session.greeting();
         c.reply(greeting);
@@ -872,7 +855,7 @@ impl FtpServer {
     /// names the client, the session is the client's: its allow lists, lockout, per-IP
     /// count, logs and data connections; then it is greeted. `None` when the connection may
     /// be serviced now; else whether there may be more to do.
-    fn control_header(&mut self, registry: &Registry, slot: usize) -> Option<bool> {
+    fn control_header(&mut self, registry: &Registry, slot: Token) -> Option<bool> {
         let c = self.control(slot);
         let wait = c.header.as_mut().expect("a header is awaited");
         let mut buf = [0u8; 512];
@@ -916,8 +899,8 @@ impl FtpServer {
         let client = SocketAddr::new(ip, client.port());
         let mut refusal = self.refusal(ip, Instant::now());
         let settings = self.settings();
-        let Some(Entry::Control(c)) = &mut self.slots[slot] else {
-            unreachable!("slot {slot} holds a control connection")
+        let Some(Entry::Control(c)) = self.slab.get_mut(slot) else {
+            unreachable!("{slot:?} holds a control connection")
         };
         c.header = None;
         if refusal.is_none() {
@@ -946,7 +929,7 @@ impl FtpServer {
         None
     }
 
-    fn service_control(&mut self, registry: &Registry, slot: usize) -> bool {
+    fn service_control(&mut self, registry: &Registry, slot: Token) -> bool {
         if self.control(slot).header.is_some() {
             if let Some(more) = self.control_header(registry, slot) {
                 return more;
@@ -1018,7 +1001,7 @@ impl FtpServer {
                     for a in actions {
                         self.act(registry, slot, a);
                     }
-                    if self.slots[slot].is_none() {
+                    if self.slab.get(slot).is_none() {
                         return false;
                     }
                     budget -= 1;
@@ -1077,7 +1060,7 @@ impl FtpServer {
     }
 
     /// Carries out one action of the session.
-    fn act(&mut self, registry: &Registry, slot: usize, action: Action) {
+    fn act(&mut self, registry: &Registry, slot: Token, action: Action) {
         let c = self.control(slot);
         let conn = ConnRef { slot, id: c.id };
         match action {
@@ -1261,7 +1244,7 @@ impl FtpServer {
         }
     }
 
-    fn stat(&mut self, slot: usize, path: VPath, what: Stat) {
+    fn stat(&mut self, slot: Token, path: VPath, what: Stat) {
         let c = self.control(slot);
         let conn = ConnRef { slot, id: c.id };
         if let Some((folder, name)) = self.locate(slot, &path, true, false) {
@@ -1303,7 +1286,7 @@ impl FtpServer {
     /// `ftps` sources, the need for protected data. Replies itself when refused.
     fn locate(
         &mut self,
-        slot: usize,
+        slot: Token,
         path: &VPath,
         private: bool,
         upload: bool,
@@ -1337,7 +1320,7 @@ impl FtpServer {
         None
     }
 
-    fn open_passive(&mut self, registry: &Registry, slot: usize, extended: bool) {
+    fn open_passive(&mut self, registry: &Registry, slot: Token, extended: bool) {
         if self.control(slot).transferring {
             // The running transfer keeps its data connection.
             self.control(slot)
@@ -1401,7 +1384,7 @@ impl FtpServer {
     }
 
     /// Drops the data connection or passive listener of `slot`'s session.
-    fn close_data(&mut self, registry: &Registry, slot: usize) {
+    fn close_data(&mut self, registry: &Registry, slot: Token) {
         if let Some(d) = self.control(slot).data.take() {
             self.close(registry, d);
         }
@@ -1410,7 +1393,7 @@ impl FtpServer {
     fn store(
         &mut self,
         registry: &Registry,
-        slot: usize,
+        slot: Token,
         path: VPath,
         offset: u64,
         private: bool,
@@ -1475,7 +1458,7 @@ impl FtpServer {
     }
 
     /// Hands `task` to the data connection, opening it if need be, and says 150.
-    fn start_transfer(&mut self, registry: &Registry, slot: usize, task: Task, what: &str) {
+    fn start_transfer(&mut self, registry: &Registry, slot: Token, task: Task, what: &str) {
         let c = self.control(slot);
         let owner = ConnRef { slot, id: c.id };
         c.transferring = true;
@@ -1519,7 +1502,7 @@ impl FtpServer {
             self.control(slot).data = Some(data);
         }
         let data = self.control(slot).data;
-        let open = data.is_some_and(|d| matches!(self.slots[d], Some(Entry::Data(_))));
+        let open = data.is_some_and(|d| matches!(self.slab.get(d), Some(Entry::Data(_))));
         let c = self.control(slot);
         match data {
             Some(d) if open => self.give_task(d, task),
@@ -1545,8 +1528,8 @@ impl FtpServer {
     }
 
     /// Starts a task on an open data connection, with TLS when the session has PROT P.
-    fn give_task(&mut self, data: usize, task: Task) {
-        let Some(Entry::Data(d)) = &mut self.slots[data] else {
+    fn give_task(&mut self, data: Token, task: Task) {
+        let Some(Entry::Data(d)) = self.slab.get_mut(data) else {
             return;
         };
         d.task = Some(task);
@@ -1554,9 +1537,9 @@ impl FtpServer {
         self.wake(data);
     }
 
-    fn accept_data(&mut self, registry: &Registry, slot: usize) -> bool {
+    fn accept_data(&mut self, registry: &Registry, slot: Token) -> bool {
         for _ in 0..ACCEPT_BUDGET {
-            let Some(Entry::Passive { sock, owner }) = &self.slots[slot] else {
+            let Some(Entry::Passive { sock, owner }) = self.slab.get(slot) else {
                 return false;
             };
             let owner = *owner;
@@ -1620,8 +1603,8 @@ impl FtpServer {
     /// client it names must be the session's (as without a balancer); then the connection is
     /// the session's data connection, its passive listener closes, and the bytes that came
     /// with the header are the stream's first.
-    fn data_header(&mut self, registry: &Registry, slot: usize) -> bool {
-        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+    fn data_header(&mut self, registry: &Registry, slot: Token) -> bool {
+        let Some(Entry::Data(d)) = self.slab.get_mut(slot) else {
             return false;
         };
         let (wait, via) = d.header.as_mut().expect("a header is awaited");
@@ -1673,7 +1656,7 @@ impl FtpServer {
             return false;
         }
         self.close(registry, via);
-        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+        let Some(Entry::Data(d)) = self.slab.get_mut(slot) else {
             return false;
         };
         d.header = None;
@@ -1684,7 +1667,7 @@ impl FtpServer {
 
     /// A data connection is up (accepted, or an active connect done): set up TLS and give it
     /// the waiting task.
-    fn attach_data(&mut self, registry: &Registry, cslot: usize, stream: TcpStream) {
+    fn attach_data(&mut self, registry: &Registry, cslot: Token, stream: TcpStream) {
         let c = self.control(cslot);
         let owner = ConnRef {
             slot: cslot,
@@ -1716,7 +1699,7 @@ impl FtpServer {
 
     /// Makes the connected `data` the session's data connection: TLS when the session has
     /// PROT P, and the task that waited for it.
-    fn adopt(&mut self, registry: &Registry, cslot: usize, data: usize) {
+    fn adopt(&mut self, registry: &Registry, cslot: Token, data: Token) {
         let c = self.control(cslot);
         let private = c.session.prot_private();
         let task = c.task.take();
@@ -1738,18 +1721,18 @@ impl FtpServer {
         }
     }
 
-    fn data_tls(&mut self, data: usize) -> bool {
+    fn data_tls(&mut self, data: Token) -> bool {
         let Some(cfg) = self.tls.as_ref().map(|t| Arc::clone(&t.config)) else {
             return false;
         };
-        match &mut self.slots[data] {
+        match self.slab.get_mut(data) {
             Some(Entry::Data(d)) => d.stream.start_tls(&cfg, &[]).is_ok(),
             _ => false,
         }
     }
 
-    fn service_data(&mut self, registry: &Registry, slot: usize) -> bool {
-        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+    fn service_data(&mut self, registry: &Registry, slot: Token) -> bool {
+        let Some(Entry::Data(d)) = self.slab.get_mut(slot) else {
             return false;
         };
         if d.header.is_some() {
@@ -1796,8 +1779,8 @@ impl FtpServer {
         }
     }
 
-    fn send_data(&mut self, registry: &Registry, slot: usize) -> bool {
-        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+    fn send_data(&mut self, registry: &Registry, slot: Token) -> bool {
+        let Some(Entry::Data(d)) = self.slab.get_mut(slot) else {
             return false;
         };
         let owner = d.owner;
@@ -1841,7 +1824,7 @@ impl FtpServer {
         }
     }
 
-    fn data_failed(&mut self, registry: &Registry, slot: usize, owner: ConnRef, why: &str) -> bool {
+    fn data_failed(&mut self, registry: &Registry, slot: Token, owner: ConnRef, why: &str) -> bool {
         match self.control_slot(owner) {
             Some(cslot) => self.end_transfer(
                 registry,
@@ -1854,14 +1837,14 @@ impl FtpServer {
     }
 
     /// Reads an upload's data connection and hands the bytes to the writer.
-    fn receive_upload(&mut self, registry: &Registry, slot: usize) -> bool {
+    fn receive_upload(&mut self, registry: &Registry, slot: Token) -> bool {
         if self.paused {
             self.parked.push(slot);
             return false;
         }
         let max = self.cfg.max_file_bytes;
         let mut read = 0;
-        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+        let Some(Entry::Data(d)) = self.slab.get_mut(slot) else {
             return false;
         };
         let owner = d.owner;
@@ -2033,12 +2016,13 @@ impl FtpServer {
             return;
         }
         // Still arriving, or discarded meanwhile (then nothing is left to do).
-        let Some(slot) = self.slots.iter().position(|e| {
-            matches!(e, Some(Entry::Data(d)) if matches!(&d.task, Some(Task::Upload(u)) if u.id == w.id))
+        let Some(slot) = self.slab.iter().find_map(|(t, e)| {
+            matches!(e, Entry::Data(d) if matches!(&d.task, Some(Task::Upload(u)) if u.id == w.id))
+                .then_some(t)
         }) else {
             return;
         };
-        let Some(Entry::Data(d)) = &mut self.slots[slot] else {
+        let Some(Entry::Data(d)) = self.slab.get_mut(slot) else {
             unreachable!()
         };
         let Some(Task::Upload(u)) = &mut d.task else {
@@ -2062,8 +2046,8 @@ impl FtpServer {
 
     /// Ends the session's transfer, if any: the data side closed, an upload discarded, and
     /// `reply` sent.
-    fn end_transfer(&mut self, registry: &Registry, slot: usize, reply: Option<Reply>) {
-        let Some(Entry::Control(c)) = &mut self.slots[slot] else {
+    fn end_transfer(&mut self, registry: &Registry, slot: Token, reply: Option<Reply>) {
+        let Some(Entry::Control(c)) = self.slab.get_mut(slot) else {
             return;
         };
         let task = c.task.take();

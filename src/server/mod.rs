@@ -63,9 +63,6 @@ use reload::ReloadPlan;
 use source::SourceState;
 use stream::{read_plain, read_tls, Conn, Framing, ProxyRead, ProxyWait, ReadOutcome, TlsState};
 
-// The FTP server's tokens are the reactor's FTP range.
-const _: () = assert!(reactor::FTP_BASE == crate::ftp::server::TOKEN_BASE);
-
 /// The shared read buffer; one read never returns more.
 const SCRATCH_BYTES: usize = 64 * 1024;
 /// How often rotation, fsync, free space, idle connections and status are looked at.
