@@ -19,7 +19,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 secs=${1:-300}
 shift || true
-all=(frame render ftp_command ftp_session config passwd status api segment_name)
+all=(frame render ftp_command ftp_session config passwd status api segment_name proxy_header http_request)
 targets=("${@:-${all[@]}}")
 
 if ! command -v c++ >/dev/null; then

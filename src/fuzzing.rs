@@ -30,6 +30,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("status", status),
     ("api", api),
     ("segment_name", segment_name),
+    ("proxy_header", proxy_header),
+    ("http_request", http_request),
 ];
 
 /// Settings bytes taken from the front of an input; missing bytes read as 0.
@@ -441,6 +443,125 @@ pub fn segment_name(data: &[u8]) {
         Some(other.clone()),
         "{other:?}"
     );
+}
+
+/// `proxy_header::Pending` fed the input in random reads (seed: the first byte), against
+/// `proxy_header::parse` of the whole input: the verdict does not depend on how the bytes
+/// arrived, a header takes at most the longest one allowed, and the bytes after it are
+/// handed back, never dropped.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy_header::{parse, Header, Parsed, Pending, Progress};
+    let mut input = Input { data };
+    let mut rng = Rng(u64::from(input.byte()) | 1 << 32);
+    let data = input.data;
+    let whole = parse(data);
+    let mut pending = Pending::default();
+    let mut fed = 0;
+    let progress = loop {
+        let n = ((rng.next() % 40) as usize + 1).min(data.len() - fed);
+        let p = pending.push(&data[fed..fed + n]);
+        fed += n;
+        if p != Progress::NeedMore || fed == data.len() {
+            break p;
+        }
+    };
+    match (whole, progress) {
+        (Parsed::Done(header, used), Progress::Done { header: h, rest }) => {
+            assert_eq!(header, h);
+            assert!(used <= 16 + 1024, "{used}");
+            assert_eq!(&data[used..fed], &rest[..], "the bytes after the header");
+            if let Header::Proxied { client, dest } = header {
+                assert_eq!(client.is_ipv4(), dest.is_ipv4(), "{header:?}");
+                if data.starts_with(b"PROXY ") {
+                    // A v1 line prints back to a line that reads the same.
+                    let family = if client.is_ipv4() { "TCP4" } else { "TCP6" };
+                    let line = format!(
+                        "PROXY {family} {} {} {} {}\r\n",
+                        client.ip(),
+                        dest.ip(),
+                        client.port(),
+                        dest.port()
+                    );
+                    assert!(line.len() <= 107, "{line:?}");
+                    assert_eq!(
+                        parse(line.as_bytes()),
+                        Parsed::Done(header, line.len()),
+                        "{line:?}"
+                    );
+                }
+            }
+        }
+        (Parsed::Invalid(_), Progress::Invalid(_)) => {}
+        (Parsed::NeedMore, Progress::NeedMore) => {
+            assert!(
+                data.len() < 16 + 1024,
+                "undecided after {} bytes",
+                data.len()
+            );
+        }
+        (w, p) => panic!("whole input: {w:?}, in reads: {p:?}"),
+    }
+}
+
+/// `httpd::request::parse` on every prefix the input's random reads would show the server:
+/// undecided only within the size bound, and once decided, the verdict stands however many
+/// more bytes come; an accepted path is a path, and the answer's head is well formed.
+pub fn http_request(data: &[u8]) {
+    use crate::httpd::answer::{self, Answer, Page};
+    use crate::httpd::request::{parse, Method, MAX_REQUEST_BYTES};
+    let mut input = Input { data };
+    let mut rng = Rng(u64::from(input.byte()) | 1 << 40);
+    let data = input.data;
+    let mut fed = 0;
+    let mut verdict = None;
+    while fed < data.len() {
+        fed += ((rng.next() % 300) as usize + 1).min(data.len() - fed);
+        match parse(&data[..fed]) {
+            Ok(None) => {
+                assert!(verdict.is_none(), "undecided again after {verdict:?}");
+                assert!(fed < MAX_REQUEST_BYTES, "undecided after {fed} bytes");
+            }
+            decided => match &verdict {
+                None => verdict = Some(decided),
+                Some(first) => assert_eq!(first, &decided, "at {fed} bytes"),
+            },
+        }
+    }
+    let Some(verdict) = verdict else { return };
+    let method = match &verdict {
+        Ok(Some(r)) => {
+            assert!(r.path.starts_with('/'), "{r:?}");
+            assert!(!r.path.contains(['?', '#']), "{r:?}");
+            assert!(!r.path.bytes().any(|b| b <= b' ' || b == 0x7f), "{r:?}");
+            r.method
+        }
+        _ => Method::Get,
+    };
+    let req = verdict.map(|r| r.expect("decided"));
+    let answer = answer::without_snapshots(&req).unwrap_or_else(|| {
+        let page = Page::of(&req.as_ref().expect("a page").path);
+        Answer::page(page, Ok(&[]), 0)
+    });
+    let bytes = answer.bytes(method);
+    let head_len = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head that ends")
+        + 4;
+    let head = std::str::from_utf8(&bytes[..head_len]).expect("an ASCII head");
+    assert!(head.starts_with("HTTP/1.1 "), "{head:?}");
+    for line in head[..head_len - 4].split("\r\n") {
+        assert!(!line.contains(['\r', '\n']), "{head:?}");
+    }
+    let body = bytes.len() - head_len;
+    if method == Method::Get {
+        assert!(
+            head.contains(&format!("Content-Length: {body}\r\n")),
+            "{head:?}"
+        );
+    } else {
+        assert_eq!(body, 0);
+    }
 }
 
 #[cfg(test)]
