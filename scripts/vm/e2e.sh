@@ -3,7 +3,13 @@
 # (scripts/vm/image.sh builds and caches it), copies the release tarball and its .sha256 in
 # with scp, and runs scripts/vm/guest.sh there as root: install.sh, lc passwd, lc@514 and
 # lc@21 started, syslog with logger and a file with curl over FTP and FTPS, the outbox, the
-# journal's priorities, systemctl reload, lc certs reload, a restart, uninstall --purge.
+# journal's priorities, systemctl reload, lc certs reload, a restart, the sandbox, delivery to
+# the Cloud Discovery API stand-in (tests/standin/cloud_discovery.py, S3 flavour, run here on
+# the host and forwarded into the guest as https://10.0.2.100:8443) and `lc status --check`
+# going 0 -> 2 -> 0 as this script stops and starts it, a reboot with an expired certificate
+# for another port's source (lc@514 and lc@21 start, lc@6514 ends failed), uninstall --purge.
+# guest.sh runs in phases (main, api-down, api-up, after-reboot); this script does what
+# happens between them.
 #
 # QEMU runs under TCG (`-accel tcg -cpu max`: this machine's /dev/kvm is a kvm_pvm module that
 # stock kernels cannot use), from the image's kernel and initrd, with the disk opened
@@ -37,8 +43,13 @@ PORT_TRIES=5
 
 QEMU_PID=''
 WORK=''
+API_PID=''
+# The API stand-in as the guest sees it (QEMU's guestfwd relays it to API_PORT here).
+API_GUEST_ADDR=10.0.2.100
+API_GUEST_PORT=8443
 
 cleanup() {
+    stop_api
     stop_qemu
     if [[ -n $WORK ]]; then
         if [[ ${LC_VM_KEEP:-0} == 1 ]]; then
@@ -96,6 +107,89 @@ find_tarball() {
     head -n1 "$WORK/release.out"
 }
 
+# --- the API stand-in, its certificates, and the expired certificate -----------------------
+# A CA and a certificate for the address the guest reaches the stand-in at.
+make_api_certs() {
+    local d=$WORK/api
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=lc-e2e-api-ca -keyout "$d/ca-key.pem" -out "$d/ca.pem" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$API_GUEST_ADDR" \
+        -keyout "$d/key.pem" -out "$d/req.csr" 2>/dev/null
+    printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' \
+        "$API_GUEST_ADDR" >"$d/ext"
+    openssl x509 -req -in "$d/req.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
+        -days 2 -extfile "$d/ext" -out "$d/cert.pem" 2>/dev/null
+    od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$d/token"
+}
+
+# A server certificate and key that expired in 2020 (OpenSSL 3.0's req and x509 take no past
+# dates; `openssl ca` does, with a database of its own).
+make_expired_cert() {
+    local d=$WORK/expired
+    mkdir -p "$d/db"
+    : >"$d/db/index.txt"
+    printf '[ca]\ndefault_ca = e2e\n[e2e]\ndatabase = %s/index.txt\nnew_certs_dir = %s\nrand_serial = yes\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n' \
+        "$d/db" "$d/db" >"$d/db/ca.cnf"
+    printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/db/ext"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/server-key.pem" 2>/dev/null
+    openssl req -new -key "$d/server-key.pem" -subj /CN=localhost -out "$d/db/req.csr" 2>/dev/null
+    openssl ca -batch -notext -config "$d/db/ca.cnf" -in "$d/db/req.csr" -out "$d/server-cert.pem" \
+        -startdate 20200101000000Z -enddate 20200201000000Z -extfile "$d/db/ext" \
+        -selfsign -keyfile "$d/server-key.pem" 2>/dev/null
+}
+
+# QEMU's guestfwd runs this per connection the guest opens to the stand-in's address: stdin
+# and stdout are that connection, relayed to the stand-in's port here.
+write_relay() {
+    cat >"$WORK/relay.py" <<'PY'
+import os, select, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+fds = [0, s]
+while fds:
+    for r in select.select(fds, [], [])[0]:
+        if r == 0:
+            data = os.read(0, 65536)
+            if data:
+                s.sendall(data)
+            else:
+                s.shutdown(socket.SHUT_WR)
+                fds.remove(0)
+        else:
+            data = s.recv(65536)
+            if not data:
+                sys.exit(0)
+            os.write(1, data)
+PY
+}
+
+API_PY=/opt/lc-peers/venv/bin/python
+[[ -x $API_PY ]] || API_PY=python3
+
+start_api() {
+    local d=$WORK/api deadline
+    : >"$d/stdout"
+    "$API_PY" tests/standin/cloud_discovery.py --provider aws --host 127.0.0.1 --port "$API_PORT" \
+        --public-host "$API_GUEST_ADDR:$API_GUEST_PORT" --cert "$d/cert.pem" --key "$d/key.pem" \
+        --token "$(cat "$d/token")" --streams asa-udp,asa-tcp,squid --record "$d/uploads.jsonl" \
+        </dev/null >"$d/stdout" 2>>"$d/standin.log" &
+    API_PID=$!
+    deadline=$((SECONDS + 30))
+    until grep -q '^listening ' "$d/stdout"; do
+        kill -0 "$API_PID" 2>/dev/null || { cat "$d/standin.log" >&2; die "the API stand-in exited"; }
+        ((SECONDS < deadline)) || die "the API stand-in did not start in 30 s"
+        sleep 0.2
+    done
+}
+
+stop_api() {
+    [[ -n $API_PID ]] || return 0
+    kill -TERM "$API_PID" 2>/dev/null || true
+    wait "$API_PID" 2>/dev/null || true
+    API_PID=''
+}
+
 # --- boot -------------------------------------------------------------------------------------
 pick_port() {
     local port i
@@ -119,7 +213,7 @@ start_qemu() {
         -nodefaults -machine q35 -accel tcg -cpu max -smp "$VM_CPUS" -m "$VM_MEM_MIB" \
         -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img" -append "$(cat "$IMAGE/cmdline")" \
         -drive "file=$IMAGE/rootfs.ext4,format=raw,if=virtio,snapshot=on" \
-        -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22" \
+        -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22,guestfwd=tcp:$API_GUEST_ADDR:$API_GUEST_PORT-cmd:$API_PY $WORK/relay.py 127.0.0.1 $API_PORT" \
         -device virtio-net-pci,netdev=net0,romfile= \
         -vga none -nographic -monitor none -serial "file:$WORK/console.log" \
         </dev/null >"$WORK/qemu.log" 2>&1 &
@@ -186,26 +280,83 @@ tarball_secs=$((SECONDS - t0))
 note "tarball: $TARBALL"
 set_ssh_opts
 
+make_api_certs
+make_expired_cert
+write_relay
+API_PORT=$(pick_port)
+start_api
+
 t0=$SECONDS
 boot
 boot_secs=$((SECONDS - t0))
 note "the VM answers ssh on 127.0.0.1:$SSH_PORT after $boot_secs s"
 
-scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$TARBALL" "$TARBALL.sha256" scripts/vm/guest.sh root@127.0.0.1:/root/ ||
-    die "scp of the tarball and guest.sh into the VM failed"
+mkdir -p "$WORK/guest-files"
+cp "$WORK/api/ca.pem" "$WORK/guest-files/api-ca.pem"
+cp "$WORK/api/token" "$WORK/guest-files/api-token"
+cp "$WORK/expired/server-cert.pem" "$WORK/guest-files/expired-cert.pem"
+cp "$WORK/expired/server-key.pem" "$WORK/guest-files/expired-key.pem"
+scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "$TARBALL" "$TARBALL.sha256" scripts/vm/guest.sh \
+    "$WORK"/guest-files/* root@127.0.0.1:/root/ ||
+    die "scp of the tarball, guest.sh and the test's files into the VM failed"
+
+# One phase of guest.sh; its output goes to the log, its steps are added up.
+passed=0
+failed=0
+rc=0
+ftp_only=false
+test_deadline=$((SECONDS + TEST_SECS))
+guest_phase() {
+    local left=$((test_deadline - SECONDS)) p f
+    ((left > 0)) || left=1
+    note "guest.sh $1"
+    rc=0
+    timeout "$left" ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" root@127.0.0.1 bash /root/guest.sh "$1" </dev/null 2>&1 |
+        tee -a "$WORK/guest.log" || rc=${PIPESTATUS[0]}
+    read -r p f < <(sed -n 's/^e2e: result \([0-9]*\) \([0-9]*\)$/\1 \2/p' "$WORK/guest.log" | tail -n1) ||
+        { p=0; f=1; }
+    passed=$((passed + p))
+    failed=$((failed + f))
+    ((rc != 3)) || ftp_only=true
+    # rc 3: only FTP is not served; the next phases still mean something.
+    ((rc == 0 || rc == 3))
+}
 
 t0=$SECONDS
-rc=0
-timeout "$TEST_SECS" ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" root@127.0.0.1 bash /root/guest.sh </dev/null 2>&1 |
-    tee "$WORK/guest.log" || rc=${PIPESTATUS[0]}
-test_secs=$((SECONDS - t0))
-
-# The guest's count of steps passed and failed, as the closing line CI reads.
-read -r passed failed < <(sed -n 's/^e2e: result \([0-9]*\) \([0-9]*\)$/\1 \2/p' "$WORK/guest.log" | tail -n1) ||
-    { passed=0; failed=1; }
-if ((rc != 0 && failed == 0)); then
+: >"$WORK/guest.log"
+if guest_phase main; then
+    note "stopping the API stand-in"
+    stop_api
+    if guest_phase api-down; then
+        note "starting the API stand-in again"
+        start_api
+        if guest_phase api-up; then
+            note "rebooting the VM"
+            ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" root@127.0.0.1 systemctl reboot </dev/null >/dev/null 2>&1 || true
+            # Until sshd is gone, the old system still answers.
+            deadline=$((SECONDS + 120))
+            while ((SECONDS < deadline)) &&
+                timeout 10 ssh "${SSH_OPTS[@]}" -o ConnectTimeout=3 -p "$SSH_PORT" root@127.0.0.1 true </dev/null 2>/dev/null; do
+                sleep 1
+            done
+            if wait_for_ssh; then
+                guest_phase after-reboot || true
+            else
+                show_console
+                note "the VM did not answer ssh again after the reboot"
+                rc=1
+                failed=$((failed + 1))
+            fi
+        fi
+    fi
+fi
+if ((rc == 0)) && $ftp_only; then
+    rc=3
+fi
+if ((rc != 0 && rc != 3 && failed == 0)); then
     failed=1
 fi
+test_secs=$((SECONDS - t0))
 
 echo
 note "timings: image ${image_secs} s, tarball ${tarball_secs} s, boot to ssh ${boot_secs} s, steps in the VM ${test_secs} s"

@@ -8,14 +8,36 @@
 #
 # Lines "e2e: metric NAME VALUE" carry the measurements e2e.sh reports. Exit status: 0 all
 # passed, 1 a check failed, 3 only the FTP checks failed, because nothing serves FTP.
+#
+# The argument is the phase; e2e.sh does what happens between them:
+#   main          install, the README's path, syslog and FTP, reloads, a restart, the sandbox,
+#                 then delivery to the API stand-in (e2e.sh forwards it to 10.0.2.100:8443)
+#   api-down      (e2e.sh stopped the stand-in) lc status --check goes to 2, /health to 503
+#   api-up        (started again) back to 0; an expired certificate for a source on 6514
+#   after-reboot  (e2e.sh rebooted the VM) lc@514 and lc@21 run, lc@6514 is failed; uninstall
+# Functions below are called through poll, and each phase ends in finish (an exit), which
+# the linter takes for unreachable code.
+# shellcheck disable=SC2317
 set -euo pipefail
 cd /root
+PHASE=${1:-main}
+case $PHASE in
+    main | api-down | api-up | after-reboot) ;;
+    *)
+        echo "e2e: unknown phase $PHASE" >&2
+        exit 1
+        ;;
+esac
 
 PASSWORD=e2e-Secret-1
 FTP_USER=discovery
 OUTBOX=/var/lib/lc/outbox
 RUN_DIR=/run/lc
 UNINSTALL=/usr/local/lib/lc/uninstall.sh
+# The API stand-in as this guest reaches it (e2e.sh copied its CA and token into /root), and
+# the metrics server of the test's lc.ini.
+API_HOST=10.0.2.100:8443
+METRICS=127.0.0.1:9514
 # Generous for a guest under software emulation on a loaded 2-core host; never slept out,
 # only the limit of a poll.
 WAIT_SECS=90
@@ -149,36 +171,45 @@ curl_ftp() {
     timeout 60 curl -sS --fail --connect-timeout 10 "$@"
 }
 
-# -----------------------------------------------------------------------------------------
-step "1. verify, unpack and install the release"
-tarballs=(lc-*.tar.gz)
-[[ ${#tarballs[@]} -eq 1 && -f ${tarballs[0]} ]] || fail "expected one lc-*.tar.gz in /root, found: ${tarballs[*]}"
-sha256sum -c lc-*.sha256 || fail "sha256sum -c: the tarball does not match its .sha256"
-tar xzf "${tarballs[0]}" || fail "tar xzf ${tarballs[0]}"
-installers=(lc-*/install.sh)
-[[ -x ${installers[0]} ]] || fail "no lc-*/install.sh in the tarball"
-t0=$(ms_now)
-"${installers[0]}" || fail "${installers[0]} exited with $?"
-metric install_ms $(($(ms_now) - t0))
-command -v lc >/dev/null || fail "lc is not on PATH after install.sh"
-say "$(lc version)"
-getent passwd lc >/dev/null || fail "install.sh made no lc user"
-[[ -f /etc/systemd/system/lc@.service ]] || fail "install.sh installed no lc@.service"
-[[ -x $UNINSTALL ]] || fail "no uninstaller at $UNINSTALL"
+# Succeeds when `lc status --check` exits with $1; its line is in /root/check.out.
+check_is() {
+    local rc=0
+    lc status --check >/root/check.out 2>&1 || rc=$?
+    ((rc == $1))
+}
 
-# -----------------------------------------------------------------------------------------
-step "2. configure: syslog UDP+TCP on 514, an FTP source, outbox delivery"
-cat >/etc/lc/lc.ini <<EOF
+# The HTTP status of the metrics server's path $1.
+http_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$METRICS$1" || true
+}
+
+# Files delivered by an instance's sources, from its snapshot.
+delivered_files() {
+    jq '[.sources[].delivered_files] | add' "$RUN_DIR/$1.json" 2>/dev/null || echo 0
+}
+
+# Whether lc@514's snapshot shows a reloaded_at after $before.
+reloaded() {
+    local now
+    now=$(snapshot 514 .reloaded_at)
+    [[ $now =~ ^[0-9]+$ ]] && ((now > before))
+}
+
+# The test's lc.ini: syslog UDP+TCP on 514, an FTP source, delivery as $DELIVERY says.
+DELIVERY="url = dir:$OUTBOX"
+write_config() {
+    cat >/etc/lc/lc.ini <<EOF
 ; written by scripts/vm/guest.sh
 [collector]
 name = e2e
+metrics_listen = $METRICS
 
 [spool]
 ; seal quickly, so the outbox fills while the test waits
 rotate_secs = 2
 
 [delivery]
-url = dir:$OUTBOX
+$DELIVERY
 
 [ftp]
 port = 21
@@ -198,6 +229,62 @@ port = 514
 format = SQUID
 receiver = ftp
 EOF
+}
+
+# The closing lines of a phase.
+finish() {
+    end_step
+    echo
+    if [[ ${#PROBLEMS[@]} -gt 0 ]]; then
+        say "FAILED checks:"
+        printf 'e2e:   - %s\n' "${PROBLEMS[@]}"
+        [[ -z $FTP_PENDING ]] || say "and FTP is not served yet: $FTP_PENDING"
+        result
+        exit 1
+    fi
+    if [[ -n $FTP_PENDING ]]; then
+        say "every step of phase $PHASE passed except FTP, which this lc does not serve yet: $FTP_PENDING"
+        result
+        exit 3
+    fi
+    say "every step of phase $PHASE passed"
+    result
+    exit 0
+}
+
+if [[ $PHASE == main ]]; then
+
+# -----------------------------------------------------------------------------------------
+step "1. verify, unpack and install the release"
+tarballs=(lc-*.tar.gz)
+[[ ${#tarballs[@]} -eq 1 && -f ${tarballs[0]} ]] || fail "expected one lc-*.tar.gz in /root, found: ${tarballs[*]}"
+sha256sum -c lc-*.sha256 || fail "sha256sum -c: the tarball does not match its .sha256"
+tar xzf "${tarballs[0]}" || fail "tar xzf ${tarballs[0]}"
+installers=(lc-*/install.sh)
+[[ -x ${installers[0]} ]] || fail "no lc-*/install.sh in the tarball"
+t0=$(ms_now)
+"${installers[0]}" || fail "${installers[0]} exited with $?"
+metric install_ms $(($(ms_now) - t0))
+command -v lc >/dev/null || fail "lc is not on PATH after install.sh"
+say "$(lc version)"
+getent passwd lc >/dev/null || fail "install.sh made no lc user"
+[[ -f /etc/systemd/system/lc@.service ]] || fail "install.sh installed no lc@.service"
+[[ -x $UNINSTALL ]] || fail "no uninstaller at $UNINSTALL"
+
+# -----------------------------------------------------------------------------------------
+step "1b. README's path as written: the shipped lc.ini, lc@514, install.sh again"
+lc config check || fail "lc config check rejects the lc.ini install.sh wrote"
+timeout 120 systemctl enable --now lc@514 || fail "systemctl enable --now lc@514 with the shipped lc.ini"
+systemctl is-active --quiet lc@514 || fail "lc@514 is not active with the shipped lc.ini"
+pid=$(unit_prop lc@514 MainPID)
+again=$("${installers[0]}" 2>&1) || fail "install.sh run again exited with $?: $again"
+grep -q 'nothing changed' <<<"$again" || fail "install.sh run again did not say nothing changed: $again"
+[[ $(unit_prop lc@514 MainPID) == "$pid" ]] || fail "install.sh run again restarted lc@514"
+timeout 120 systemctl disable --now lc@514 || fail "systemctl disable --now lc@514"
+
+# -----------------------------------------------------------------------------------------
+step "2. configure: syslog UDP+TCP on 514, an FTP source, outbox delivery"
+write_config
 lc config check || fail "lc config check rejects the test's config"
 
 # -----------------------------------------------------------------------------------------
@@ -264,11 +351,6 @@ before=$(snapshot 514 .reloaded_at)
 [[ -n $before && $before != null ]] || fail "$RUN_DIR/514.json has no reloaded_at"
 timeout 60 systemctl reload lc@514 || fail "systemctl reload lc@514"
 systemctl is-active --quiet lc@514 || fail "lc@514 is not active after reload"
-reloaded() {
-    local now
-    now=$(snapshot 514 .reloaded_at)
-    [[ $now =~ ^[0-9]+$ ]] && ((now > before))
-}
 poll 30 "lc@514's status snapshot shows a new reloaded_at" reloaded
 err=$(snapshot 514 .reload_error)
 [[ -z $err || $err == null ]] || fail "lc@514 reload_error: $err"
@@ -343,7 +425,128 @@ report_rss lc@514 lc514
 report_rss lc@21 lc21
 
 # -----------------------------------------------------------------------------------------
-step "10. uninstall --purge"
+step "10. the sandbox: the service writes only /var/lib/lc and /run/lc (and a private /tmp)"
+pid=$(unit_prop lc@514 MainPID)
+((pid > 0)) || fail "lc@514 has no main process"
+# In the service's mount namespace, as its user and group and no other group.
+as_service() {
+    nsenter -t "$pid" -m -- setpriv --reuid=lc --regid=lc --clear-groups -- "$@"
+}
+writes() {
+    # shellcheck disable=SC2016 # $1 is the inner shell's
+    as_service sh -c 'echo probe >"$1/.lc-e2e-probe" && rm -f "$1/.lc-e2e-probe"' sh "$1" 2>/dev/null
+}
+writes /var/lib/lc || fail "the probe cannot write /var/lib/lc as the service: it proves nothing"
+writes /run/lc || fail "the probe cannot write /run/lc as the service: it proves nothing"
+for dir in /dev/shm /run/lock /dev/mqueue /etc/lc /etc/lc/certs /var/log /var/cache /usr/local/bin /root /run /var/lib; do
+    [[ -d $dir ]] || continue
+    if writes "$dir"; then
+        problem "the service (lc@514, user lc) can write $dir"
+    fi
+done
+for dir in /tmp /var/tmp; do
+    if writes "$dir"; then
+        # PrivateTmp=yes: its own, empty, removed when the unit stops; the host's is untouched.
+        # shellcheck disable=SC2016
+        as_service sh -c 'echo probe >"$1/.lc-e2e-private"' sh "$dir"
+        [[ -e $dir/.lc-e2e-private ]] && problem "the service writes the host's $dir, not a private one"
+        as_service rm -f "$dir/.lc-e2e-private"
+    fi
+done
+say "the service cannot write /dev/shm, /run/lock, /etc/lc, /var/log or /usr; /tmp and /var/tmp are its private ones"
+
+# -----------------------------------------------------------------------------------------
+step "11. delivery to the Cloud Discovery API (the stand-in): lc connect, lc status --check 0, /health 200"
+install -o root -g lc -m 0644 /root/api-ca.pem /etc/lc/certs/api-ca.pem
+DELIVERY="url = dir:$OUTBOX
+ca_file = /etc/lc/certs/api-ca.pem
+; the first failure is critical, so the test need not wait 15 minutes
+critical_after_secs = 0"
+write_config
+lc config check || fail "lc config check rejects the config with ca_file and critical_after_secs"
+timeout 60 systemctl reload lc@514 lc@21 || fail "systemctl reload lc@514 lc@21"
+before=$(snapshot 514 .reloaded_at)
+lc connect --token-file /root/api-token "$API_HOST" e2e || fail "lc connect --token-file /root/api-token $API_HOST e2e"
+grep -q "^url = https://$API_HOST" /etc/lc/lc.ini || fail "lc connect did not set url in lc.ini: $(grep '^url' /etc/lc/lc.ini)"
+poll 60 "lc@514 reloaded after lc connect" reloaded
+files_before=$(delivered_files 514)
+logger -n 127.0.0.1 -P 514 -d -t e2e "udp line $TAG-api" || fail "logger over UDP"
+api_delivered() {
+    (($(delivered_files 514) > files_before)) &&
+        (($(snapshot 514 '.api.calls.done_upload.ok') > 0))
+}
+poll "$WAIT_SECS" "a delivery through upload_url, PUT and done_upload of the stand-in" api_delivered
+outbox_has "$TAG-api" && fail "the line sent after lc connect went to the outbox, not the API"
+poll 30 "lc status --check exits 0" check_is 0
+say "$(cat /root/check.out)"
+[[ $(http_code /health) == 200 ]] || fail "GET http://$METRICS/health is not 200: $(curl -s "http://$METRICS/health")"
+curl -sf "http://$METRICS/metrics" | grep -q '^lc_up{lc_instance="21"} 1$' ||
+    fail "http://$METRICS/metrics does not show lc@21 up"
+finish
+fi
+
+if [[ $PHASE == api-down ]]; then
+# -----------------------------------------------------------------------------------------
+step "12. the API stops: lc status --check goes to 2, /health to 503"
+logger -n 127.0.0.1 -P 514 -d -t e2e "udp line $TAG-down" || fail "logger over UDP"
+poll 180 "lc status --check exits 2 (critical) while the API is down" check_is 2
+say "$(cat /root/check.out)"
+grep -q 'delivery failing' /root/check.out || fail "lc status --check does not say why: $(cat /root/check.out)"
+[[ $(http_code /health) == 503 ]] || fail "GET http://$METRICS/health is not 503 while delivery fails"
+finish
+fi
+
+if [[ $PHASE == api-up ]]; then
+# -----------------------------------------------------------------------------------------
+step "13. the API is back: lc status --check goes back to 0"
+poll 240 "lc status --check exits 0 again" check_is 0
+say "$(cat /root/check.out)"
+[[ $(http_code /health) == 200 ]] || fail "GET http://$METRICS/health is not 200 after the API came back"
+
+# -----------------------------------------------------------------------------------------
+step "14. before a reboot: an expired certificate for a syslog-tls source on 6514, lc@6514 enabled"
+install -o root -g lc -m 0644 /root/expired-cert.pem /etc/lc/certs/server-cert.pem
+install -o root -g lc -m 0640 /root/expired-key.pem /etc/lc/certs/server-key.pem
+cat >>/etc/lc/lc.ini <<EOF
+
+[source pa-tls]
+format = PALO_ALTO_SYSLOG
+receiver = syslog-tls
+port = 6514
+EOF
+lc config check --port 514 || fail "lc config check --port 514 fails on 6514's certificate"
+lc config check --port 21 || fail "lc config check --port 21 fails on 6514's certificate"
+if lc config check --port 6514 2>/root/check6514.out; then
+    fail "lc config check --port 6514 accepts an expired certificate"
+fi
+say "lc config check --port 6514: $(tr '\n' ' ' </root/check6514.out)"
+systemctl enable lc@6514 || fail "systemctl enable lc@6514"
+finish
+fi
+
+if [[ $PHASE == after-reboot ]]; then
+# -----------------------------------------------------------------------------------------
+step "15. after the reboot: lc@514 and lc@21 run, lc@6514 failed and in systemctl --failed"
+poll 180 "lc@514 active after the reboot" systemctl is-active --quiet lc@514
+poll 180 "lc@21 active after the reboot" systemctl is-active --quiet lc@21
+poll 180 "lc@6514 failed after the reboot" systemctl is-failed --quiet lc@6514
+systemctl --failed --plain --no-legend | grep -q '^lc@6514.service' ||
+    fail "systemctl --failed does not list lc@6514: $(systemctl --failed --plain --no-legend)"
+say "systemctl --failed: $(systemctl --failed --plain --no-legend | tr '\n' ' ')"
+journalctl --no-pager -b -u lc@6514 -p err -o cat | grep -q 'expired' ||
+    fail "the journal of lc@6514 says nothing about the expired certificate at error priority"
+say "lc@6514: $(journalctl --no-pager -b -u lc@6514 -p err -o cat | grep -m1 expired)"
+files_before=$(delivered_files 514)
+logger -n 127.0.0.1 -P 514 -T -t e2e "tcp line $TAG-reboot" || fail "logger over TCP after the reboot"
+delivered_again() {
+    (($(delivered_files 514) > files_before))
+}
+poll "$WAIT_SECS" "a delivery after the reboot" delivered_again
+poll 60 "lc status --check exits 0 after the reboot" check_is 0
+say "$(cat /root/check.out)"
+
+# -----------------------------------------------------------------------------------------
+step "16. uninstall --purge"
 # --force: the spool may still hold what the test sent, which --purge alone refuses to delete
 # (that refusal is tests/it/install.rs's).
 "$UNINSTALL" --purge --force || fail "$UNINSTALL --purge --force exited with $?"
@@ -361,19 +564,5 @@ units=$(systemctl list-units --all --plain --no-legend 'lc@*' 'lc.target' | awk 
 pgrep -x lc >/dev/null && fail "lc processes still run after uninstall --purge: $(pgrep -ax lc)"
 listening_tcp 514 && fail "something still listens on TCP 514 after uninstall"
 
-end_step
-echo
-if [[ ${#PROBLEMS[@]} -gt 0 ]]; then
-    say "FAILED checks:"
-    printf 'e2e:   - %s\n' "${PROBLEMS[@]}"
-    [[ -z $FTP_PENDING ]] || say "and FTP is not served yet: $FTP_PENDING"
-    result
-    exit 1
+finish
 fi
-if [[ -n $FTP_PENDING ]]; then
-    say "every step passed except FTP, which this lc does not serve yet: $FTP_PENDING"
-    result
-    exit 3
-fi
-say "every step passed"
-result

@@ -785,6 +785,9 @@ class Server(ThreadingHTTPServer):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--public-host", help="HOST:PORT the client reaches this program at, for the "
+                   "presigned S3 URLs (default: --host and the bound port; the VM test forwards "
+                   "another address to it)")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--cert", required=True, help="server certificate chain, PEM")
     p.add_argument("--key", required=True, help="server private key, PEM")
@@ -813,7 +816,7 @@ def main():
     state = State(args)
     state.ensure_container()
     server = Server((args.host, args.port), state, tls)
-    state.s3_host = f"{args.host}:{server.server_address[1]}"
+    state.s3_host = args.public_host or f"{args.host}:{server.server_address[1]}"
     print(f"listening {server.server_address[1]}", flush=True)
     storage = f"azurite {state.azurite}" if args.provider == "azure" else f"S3 receiver in {state.s3_dir}"
     log(f"listening on {args.host}:{server.server_address[1]}; {storage}; streams {state.streams}")
