@@ -31,7 +31,7 @@ const START_SECS: u64 = 30;
 
 /// A port that was free a moment ago, for programs that cannot be given port 0 (tinyproxy).
 /// Callers retry on the rare bind failure.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -471,6 +471,19 @@ impl Cloud {
     #[track_caller]
     pub fn azurite_mut(&mut self) -> &mut Azurite {
         self.azurite.as_mut().expect("an aws cloud has no Azurite")
+    }
+
+    /// The `[delivery]` section's body for lc to deliver here, plus `extra` lines; the token
+    /// is written into `dir`.
+    pub fn delivery_config(&self, dir: &Path, extra: &str) -> String {
+        let token = dir.join("token");
+        fs::write(&token, format!("{}\n", self.token)).unwrap();
+        format!(
+            "url = {}\ntoken_file = {}\nca_file = {}\n{extra}",
+            self.api_url(),
+            token.display(),
+            self.ca.ca_pem.display()
+        )
     }
 
     /// The stand-in's request log.

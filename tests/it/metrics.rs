@@ -152,15 +152,7 @@ fn metrics_dir_is_read_by_node_exporter_and_promtool_finds_nothing_to_say() {
     );
 }
 
-/// A port that was free a moment ago, for peers that cannot be given port 0 and say which
-/// they took.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::cloud::free_port;
 
 /// `curl -s` of `url`: the status code and the body.
 fn get(url: &str) -> (u16, String) {
@@ -240,14 +232,7 @@ impl Prometheus {
 fn metrics_listen_is_scraped_by_prometheus_and_health_follows_delivery() {
     let mut cloud = crate::cloud::Cloud::start(&["asa"]);
     let dir = crate::harness::TempDir::new("metrics-listen");
-    let token = dir.0.join("token");
-    fs::write(&token, format!("{}\n", cloud.token())).unwrap();
-    let delivery = format!(
-        "url = {}\ntoken_file = {}\nca_file = {}\ncritical_after_secs = 0\n",
-        cloud.api_url(),
-        token.display(),
-        cloud.ca_pem().display()
-    );
+    let delivery = cloud.delivery_config(&dir.0, "critical_after_secs = 0\n");
     let config = dir.0.join("lc.ini");
     fs::write(
         &config,

@@ -662,14 +662,7 @@ fn a_sas_signature_echoed_in_an_error_body_never_shows() {
     let cloud = crate::cloud::Cloud::start(&["asa"]);
     cloud.faults(r#"{"done_upload": ["echo:500"]}"#);
     let dir = TempDir::new("sas-echo");
-    let token = dir.0.join("token");
-    fs::write(&token, format!("{}\n", cloud.token())).unwrap();
-    let delivery = format!(
-        "url = {}\ntoken_file = {}\nca_file = {}\n",
-        cloud.api_url(),
-        token.display(),
-        cloud.ca_pem().display()
-    );
+    let delivery = cloud.delivery_config(&dir.0, "");
     let config = dir.0.join("lc.ini");
     fs::write(
         &config,
