@@ -453,7 +453,7 @@ for dir in /tmp /var/tmp; do
         as_service rm -f "$dir/.lc-e2e-private"
     fi
 done
-say "the service cannot write /dev/shm, /run/lock, /etc/lc, /var/log or /usr; /tmp and /var/tmp are its private ones"
+$STEP_OK && say "the service cannot write /dev/shm, /run/lock, /etc/lc, /var/log or /usr; /tmp and /var/tmp are its private ones"
 
 # -----------------------------------------------------------------------------------------
 step "11. delivery to the Cloud Discovery API (the stand-in): lc connect, lc status --check 0, /health 200"
@@ -480,8 +480,9 @@ outbox_has "$TAG-api" && fail "the line sent after lc connect went to the outbox
 poll 30 "lc status --check exits 0" check_is 0
 say "$(cat /root/check.out)"
 [[ $(http_code /health) == 200 ]] || fail "GET http://$METRICS/health is not 200: $(curl -s "http://$METRICS/health")"
-curl -sf "http://$METRICS/metrics" | grep -q '^lc_up{lc_instance="21"} 1$' ||
-    fail "http://$METRICS/metrics does not show lc@21 up"
+metrics=$(curl -sf "http://$METRICS/metrics") || fail "GET http://$METRICS/metrics failed"
+grep -q '^lc_up{lc_instance="21"} 1$' <<<"$metrics" ||
+    fail "http://$METRICS/metrics does not show lc@21 up: $(grep '^lc_up' <<<"$metrics")"
 finish
 fi
 

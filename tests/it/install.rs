@@ -519,9 +519,10 @@ fn refuses_to_install_onto_the_system_without_root() {
 /// The restart rules of issue 13's reboot loop: a config error ends the unit `failed` (exit
 /// status 2 of the main process, which RestartPreventExitStatus covers and an ExecStartPre's
 /// would not), repeated failures hit a start limit that RestartSec lets them reach, and the
-/// service cannot write /run/lock.
+/// service cannot write /run/lock or /dev/shm (both writable under ProtectSystem=strict and
+/// PrivateDevices=; scripts/vm/guest.sh probes them in the service's namespace).
 #[test]
-fn unit_ends_failed_instead_of_looping_and_cannot_write_run_lock() {
+fn unit_ends_failed_instead_of_looping_and_cannot_write_run_lock_or_dev_shm() {
     let unit = fs::read_to_string(Path::new(REPO).join("systemd/lc@.service")).unwrap();
     let values = |key: &str| -> Vec<String> {
         unit.lines()
@@ -553,10 +554,12 @@ fn unit_ends_failed_instead_of_looping_and_cannot_write_run_lock() {
     // The start limit is a [Unit] setting: in [Service] systemd ignores it (with a warning).
     let unit_section = unit.split("[Service]").next().unwrap();
     assert!(unit_section.contains("\nStartLimitBurst="), "{unit}");
-    assert!(
-        values("InaccessiblePaths").contains(&"-/run/lock".to_string()),
-        "{unit}"
-    );
+    for path in ["-/run/lock", "-/dev/shm"] {
+        assert!(
+            values("InaccessiblePaths").contains(&path.to_string()),
+            "{path}: {unit}"
+        );
+    }
 }
 
 /// `systemd-analyze verify` on the units as install.sh stages them, with ExecStart pointing at
