@@ -32,8 +32,10 @@ use super::data::{DataConn, HeaderRead, HeaderWait, Task};
 use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Spooled, Stat};
 use super::lockout::Lockout;
 use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
+use super::passive::PassivePorts;
 use super::path::{VPath, SSL_UPDATE};
 use super::recent::Recent;
+use super::room::Room;
 use super::session::{Action, ListKind, Reply, Session, Settings};
 use super::stream::{Got, Stream};
 use super::upload::{too_large, Upload, Writer, Wrote};
@@ -161,19 +163,12 @@ pub struct FtpServer {
     finishing: HashMap<u64, (ConnRef, Upload, Content)>,
     next_id: u64,
     next_upload: u64,
-    next_passive: u16,
+    passive: PassivePorts,
     counters: Counters,
     events: Vec<Event>,
     scratch: Vec<u8>,
-    /// New uploads are refused: free space is below `min_free_bytes`.
-    no_space: bool,
-    /// Bytes the spool can still take without evicting anything (`max_spool_bytes` and
-    /// `min_free_bytes`), as of the loop's last `set_disk`.
-    room: u64,
-    /// Bytes of uploads received since that `set_disk` (its backlog did not count them yet).
-    received_since: u64,
-    /// Bytes of the uploads under way.
-    receiving: u64,
+    /// What uploads may still bring without eviction of acknowledged data.
+    room: Room,
     /// A precompressed upload cannot be split at lines: larger than this (`[delivery]
     /// max_upload_bytes`, under the API's 64 MB per PUT) it is refused with 552.
     max_compressed: u64,
@@ -233,14 +228,11 @@ impl FtpServer {
             finishing: HashMap::new(),
             next_id: 1,
             next_upload: 1,
-            next_passive: 0,
+            passive: PassivePorts::default(),
             counters: Counters::default(),
             events: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES],
-            no_space: false,
-            room: u64::MAX,
-            received_since: 0,
-            receiving: 0,
+            room: Room::default(),
             max_compressed: cfg.delivery.max_upload_bytes,
             recent: Recent::default(),
             paused: false,
@@ -310,9 +302,7 @@ impl FtpServer {
     /// The disk state from the loop's free-space check; `room`: what the spool can take
     /// before it would evict acknowledged data.
     pub fn set_disk(&mut self, no_space: bool, full: bool, room: u64) {
-        self.no_space = no_space;
-        self.room = room;
-        self.received_since = 0;
+        self.room.set_disk(no_space, room);
         if self.paused && !full {
             self.work.append(&mut self.parked);
         }
@@ -635,7 +625,7 @@ impl FtpServer {
             u.bytes
         );
         drop(u.file);
-        self.receiving = self.receiving.saturating_sub(u.bytes);
+        self.room.dropped(u.bytes);
         self.counters.aborted += 1;
         self.jobs.send(Job::Discard(u.temp));
     }
@@ -1276,12 +1266,6 @@ impl FtpServer {
         }
     }
 
-    /// What a new upload may still add without eviction.
-    fn room_left(&self) -> u64 {
-        self.room
-            .saturating_sub(self.receiving + self.received_since)
-    }
-
     /// The real folder and file name of `path`, after the source's allow list and, for
     /// `ftps` sources, the need for protected data. Replies itself when refused.
     fn locate(
@@ -1331,39 +1315,24 @@ impl FtpServer {
         let c = self.control(slot);
         let owner = ConnRef { slot, id: c.id };
         let ip = canonical(c.local.ip());
-        let (first, last) = self.cfg.passive_ports;
-        let span = u32::from(last - first) + 1;
-        let mut bound = None;
-        let mut last_err = None;
-        for i in 0..span.min(4096) {
-            let port = if first == 0 {
-                0
-            } else {
-                first + ((u32::from(self.next_passive) + i) % span) as u16
-            };
-            match TcpListener::bind(SocketAddr::new(ip, port)) {
-                Ok(l) => {
-                    self.next_passive = ((u32::from(self.next_passive) + i + 1) % span) as u16;
-                    bound = Some(l);
-                    break;
-                }
-                Err(e) => last_err = Some(e),
+        let range = self.cfg.passive_ports;
+        let bound = self
+            .passive
+            .take(range, |port| TcpListener::bind(SocketAddr::new(ip, port)));
+        let sock = match bound {
+            Ok(sock) => sock,
+            Err(e) => {
+                let (f, l) = range;
+                self.warn_limited("passive", || {
+                    format!(
+                        "ftp: no free passive port in {f}-{l}: {}",
+                        e.map_or_else(String::new, |e| e.to_string())
+                    )
+                });
+                self.control(slot)
+                    .reply(Reply::new(425, "no passive port free; try again"));
+                return;
             }
-            if first == 0 {
-                break;
-            }
-        }
-        let Some(sock) = bound else {
-            let (f, l) = (first, last);
-            self.warn_limited("passive", || {
-                format!(
-                    "ftp: no free passive port in {f}-{l}: {}",
-                    last_err.map_or_else(String::new, |e| e.to_string())
-                )
-            });
-            self.control(slot)
-                .reply(Reply::new(425, "no passive port free; try again"));
-            return;
         };
         let port = match sock.local_addr() {
             Ok(a) => a.port(),
@@ -1413,7 +1382,7 @@ impl FtpServer {
             VPath::File { folder, .. } => folder.clone(),
             _ => return,
         };
-        if self.no_space || self.room_left() == 0 {
+        if !self.room.may_start() {
             self.control(slot).reply(Reply::new(
                 452,
                 "not enough free space on the collector; try again later",
@@ -1863,10 +1832,7 @@ impl FtpServer {
                 Ok(Got::Data(n)) => {
                     read += n;
                     u.bytes += n as u64;
-                    self.receiving += n as u64;
-                    // Never make the loop evict data a client already got 226 for: the
-                    // upload that would is refused instead (DESIGN: never a silent loss).
-                    if self.receiving + self.received_since > self.room {
+                    if !self.room.arrived(n as u64) {
                         self.limit_log.hit(usize::MAX, "room", || {
                             "ftp: an upload would need eviction of acknowledged data (max_spool_bytes or min_free_bytes); refused with 452".to_string()
                         });
@@ -1979,8 +1945,7 @@ impl FtpServer {
             ..
         } = u;
         drop(file);
-        self.receiving = self.receiving.saturating_sub(bytes);
-        self.received_since += bytes;
+        self.room.completed(bytes);
         self.counters.files += 1;
         self.counters.bytes += bytes;
         if let Some(cslot) = self.control_slot(owner) {
