@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 
+use crate::cloud::free_port;
 use crate::ftp::{
     code, connect_from, curl, curl_ok, delivered_contents, log_lines, Delivery, Ftp, Session,
     PASSWORD, USER,
@@ -162,20 +163,11 @@ impl Drop for Haproxy {
     }
 }
 
-/// A port free on 127.0.0.1 now: HAProxy cannot report a kernel-chosen one, so one is taken
-/// and handed over.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Haproxy {
     /// In front of `backends` (address, `send-proxy` or `send-proxy-v2`), connecting to them
     /// from 127.0.0.3 and checking them every 200 ms.
     fn start(backends: &[(SocketAddr, &str)]) -> Haproxy {
+        // HAProxy cannot report a kernel-chosen port: a free one is taken and handed over.
         let port = free_port();
         let servers: String = backends
             .iter()
