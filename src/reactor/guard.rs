@@ -157,26 +157,23 @@ mod tests {
         for step in script.split_whitespace() {
             let (op, arg) = step.split_at(1);
             match op {
-                "*" => match a.admit_unplaced() {
-                    Ok(t) => {
-                        tickets.push(Some(t));
-                        out.push("ok".to_string());
+                "*" | "+" => {
+                    let got = if op == "*" {
+                        a.admit_unplaced()
+                    } else {
+                        a.admit(arg.parse().unwrap())
+                    };
+                    match got {
+                        Ok(t) => {
+                            tickets.push(Some(t));
+                            out.push("ok".to_string());
+                        }
+                        Err(r) => {
+                            tickets.push(None);
+                            out.push(format!("{r:?}"));
+                        }
                     }
-                    Err(r) => {
-                        tickets.push(None);
-                        out.push(format!("{r:?}"));
-                    }
-                },
-                "+" => match a.admit(arg.parse().unwrap()) {
-                    Ok(t) => {
-                        tickets.push(Some(t));
-                        out.push("ok".to_string());
-                    }
-                    Err(r) => {
-                        tickets.push(None);
-                        out.push(format!("{r:?}"));
-                    }
-                },
+                }
                 "-" => {
                     let t = tickets[arg.parse::<usize>().unwrap()].take().unwrap();
                     a.release(t);
