@@ -41,6 +41,8 @@ pub mod spool;
 pub mod status;
 pub mod syslog;
 pub mod tail;
+#[cfg(test)]
+pub mod testing;
 pub mod tls;
 
 /// The version: Cargo.toml's, or the release's (`0.1.0+g1234abcd`) when scripts/release.sh

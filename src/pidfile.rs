@@ -269,9 +269,7 @@ mod tests {
 
     #[test]
     fn a_locked_pid_file_of_another_program_is_refused() {
-        let dir = std::env::temp_dir().join(format!("lc-pidfile-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::fresh_dir("pidfile");
         let path = dir.join("x.pid");
         // This test process holds the lock; the pid is its own, which is not `lc run`.
         fs::write(&path, format!("{}\n", std::process::id())).unwrap();

@@ -1416,9 +1416,7 @@ mod tests {
     /// `lc status` (exit 134).
     #[test]
     fn a_snapshot_that_is_not_an_object_is_skipped() {
-        let dir = std::env::temp_dir().join(format!("lc-status-junk-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::fresh_dir("status-junk");
         for (name, text) in [
             ("a", "[1, 2]"),
             ("b", "\"text\""),

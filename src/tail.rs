@@ -224,8 +224,7 @@ mod tests {
 
     #[test]
     fn the_last_lines_span_segments_in_order() {
-        let dir = std::env::temp_dir().join(format!("lc-tail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::fresh_dir("tail");
         let (old, new) = (dir.join("old.log"), dir.join("new.log"));
         std::fs::write(&old, "a\nb\nc\nd\n").unwrap();
         std::fs::write(&new, "e\nf\ng\n").unwrap();

@@ -1547,8 +1547,7 @@ mod tests {
 
     #[test]
     fn a_broken_config_still_names_its_folders() {
-        let dir = std::env::temp_dir().join(format!("lc-lenient-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::fresh_dir("lenient");
         let path = dir.join("lc.ini");
         std::fs::write(
             &path,

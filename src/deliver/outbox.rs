@@ -239,9 +239,7 @@ mod tests {
 
     #[test]
     fn a_placed_file_has_a_manifest_that_describes_it() {
-        let dir = std::env::temp_dir().join(format!("lc-outbox-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::fresh_dir("outbox");
         let src = dir.join("0000000001-x.log.gz");
         fs::write(&src, b"abc").unwrap();
         let about = About {

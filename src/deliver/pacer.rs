@@ -415,10 +415,7 @@ mod tests {
     }
 
     fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("lc-pacer-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::testing::fresh_dir(&format!("pacer-{tag}"))
     }
 
     /// Regression (issue 12, bug 14): this asserted root and failed for everyone else.

@@ -287,8 +287,7 @@ mod tests {
 
     #[test]
     fn packs_plain_and_gzip_files_as_one_gzip_of_lines() {
-        let dir = std::env::temp_dir().join(format!("lc-snap-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::fresh_dir("snap-test");
         let plain = dir.join("a.log");
         fs::write(&plain, "one\ntwo").unwrap();
         let gz = dir.join("b.log.gz");

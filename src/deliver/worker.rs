@@ -340,16 +340,31 @@ mod tests {
     use std::io::Write;
 
     fn tmp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("lc-deliver-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::testing::fresh_dir(&format!("deliver-{name}"))
     }
 
     fn gz(text: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(text).unwrap();
         e.finish().unwrap()
+    }
+
+    /// Source `a`'s job for one sealed file under `root`, `spool/a/0000000003-x.log.gz`,
+    /// written with `content`; backups in `root/backup/a`, `keep` of them kept.
+    fn job_of(root: &Path, content: &[u8], keep: usize) -> DeliverJob {
+        let spool = root.join("spool/a");
+        fs::create_dir_all(&spool).unwrap();
+        let part = spool.join("0000000003-x.log.gz");
+        fs::write(&part, content).unwrap();
+        DeliverJob {
+            source: "a".into(),
+            format: "SQUID".into(),
+            parts: vec![part],
+            collector: "c".into(),
+            prefix: "c_a_".into(),
+            backup_dir: root.join("backup/a"),
+            backup_keep: keep,
+        }
     }
 
     #[track_caller]
@@ -394,22 +409,11 @@ mod tests {
     #[test]
     fn outbox_then_backup_and_a_prune_that_fails_does_not_undo_delivery() {
         let root = tmp("outbox");
-        let spool = root.join("spool/a");
-        fs::create_dir_all(&spool).unwrap();
-        let part = spool.join("0000000003-x.log.gz");
         let content = gz(b"one\n");
-        fs::write(&part, &content).unwrap();
+        let job = job_of(&root, &content, 0);
+        let part = job.parts[0].clone();
         // Something in backup that cannot be removed (a folder named like a segment).
         fs::create_dir_all(root.join("backup/a/0000000001-x.log.gz")).unwrap();
-        let job = DeliverJob {
-            source: "a".into(),
-            format: "SQUID".into(),
-            parts: vec![part.clone()],
-            collector: "c".into(),
-            prefix: "c_a_".into(),
-            backup_dir: root.join("backup/a"),
-            backup_keep: 0,
-        };
         let target = Target::Outbox(root.join("outbox"));
         let mut plan = Plan::new(1, true);
         assert_eq!(
@@ -426,22 +430,10 @@ mod tests {
     #[test]
     fn a_failed_move_to_backup_is_retried_as_a_move() {
         let root = tmp("move");
-        let spool = root.join("spool/a");
-        fs::create_dir_all(&spool).unwrap();
-        let part = spool.join("0000000003-x.log.gz");
-        fs::write(&part, gz(b"one\n")).unwrap();
+        let job = job_of(&root, &gz(b"one\n"), 5);
         // backup/a is a file: the move fails.
         fs::create_dir_all(root.join("backup")).unwrap();
         fs::write(root.join("backup/a"), b"").unwrap();
-        let job = DeliverJob {
-            source: "a".into(),
-            format: "SQUID".into(),
-            parts: vec![part.clone()],
-            collector: "c".into(),
-            prefix: "c_a_".into(),
-            backup_dir: root.join("backup/a"),
-            backup_keep: 5,
-        };
         let outbox = root.join("outbox");
         let target = Target::Outbox(outbox.clone());
         let mut plans = HashMap::new();
@@ -466,20 +458,9 @@ mod tests {
     #[test]
     fn a_damaged_segment_goes_to_quarantine_with_its_sidecar() {
         let root = tmp("quarantine");
-        let spool = root.join("spool/a");
-        fs::create_dir_all(&spool).unwrap();
-        let part = spool.join("0000000003-x.log.gz");
-        fs::write(&part, &gz(b"one\n")[..12]).unwrap();
+        let job = job_of(&root, &gz(b"one\n")[..12], 5);
+        let (spool, part) = (root.join("spool/a"), job.parts[0].clone());
         fs::write(spool.join("0000000003-x.name"), b"fw.log.gz\n12\n").unwrap();
-        let job = DeliverJob {
-            source: "a".into(),
-            format: "SQUID".into(),
-            parts: vec![part.clone()],
-            collector: "c".into(),
-            prefix: "c_a_".into(),
-            backup_dir: root.join("backup/a"),
-            backup_keep: 5,
-        };
         let target = Target::Outbox(root.join("outbox"));
         let got = attempt(&target, &job, &mut HashMap::new());
         assert!(

@@ -365,9 +365,7 @@ mod tests {
 
     #[test]
     fn large_segments_are_sealed_in_parts_cut_at_lines() {
-        let dir = std::env::temp_dir().join(format!("lc-parts-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::fresh_dir("parts");
         let raw = dir.join("0000000007-20261126T000000Z.log");
         // Incompressible lines, so parts fill up: ~2 MB in parts of ~300 KB.
         let mut x = 0x9E3779B97F4A7C15u64;
@@ -403,8 +401,7 @@ mod tests {
 
     #[test]
     fn seal_writes_an_intact_gzip_and_removes_the_raw_segment() {
-        let root = std::env::temp_dir().join(format!("lc-worker-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+        let root = crate::testing::fresh_dir("worker");
         let spool = root.join("spool/a");
         fs::create_dir_all(&spool).unwrap();
         let raw = spool.join("0000000001-20261126T000000Z.log");

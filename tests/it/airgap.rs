@@ -112,8 +112,6 @@ fn upload_from_delivers_complete_files_once_leaves_partial_ones_and_names_corrup
 
     // The connected side: its own config, delivering to the tenant.
     let cloud = Cloud::start(&["asa"]);
-    let token = dir.0.join("token");
-    fs::write(&token, format!("{}\n", cloud.token())).unwrap();
     let config = dir.0.join("lc.ini");
     fs::write(
         &config,
@@ -121,12 +119,7 @@ fn upload_from_delivers_complete_files_once_leaves_partial_ones_and_names_corrup
             &dir.0,
             "backup_keep = 3",
             "",
-            &format!(
-                "url = {}\ntoken_file = {}\nca_file = {}\n",
-                cloud.api_url(),
-                token.display(),
-                cloud.ca_pem().display()
-            ),
+            &cloud.delivery_config(&dir.0, ""),
         ),
     )
     .unwrap();

@@ -243,15 +243,8 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
 
 /// `lc upload --snapshot`: a config delivering to the stand-in, and the command's outcome.
 fn upload(cloud: &Cloud, dir: &TempDir, args: &[&str]) -> (Option<i32>, String) {
-    let token = dir.0.join("token");
-    std::fs::write(&token, format!("{}\n", cloud.token())).unwrap();
     let config = dir.0.join("lc.ini");
-    let delivery = format!(
-        "url = {}\ntoken_file = {}\nca_file = {}\n",
-        cloud.api_url(),
-        token.display(),
-        cloud.ca_pem().display()
-    );
+    let delivery = cloud.delivery_config(&dir.0, "");
     std::fs::write(&config, config_with(&dir.0, "", "", &delivery)).unwrap();
     let out = Command::new(LC)
         .arg("--config")

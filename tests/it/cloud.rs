@@ -476,11 +476,15 @@ impl Cloud {
     /// The `[delivery]` section's body for lc to deliver here, plus `extra` lines; the token
     /// is written into `dir`.
     pub fn delivery_config(&self, dir: &Path, extra: &str) -> String {
+        self.delivery_config_at(&self.api_url(), dir, extra)
+    }
+
+    /// `delivery_config` with the console at `url` (a proxy's view of it, a wrong port).
+    pub fn delivery_config_at(&self, url: &str, dir: &Path, extra: &str) -> String {
         let token = dir.join("token");
         fs::write(&token, format!("{}\n", self.token)).unwrap();
         format!(
-            "url = {}\ntoken_file = {}\nca_file = {}\n{extra}",
-            self.api_url(),
+            "url = {url}\ntoken_file = {}\nca_file = {}\n{extra}",
             token.display(),
             self.ca.ca_pem.display()
         )

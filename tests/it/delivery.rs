@@ -21,13 +21,7 @@ fn lc_for_env(cloud: &Cloud, tag: &str, extra: &str, env: &[(&str, &str)]) -> Lc
 /// `lc_for` with the console at `url` (the token and CA are `cloud`'s).
 fn lc_at(cloud: &Cloud, url: &str, tag: &str, extra: &str, env: &[(&str, &str)]) -> Lc {
     let dir = TempDir::new(tag);
-    let token = dir.0.join("token");
-    std::fs::write(&token, format!("{}\n", cloud.token())).unwrap();
-    let delivery = format!(
-        "url = {url}\ntoken_file = {}\nca_file = {}\n{extra}",
-        token.display(),
-        cloud.ca_pem().display()
-    );
+    let delivery = cloud.delivery_config_at(url, &dir.0, extra);
     let config = dir.0.join("lc.ini");
     std::fs::write(
         &config,
