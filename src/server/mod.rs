@@ -15,6 +15,7 @@
 //! worker threads of `spool::worker`, which report through a channel and the waker.
 
 mod chores;
+mod conns;
 mod housekeeping;
 mod lifecycle;
 pub mod listen;
@@ -32,22 +33,18 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::allow::canonical;
 use crate::clock;
-use crate::config::{Config, Receiver as Kind, Source};
+use crate::config::{Config, Source};
 use crate::ftp::jobs::{Dest, Spooled};
 use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
-use crate::logging::{LimitKey, LimitLog};
-use crate::proxy_header::Header;
-use crate::reactor::guard::{Limits, Refusal};
+use crate::logging::LimitLog;
+use crate::reactor::guard::Limits;
 use crate::reactor::slab::{Reuse, Slab};
-use crate::reactor::table::{ConnTable, Refused};
 use crate::reactor::{self, Owner, ACCEPT_BUDGET, CONN_BASE, LISTENER_BASE, SIGNALS, WAKER};
 use crate::spool::inventory::Action;
 use crate::spool::space::{Facts, Space, Step};
@@ -55,13 +52,12 @@ use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
 use crate::status::{self, Drop};
 use chores::{Chore, ChoreDone, Chores};
-use housekeeping::{Activity, Stale};
+use conns::Conns;
 use lifecycle::PidFile;
 pub use lifecycle::{block_signals, prepare, Prepared, RunError};
 use listen::{Listener, Socket};
 use reload::ReloadPlan;
 use source::SourceState;
-use stream::{read_plain, read_tls, Conn, Framing, ProxyRead, ProxyWait, ReadOutcome, TlsState};
 
 /// The shared read buffer; one read never returns more.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -81,8 +77,8 @@ pub struct Server {
     sources: Vec<SourceState>,
     /// Listener tokens are never reused within the process.
     listeners: Slab<Listener>,
-    /// Stream connections, their slots and the per-IP counts.
-    conns: ConnTable<Conn>,
+    /// Stream connections, their slots, per-IP counts and partial frames.
+    conns: Conns,
     /// Tokens that may have more to read, accept or receive.
     work: Vec<Token>,
     /// Connections with data waiting while the disk is full; back on `work` when it has room.
@@ -110,8 +106,6 @@ pub struct Server {
     /// A reload is being prepared on the chores thread; another SIGHUP meanwhile runs after it.
     reloading: bool,
     reload_again: bool,
-    /// Bytes of incomplete frames held by all stream connections, and the budget for them.
-    pending: usize,
     /// The syslog-tls configuration, when this instance serves syslog-tls sources.
     tls: Option<crate::tls::SyslogTls>,
     /// When the last SIGHUP was handled (ms since the epoch) and why it was refused, if it was:
@@ -164,7 +158,7 @@ impl Server {
             started: clock::unix_secs(SystemTime::now()),
             sources: Vec::new(),
             listeners: Slab::new(LISTENER_BASE, Reuse::Never),
-            conns: ConnTable::new(CONN_BASE, limits(&config)),
+            conns: Conns::new(limits(&config)),
             work: Vec::new(),
             parked: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES.max(config.collector.max_message_bytes + 1)],
@@ -185,7 +179,6 @@ impl Server {
             chores,
             reloading: false,
             reload_again: false,
-            pending: 0,
             tls,
             reloaded_at: 0,
             reload_error: None,
@@ -412,308 +405,38 @@ impl Server {
                 }
             };
             let source = l.source;
-            self.admit(stream, peer, source);
+            let max = self.config.collector.max_message_bytes;
+            let tls = self.tls.as_ref().map(|t| Arc::clone(&t.config));
+            let (conns, mut cx) = self.conns();
+            if let Some(token) = conns.admit(&mut cx, stream, peer, source, tls, max) {
+                self.work.push(token);
+            }
         }
         true
     }
 
-    /// Applies the allow list and connection limits to a new connection, then registers it.
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, source: usize) {
-        let ip = canonical(peer.ip());
-        let Server {
-            sources,
-            conns,
-            poll,
-            tls,
-            limit_log,
-            config,
-            work,
-            ..
-        } = self;
-        let src = &mut sources[source];
-        let name = &src.cfg.name;
-        let proxied = src.cfg.proxy_protocol.is_some();
-        if let Some(trusted) = &src.cfg.proxy_protocol {
-            // The allow list applies to the client the header will name, not the balancer.
-            if !trusted.allows(ip) {
-                src.counters.drop(Drop::ProxyUntrusted, 1);
-                let key = LimitKey::new(source, Drop::ProxyUntrusted.name()).with(ip, "");
-                limit_log.hit_key(key, || {
-                    format!("source {name}: {peer}: not in trusted_proxies, so no PROXY header is taken from it; connection closed")
-                });
-                return;
-            }
-        } else if !src.cfg.allow.allows(ip) {
-            src.counters.drop(Drop::NotAllowed, 1);
-            let key = LimitKey::new(source, Drop::NotAllowed.name()).with(ip, "");
-            limit_log.hit_key(key, || {
-                format!("source {name}: {peer}: sender not in the allow list; connection closed")
-            });
-            return;
-        }
-        let max = config.collector.max_message_bytes;
-        let admitted = conns.admit_with(ip, |token| {
-            let tls = if src.cfg.receiver == Kind::SyslogTls {
-                let Some(t) = tls else {
-                    return Err("no TLS configuration loaded".to_string());
-                };
-                let session = rustls::ServerConnection::new(Arc::clone(&t.config))
-                    .map_err(|e| format!("TLS: {e}"))?;
-                Some(Box::new(TlsState {
-                    session,
-                    handshake_since: Some(Instant::now()),
-                    spoke: false,
-                }))
-            } else {
-                None
-            };
-            // TLS writes handshake records, so it needs to hear when the socket takes more.
-            let interest = if tls.is_some() {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            poll.registry()
-                .register(&mut stream, token, interest)
-                .map_err(|e| format!("cannot register connection: {e}"))?;
-            Ok(Conn {
-                stream,
-                peer,
-                source,
-                framing: Framing::new(max, &src.cfg, peer.ip()),
-                last_active: Instant::now(),
-                tls,
-                proxy: proxied.then(ProxyWait::new),
-                early: Vec::new(),
-                balancer_check: false,
-            })
-        });
-        match admitted {
-            Ok(token) => {
-                src.counters.connections += 1;
-                src.counters.accepted += 1;
-                log::debug!("source {name}: {peer}: connected");
-                work.push(token);
-            }
-            Err(Refused::Limit(refusal)) => {
-                let (why, message) = match refusal {
-                    Refusal::Total(n) => (
-                        Drop::MaxConnections,
-                        format!("source {name}: {peer}: max_connections ({n}) reached; connection closed"),
-                    ),
-                    Refusal::PerIp(n) => (
-                        Drop::MaxConnectionsPerIp,
-                        format!("source {name}: {peer}: max_connections_per_ip ({n}) reached; connection closed"),
-                    ),
-                };
-                src.counters.drop(why, 1);
-                limit_log.hit(source, why.name(), || message);
-            }
-            Err(Refused::Failed(e)) => {
-                log::error!("source {name}: {peer}: {e}; connection closed");
-            }
-        }
+    /// The stream connections, and what their calls borrow of the instance.
+    fn conns(&mut self) -> (&mut Conns, conns::Ctx<'_>) {
+        let cx = conns::Ctx {
+            registry: self.poll.registry(),
+            sources: &mut self.sources,
+            limit_log: &mut self.limit_log,
+            scratch: &mut self.scratch,
+        };
+        (&mut self.conns, cx)
     }
 
     /// Reads one connection within its budget; returns whether it may have more to read.
     fn read_conn(&mut self, token: Token) -> bool {
-        if self.conns.get(token).is_some_and(|c| c.proxy.is_some()) && !self.space.full() {
-            if let Some(more) = self.read_proxy_header(token) {
-                return more;
-            }
-        }
-        let Server {
-            conns,
-            sources,
-            scratch,
-            space,
-            pending,
-            ..
-        } = self;
-        let Some(conn) = conns.get_mut(token) else {
-            return false;
-        };
-        if space.full() {
-            return true;
-        }
-        let src = &mut sources[conn.source];
-        let held = conn.framing.pending();
-        let (outcome, total) = if conn.tls.is_some() {
-            read_tls(conn, src, scratch)
-        } else {
-            read_plain(conn, src, scratch)
-        };
-        *pending = *pending - held + conn.framing.pending();
-        if total > 0 {
-            if let Some(t) = &mut conn.tls {
-                t.spoke = true;
-            }
-            conn.last_active = Instant::now();
-            src.counters.last_received = clock::unix_secs(SystemTime::now());
-        }
-        match outcome {
-            ReadOutcome::More => true,
-            ReadOutcome::Drained => {
-                conns.idle(token);
-                false
-            }
-            ReadOutcome::Closed(err) => {
-                let handshaking = conn
-                    .tls
-                    .as_ref()
-                    .is_some_and(|t| t.handshake_since.is_some() && (t.spoke || total > 0));
-                if handshaking {
-                    // A client that gives up mid-handshake (a port scan, a certificate it
-                    // did not like) is a failed handshake too.
-                    src.counters.drop(Drop::TlsHandshake, 1);
-                    let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                    let how = match &err {
-                        Some(e) => format!("reset ({e})"),
-                        None => "closed".to_string(),
-                    };
-                    let key = LimitKey::new(conn.source, "tls").with(peer.ip(), "cut short");
-                    self.limit_log.hit_key(key, || {
-                        format!("source {name}: {peer}: TLS handshake failed: the client {how} the connection before it finished")
-                    });
-                } else if let Some(e) = err.filter(|_| !conn.balancer_check) {
-                    log::info!(
-                        "source {}: {}: connection error: {e}",
-                        src.cfg.name,
-                        conn.peer
-                    );
-                }
-                self.close_conn(token);
-                false
-            }
-            ReadOutcome::TlsFailed(e) => {
-                src.counters.drop(Drop::TlsHandshake, 1);
-                let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                let why = crate::tls::explain(&e);
-                // Keyed by the reason without its numbers (times, lengths), so one peer's
-                // repeated failure is one key.
-                let kind: String = why.chars().filter(|c| !c.is_ascii_digit()).collect();
-                let key = LimitKey::new(conn.source, "tls").with(peer.ip(), kind);
-                self.limit_log.hit_key(key, || {
-                    format!("source {name}: {peer}: TLS handshake failed: {why}")
-                });
-                self.close_conn(token);
-                false
-            }
-            ReadOutcome::NameRefused(names) => {
-                src.counters.drop(Drop::NotAllowedCn, 1);
-                let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                let key = LimitKey::new(conn.source, "allow_cn").with(peer.ip(), names.join(","));
-                self.limit_log.hit_key(key, || {
-                    format!("source {name}: {peer}: client certificate names {names:?} not in allow_cn; connection closed")
-                });
-                self.close_conn(token);
-                false
-            }
-        }
-    }
-
-    /// Reads the PROXY protocol header of a `proxy_protocol = on` connection. Once it is
-    /// whole, the client it names is the connection's sender: its allow list, its per-IP
-    /// limit, its address in logs and in the rendering. `None` when the stream may be read
-    /// now; else whether there may be more to read.
-    fn read_proxy_header(&mut self, token: Token) -> Option<bool> {
-        let conn = self.conns.get_mut(token)?;
-        let src = &mut self.sources[conn.source];
-        let (name, balancer) = (src.cfg.name.clone(), conn.peer);
-        let balancer_ip = canonical(balancer.ip());
-        let refused = match stream::read_proxy(conn, &mut self.scratch) {
-            ProxyRead::Waiting => {
-                self.conns.idle(token);
-                return Some(false);
-            }
-            ProxyRead::Closed => {
-                self.close_conn(token);
-                return Some(false);
-            }
-            ProxyRead::Invalid(why) => (
-                Drop::ProxyHeader,
-                balancer_ip,
-                why,
-                format!("source {name}: {balancer}: {why}; connection closed"),
-            ),
-            // The balancer speaking for itself: a v2 LOCAL or v1 UNKNOWN header, or (HAProxy's
-            // v1 health checks) a header that names the balancer as the client. It is no
-            // sender's connection: nothing to refuse or count, and its reset is not news. It
-            // is read as a sender only when the allow list takes the balancer's address.
-            ProxyRead::Done(Header::Local) => return self.balancer_check(token),
-            ProxyRead::Done(Header::Proxied { client, .. })
-                if canonical(client.ip()) == balancer_ip =>
-            {
-                return self.balancer_check(token)
-            }
-            ProxyRead::Done(Header::Proxied { client, .. }) => {
-                let ip = canonical(client.ip());
-                if !src.cfg.allow.allows(ip) {
-                    (
-                        Drop::NotAllowed,
-                        ip,
-                        "",
-                        format!("source {name}: {client} (through {balancer}): sender not in the allow list; connection closed"),
-                    )
-                } else {
-                    match self.conns.readdress(token, ip) {
-                        Ok(()) => {
-                            let conn = self.conns.get_mut(token).expect("just read");
-                            conn.peer = client;
-                            conn.framing.set_peer(ip);
-                            log::debug!("source {name}: {client}: connected through {balancer}");
-                            return None;
-                        }
-                        Err(refusal) => (
-                            Drop::MaxConnectionsPerIp,
-                            ip,
-                            "",
-                            format!("source {name}: {client} (through {balancer}): max_connections_per_ip ({}) reached; connection closed", match refusal {
-                                Refusal::PerIp(n) | Refusal::Total(n) => n,
-                            }),
-                        ),
-                    }
-                }
-            }
-        };
-        let (why, peer, reason, message) = refused;
-        let conn = self.conns.get(token).expect("still open");
-        let source = conn.source;
-        self.sources[source].counters.drop(why, 1);
-        let key = LimitKey::new(source, why.name()).with(peer, reason);
-        self.limit_log.hit_key(key, || message);
-        self.close_conn(token);
-        Some(false)
-    }
-
-    /// A balancer's own connection after its PROXY header (see `read_proxy_header`).
-    fn balancer_check(&mut self, token: Token) -> Option<bool> {
-        let conn = self.conns.get_mut(token)?;
-        conn.balancer_check = true;
-        let src = &self.sources[conn.source];
-        log::debug!(
-            "source {}: {}: the balancer's own connection (a health check)",
-            src.cfg.name,
-            conn.peer
-        );
-        if src.cfg.allow.allows(canonical(conn.peer.ip())) {
-            return None;
-        }
-        self.close_conn(token);
-        Some(false)
+        let full = self.space.full();
+        let (conns, mut cx) = self.conns();
+        conns.read(&mut cx, token, full)
     }
 
     /// Closes a connection, keeping any partial frame the sender had sent.
     fn close_conn(&mut self, token: Token) {
-        let Some(mut conn) = self.conns.remove(token) else {
-            return;
-        };
-        let src = &mut self.sources[conn.source];
-        self.pending -= conn.framing.pending();
-        conn.framing.finish(src);
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        src.counters.connections -= 1;
-        log::debug!("source {}: {}: closed", src.cfg.name, conn.peer);
+        let (conns, mut cx) = self.conns();
+        conns.close(&mut cx, token);
     }
 
     /// Writes every source's buffered lines to its open segment.
@@ -1045,88 +768,20 @@ impl Server {
         self.chores.send(Chore::Unlink(unlink));
     }
 
-    /// Closes connections idle for `idle_timeout_secs`, and TLS connections whose handshake
-    /// has not finished within `handshake_timeout_secs` (a peer that stalls mid-handshake).
+    /// Closes connections idle for `idle_timeout_secs`, and those whose TLS handshake or
+    /// PROXY header has not come within `handshake_timeout_secs`.
     fn close_idle(&mut self, now: Instant) {
-        let timeout = self.config.collector.idle_timeout;
-        let handshake_timeout = self.config.collector.handshake_timeout;
-        let activity = self.conns.iter().map(|(token, c)| Activity {
-            token,
-            last_active: c.last_active,
-            // A PROXY header not yet sent counts as a handshake not yet done.
-            handshake_since: c
-                .proxy
-                .as_ref()
-                .map(|p| p.since)
-                .or_else(|| c.tls.as_ref().and_then(|t| t.handshake_since)),
-        });
-        for (token, why) in housekeeping::stale(activity, now, timeout, handshake_timeout) {
-            let conn = self.conns.get(token).expect("just listed");
-            let src = &mut self.sources[conn.source];
-            match why {
-                Stale::Handshake if conn.proxy.is_some() => {
-                    src.counters.drop(Drop::ProxyHeader, 1);
-                    let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                    let key = LimitKey::new(conn.source, Drop::ProxyHeader.name())
-                        .with(canonical(peer.ip()), "late");
-                    self.limit_log.hit_key(key, || {
-                        format!(
-                            "source {name}: {peer}: no PROXY header in {}s; closed",
-                            handshake_timeout.as_secs()
-                        )
-                    });
-                }
-                Stale::Handshake => {
-                    src.counters.drop(Drop::TlsHandshake, 1);
-                    let (name, peer) = (src.cfg.name.clone(), conn.peer);
-                    let key = LimitKey::new(conn.source, "tls").with(peer.ip(), "stalled");
-                    self.limit_log.hit_key(key, || {
-                        format!(
-                            "source {name}: {peer}: TLS handshake not done in {}s; closed",
-                            handshake_timeout.as_secs()
-                        )
-                    });
-                }
-                Stale::Idle => {
-                    src.counters.idle_closed += 1;
-                    log::info!(
-                        "source {}: {}: idle for {}s; closed",
-                        src.cfg.name,
-                        conn.peer,
-                        timeout.as_secs()
-                    );
-                }
-            }
-            self.close_conn(token);
-        }
+        let collector = &self.config.collector;
+        let (idle, handshake) = (collector.idle_timeout, collector.handshake_timeout);
+        let (conns, mut cx) = self.conns();
+        conns.close_idle(&mut cx, now, idle, handshake);
     }
 
-    /// Over the budget for partial frames (`max_pending_bytes`): the largest are cut, each
-    /// kept as a truncated message, until the bytes held fit again.
+    /// Over `max_pending_bytes`, the largest partial frames are cut.
     fn enforce_pending_budget(&mut self) {
         let budget = self.config.collector.max_pending_bytes;
-        if self.pending <= budget {
-            return;
-        }
-        let held = self
-            .conns
-            .iter()
-            .map(|(t, c)| (t, c.framing.pending()))
-            .collect();
-        let total = self.pending;
-        for token in housekeeping::cuts(held, total, budget) {
-            let Some(conn) = self.conns.get_mut(token) else {
-                continue;
-            };
-            let src = &mut self.sources[conn.source];
-            let freed = conn.framing.cut(src);
-            self.pending -= freed;
-            let (name, peer) = (src.cfg.name.clone(), conn.peer);
-            let key = LimitKey::new(conn.source, "max_pending_bytes").with(peer.ip(), "");
-            self.limit_log.hit_key(key, || {
-                format!("source {name}: {peer}: incomplete frames of all connections hold {total} bytes, over max_pending_bytes ({budget}); kept this sender's {freed} bytes as a truncated message")
-            });
-        }
+        let (conns, mut cx) = self.conns();
+        conns.cut_pending(&mut cx, budget);
     }
 
     /// Reads the kernel's per-socket drop counters for this instance's UDP sockets.
@@ -1173,7 +828,7 @@ impl Server {
             disk_total: self.disk_total,
             disk_full: self.space.full(),
             connections: self.conns.len(),
-            pending_bytes: self.pending,
+            pending_bytes: self.conns.pending(),
             reloaded_at: self.reloaded_at,
             reload_error: self.reload_error.as_deref(),
             tls: self.tls.as_ref(),
@@ -1335,7 +990,8 @@ impl Server {
             );
             self.sources[i].retired = true;
             self.seal_open(i);
-            self.close_conns_of(i);
+            let (conns, mut cx) = self.conns();
+            conns.close_of(&mut cx, i);
         }
         for (i, cfg) in plan.update {
             self.sources[i].retired = false;
@@ -1440,18 +1096,6 @@ impl Server {
         closed
     }
 
-    fn close_conns_of(&mut self, source: usize) {
-        let tokens: Vec<Token> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.source == source)
-            .map(|(t, _)| t)
-            .collect();
-        for token in tokens {
-            self.close_conn(token);
-        }
-    }
-
     /// SIGTERM: stop listening, read what senders already sent, seal, wait for the sealer.
     fn stop(mut self) -> Result<(), RunError> {
         crate::notify::stopping();
@@ -1472,7 +1116,7 @@ impl Server {
         self.check_disk();
         for token in self.conns.tokens() {
             while !self.space.full() && Instant::now() < deadline && self.read_conn(token) {
-                if let Some(i) = self.conns.get(token).map(|c| c.source) {
+                if let Some(i) = self.conns.source_of(token) {
                     self.flush_source(i);
                 }
             }
