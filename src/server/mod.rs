@@ -667,15 +667,8 @@ impl Server {
         self.close_idle(now);
         self.http
             .tick(&self.config.collector, self.poll.registry(), now);
+        self.tell_ftp_room();
         if let Some(ftp) = &mut self.ftp {
-            // What an upload may add without making check_disk evict acknowledged data.
-            let backlog: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
-            let spool = &self.config.spool;
-            let mut room = spool.max_spool_bytes.saturating_sub(backlog);
-            if self.disk_total > 0 {
-                room = room.min(self.disk_free.saturating_sub(spool.min_free_bytes));
-            }
-            ftp.set_disk(self.space.full(), self.space.full(), room);
             ftp.tick(self.poll.registry(), now);
         }
         if now >= self.next_status {
@@ -1188,6 +1181,19 @@ impl Server {
         }
     }
 
+    /// Tells the FTP server what an upload may add without making `check_disk` evict
+    /// acknowledged data, and whether the disk is full.
+    fn tell_ftp_room(&mut self) {
+        let Some(ftp) = &mut self.ftp else { return };
+        let backlog: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
+        let spool = &self.config.spool;
+        let mut room = spool.max_spool_bytes.saturating_sub(backlog);
+        if self.disk_total > 0 {
+            room = room.min(self.disk_free.saturating_sub(spool.min_free_bytes));
+        }
+        ftp.set_disk(self.space.full(), self.space.full(), room);
+    }
+
     fn ftp_events(&mut self, events: Vec<FtpEvent>) {
         for event in events {
             match event {
@@ -1241,6 +1247,10 @@ impl Server {
                         vec![src.spool.inv.raw(seq, raw, bytes)]
                     };
                     self.act(i, next);
+                    // The client hears 226 now and may send the next upload at once: the room
+                    // it may take counts this one from here, not from the next tick (which
+                    // may have come between its end and its commit, and forgotten it).
+                    self.tell_ftp_room();
                 }
             }
         }
