@@ -327,7 +327,7 @@ fn forget_delivered_manifests(dir: &Path, names: &[String]) {
 
 /// Keeps the newest `keep` files of a backup folder, in the order files are delivered.
 fn prune(backup: &Path, keep: usize) -> io::Result<()> {
-    let mut files: Vec<(OrderKey, PathBuf)> = fs::read_dir(backup)
+    let files: Vec<(OrderKey, PathBuf)> = fs::read_dir(backup)
         .map_err(|e| annotate(backup, e))?
         .flatten()
         .filter_map(|e| {
@@ -335,17 +335,7 @@ fn prune(backup: &Path, keep: usize) -> io::Result<()> {
             is_data(&name).then(|| (key_of_name(&name), e.path()))
         })
         .collect();
-    if files.len() <= keep {
-        return Ok(());
-    }
-    files.sort();
-    let mut first_error = None;
-    for (_, path) in &files[..files.len() - keep] {
-        if let Err(e) = fs::remove_file(path) {
-            first_error.get_or_insert(annotate(path, e));
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    crate::deliver::worker::keep_newest(files, keep)
 }
 
 /// `order_key` from a name alone: the segment name is what follows the last `_` before

@@ -310,7 +310,7 @@ fn quarantine(parts: &[PathBuf]) -> io::Result<()> {
 
 /// Keeps the newest `keep` segment files of `dir` (by sequence number in the name).
 pub fn prune_backup(dir: &Path, keep: usize) -> io::Result<()> {
-    let mut files: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+    let files: Vec<(u64, PathBuf)> = fs::read_dir(dir)
         .map_err(|e| annotate(dir, e))?
         .flatten()
         .filter_map(|e| {
@@ -320,13 +320,18 @@ pub fn prune_backup(dir: &Path, keep: usize) -> io::Result<()> {
             ))
         })
         .collect();
+    keep_newest(files, keep)
+}
+
+/// Removes all but the last `keep` of `files` in the order of their keys (oldest first). One
+/// file that will not go does not keep the others: the first error is returned at the end.
+pub fn keep_newest<K: Ord>(mut files: Vec<(K, PathBuf)>, keep: usize) -> io::Result<()> {
     if files.len() <= keep {
         return Ok(());
     }
     files.sort();
     let mut first_error = None;
     for (_, path) in &files[..files.len() - keep] {
-        // One file that will not go must not keep the others.
         if let Err(e) = fs::remove_file(path) {
             first_error.get_or_insert(annotate(path, e));
         }
