@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::cloud::Cloud;
-use crate::harness::{base_config, config_with, wait_for, Lc, TempDir, LC};
+use crate::harness::{base_config, config_with, lc_with_config, wait_for, Lc, TempDir, LC};
 
 fn corpus(name: &str) -> String {
     format!("{}/tests/corpus/formats/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -94,12 +94,7 @@ fn send_tcp(lc: &Lc, source: &str, text: &str) {
 
 /// `lc check SOURCE` against `lc`'s config: exit code, and stdout then stderr.
 fn check_source(lc: &Lc, source: &str) -> (Option<i32>, String) {
-    let out = Command::new(LC)
-        .arg("--config")
-        .arg(&lc.config)
-        .args(["check", source])
-        .output()
-        .unwrap();
+    let out = lc_with_config(&lc.config, &["check", source]);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -161,12 +156,7 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
     });
     let warning = "source asa-hq: 100 % of recent lines look like FortiGate, not CISCO_ASA_SYSLOG";
     assert_eq!(lc.log().matches(warning).count(), 1, "{}", lc.log());
-    let status = Command::new(LC)
-        .arg("--config")
-        .arg(&lc.config)
-        .arg("status")
-        .output()
-        .unwrap();
+    let status = lc_with_config(&lc.config, &["status"]);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
         status.contains("format warning: 0 % of the last ")
@@ -219,12 +209,7 @@ fn asa_source_receiving_fortigate_lines_warns_once_until_reloaded_with_the_right
         metric(&metrics, "lc_source_format_warning") == Some(0.0)
     });
     assert_eq!(lc.log().matches(warning).count(), 1, "{}", lc.log());
-    let status = Command::new(LC)
-        .arg("--config")
-        .arg(&lc.config)
-        .args(["status", "-v"])
-        .output()
-        .unwrap();
+    let status = lc_with_config(&lc.config, &["status", "-v"]);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
         status.contains("format ok: 100 % of the last ")
@@ -246,13 +231,7 @@ fn upload(cloud: &Cloud, dir: &TempDir, args: &[&str]) -> (Option<i32>, String) 
     let config = dir.0.join("lc.ini");
     let delivery = cloud.delivery_config(&dir.0, "");
     std::fs::write(&config, config_with(&dir.0, "", "", &delivery)).unwrap();
-    let out = Command::new(LC)
-        .arg("--config")
-        .arg(&config)
-        .arg("upload")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = lc_with_config(&config, &[&["upload"], args].concat());
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -324,19 +303,15 @@ fn a_snapshot_upload_reaches_the_tenant_as_a_snapshot_and_mismatched_files_need_
     let outbox = TempDir::new("snapshot-outbox");
     let config = outbox.0.join("lc.ini");
     std::fs::write(&config, base_config(&outbox.0, "", "")).unwrap();
-    let out = Command::new(LC)
-        .arg("--config")
-        .arg(&config)
-        .args([
-            "upload",
-            "--snapshot",
-            "x",
-            "--format",
-            "CISCO_ASA_SYSLOG",
-            &asa,
-        ])
-        .output()
-        .unwrap();
+    let args = [
+        "upload",
+        "--snapshot",
+        "x",
+        "--format",
+        "CISCO_ASA_SYSLOG",
+        &asa,
+    ];
+    let out = lc_with_config(&config, &args);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("a snapshot report needs a console"));
 }

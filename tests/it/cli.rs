@@ -83,11 +83,7 @@ fn config_check_reports_every_problem_with_file_and_line() {
          [source b]\nformat = SQUID\nreceiver = syslog-udp\nport = 514\nallow = 10.0.0.0/33\n",
     )
     .unwrap();
-    let out = Command::new(LC)
-        .args(["config", "check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = crate::harness::lc_with_config(&path, &["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     let p = path.display();
@@ -348,11 +344,7 @@ fn a_bad_ca_file_or_missing_token_is_a_config_error_naming_the_file() {
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/harness.rs")).unwrap(),
     )
     .unwrap();
-    let out = Command::new(LC)
-        .args(["config", "check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = crate::harness::lc_with_config(&config, &["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains(&format!("{}: cannot read the API token", token.display())));
@@ -476,13 +468,8 @@ fn a_broken_source_on_another_port_is_a_warning() {
             + "[source b]\nformat = CISCO\nreceiver = syslog-tcp\nport = 601\n",
     )
     .unwrap();
-    let check = |port: &str| {
-        Command::new(LC)
-            .args(["config", "check", "--port", port, "--config"])
-            .arg(&config)
-            .output()
-            .unwrap()
-    };
+    let check =
+        |port: &str| crate::harness::lc_with_config(&config, &["config", "check", "--port", port]);
     let out = check("0");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");

@@ -434,15 +434,19 @@ pub fn set_password(config: &Path, user: &str, password: &str) {
     );
 }
 
-/// `lc status ARGS` against `config`: (exit code, stdout, stderr).
-pub fn lc_status(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(LC)
-        .arg("status")
-        .args(args)
+/// `lc --config CONFIG ARGS`, run to its end.
+pub fn lc_with_config(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(LC)
         .arg("--config")
         .arg(config)
+        .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `lc status ARGS` against `config`: (exit code, stdout, stderr).
+pub fn lc_status(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = lc_with_config(config, &[&["status"], args].concat());
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -460,11 +460,7 @@ fn config_check_says_when_a_value_looks_cut() {
         base_config(&dir.0, "", "") + &format!("proxy = http://lcuser:{a} ;{b}@127.0.0.1:3128\n"),
     )
     .unwrap();
-    let out = Command::new(LC)
-        .args(["config", "check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = crate::harness::lc_with_config(&config, &["config", "check"]);
     let said = text(&out);
     assert!(
         said.contains(&format!(
