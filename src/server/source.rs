@@ -2,7 +2,7 @@
 //!
 //! `SourceState` stores received messages (rendered, counted), builds the delivery job for a
 //! batch the spool's inventory chose, and counts and logs what deliveries do (the decisions,
-//! which batch and when, are the inventory's: `spool/inventory.rs`). It sends nothing itself;
+//! which batch and when, are the inventory's: `spool/inventory/`). It sends nothing itself;
 //! the loop hands the jobs to the workers. Receivers (`udp.rs`, `stream.rs`) write into it;
 //! it calls none of them.
 //!

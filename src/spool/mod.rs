@@ -5,7 +5,7 @@
 //! reaches the kernel promptly without a syscall per message. A segment is sealed at
 //! `rotate_bytes` or `rotate_secs`; sealing (gzip to `SEQ-STAMP.log.gz`), fsync and delivery
 //! happen on the worker threads in `worker.rs`, which report back to the loop. What follows
-//! the open segment (raw, sealed, in a batch, retries) is the spool's `inventory.rs`, pure;
+//! the open segment (raw, sealed, in a batch, retries) is the spool's `inventory/`, pure;
 //! `space.rs` keeps the disk limits across sources. The loop performs what they answer; the
 //! workers only do what they are told.
 //!
