@@ -11,6 +11,7 @@ pub mod command;
 pub mod content;
 pub mod control;
 pub mod data;
+pub mod expiry;
 pub mod jobs;
 pub mod listing;
 pub mod lockout;

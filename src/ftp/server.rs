@@ -29,6 +29,7 @@ use super::command::{escaped, is_latin1, parse};
 use super::content::{self, Kind as Content};
 use super::control::{Control, Next};
 use super::data::{DataConn, HeaderRead, HeaderWait, Task};
+use super::expiry::{self, Clock, Due, Timeouts};
 use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Spooled, Stat};
 use super::lockout::Lockout;
 use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
@@ -51,8 +52,6 @@ use crate::tls::FtpTls;
 /// Bytes read from one data connection before others get a turn.
 const READ_BUDGET: usize = 4 << 20;
 const ACCEPT_BUDGET: usize = 64;
-/// A client must connect to its passive port (or accept our active connect) within this.
-const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A failed login is answered after this, to slow guessing down.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 /// One read from a data connection (and one write to the upload's file) at most.
@@ -117,16 +116,6 @@ enum Refused {
     NotAllowed,
     LockedOut,
     Limit(Refusal),
-}
-
-/// Why `tick` ends something.
-enum Expired {
-    Idle,
-    /// No PROXY protocol header within `handshake_timeout_secs`.
-    NoHeader(SocketAddr),
-    NoDataConnection,
-    Stalled(ConnRef),
-    Unused,
 }
 
 enum Entry {
@@ -375,75 +364,59 @@ impl FtpServer {
     /// Timeouts: idle sessions, data connections that never came, held-back replies, lockouts.
     pub fn tick(&mut self, registry: &Registry, now: Instant) {
         self.failures.expire(now);
-        let idle = self.cfg.idle_timeout;
-        let header_timeout = self.header_timeout;
-        let header_late = |since: Instant| now.duration_since(since) >= header_timeout;
+        let timeouts = Timeouts {
+            idle: self.cfg.idle_timeout,
+            header: self.header_timeout,
+        };
         for slot in self.slab.tokens() {
-            let expired = match self.slab.get_mut(slot) {
-                Some(Entry::Control(c))
-                    if c.header.as_ref().is_some_and(|w| header_late(w.since)) =>
-                {
-                    Some(Expired::NoHeader(c.peer))
-                }
-                Some(Entry::Data(d))
-                    if d.header.as_ref().is_some_and(|(w, _)| header_late(w.since)) =>
-                {
-                    Some(Expired::NoHeader(
-                        d.header.as_ref().expect("checked").0.from,
-                    ))
-                }
-                Some(Entry::Control(c)) => {
-                    if c.delayed.as_ref().is_some_and(|(at, _)| *at <= now) {
-                        let (_, reply) = c.delayed.take().expect("checked");
-                        c.busy = false;
-                        c.reply(reply);
-                        self.slab.idle(slot);
-                        self.wake(slot);
-                        None
-                    } else if c
-                        .waiting_since
-                        .is_some_and(|t| now.duration_since(t) >= DATA_CONNECT_TIMEOUT)
-                    {
-                        Some(Expired::NoDataConnection)
-                    } else if !c.transferring
-                        && !c.busy
-                        && now.duration_since(c.last_active) >= idle
-                    {
-                        Some(Expired::Idle)
-                    } else {
-                        None
-                    }
-                }
-                Some(Entry::Data(d))
-                    if now.duration_since(d.last_active) >= idle.max(DATA_CONNECT_TIMEOUT) =>
-                {
-                    if d.task.is_some() {
-                        Some(Expired::Stalled(d.owner))
-                    } else {
-                        // Connected but never used: no command waits for a reply about it.
-                        Some(Expired::Unused)
-                    }
-                }
-                _ => None,
+            let clock = match self.slab.get(slot) {
+                Some(Entry::Control(c)) => Clock::Control {
+                    header_since: c.header.as_ref().map(|w| w.since),
+                    reply_at: c.delayed.as_ref().map(|(at, _)| *at),
+                    waiting_since: c.waiting_since,
+                    working: c.transferring || c.busy,
+                    last_active: c.last_active,
+                },
+                Some(Entry::Data(d)) => Clock::Data {
+                    header_since: d.header.as_ref().map(|(w, _)| w.since),
+                    has_task: d.task.is_some(),
+                    last_active: d.last_active,
+                },
+                _ => continue,
             };
-            match expired {
+            match expiry::due(clock, now, timeouts) {
                 None => {}
-                Some(Expired::NoHeader(from)) => {
+                Some(Due::Reply) => {
+                    let c = self.control(slot);
+                    let (_, reply) = c.delayed.take().expect("due");
+                    c.busy = false;
+                    c.reply(reply);
+                    self.slab.idle(slot);
+                    self.wake(slot);
+                }
+                Some(Due::NoHeader) => {
+                    let from = match self.slab.get(slot) {
+                        Some(Entry::Control(c)) => c.header.as_ref().map(|w| w.from),
+                        Some(Entry::Data(d)) => d.header.as_ref().map(|(w, _)| w.from),
+                        _ => None,
+                    }
+                    .expect("due");
                     self.counters.proxy_header += 1;
-                    let secs = self.header_timeout.as_secs();
+                    let secs = timeouts.header.as_secs();
                     self.warn_peer("proxy_header", from.ip(), "late", || {
                         format!("ftp: {from}: no PROXY header in {secs}s; closed")
                     });
                     self.close(registry, slot);
                 }
-                Some(Expired::Idle) => {
+                Some(Due::Idle) => {
                     let c = self.control(slot);
-                    log::info!("ftp: {}: idle for {}s; closed", c.peer, idle.as_secs());
+                    let secs = timeouts.idle.as_secs();
+                    log::info!("ftp: {}: idle for {secs}s; closed", c.peer);
                     c.reply(Reply::new(421, "idle too long; closing"));
                     let _ = c.stream.flush();
                     self.close(registry, slot);
                 }
-                Some(Expired::NoDataConnection) => self.end_transfer(
+                Some(Due::NoDataConnection) => self.end_transfer(
                     registry,
                     slot,
                     Some(Reply::new(
@@ -451,15 +424,21 @@ impl FtpServer {
                         "no data connection came; use PASV or EPSV again",
                     )),
                 ),
-                Some(Expired::Unused) => self.close(registry, slot),
-                Some(Expired::Stalled(owner)) => match self.control_slot(owner) {
-                    Some(c) => self.end_transfer(
-                        registry,
-                        c,
-                        Some(Reply::new(426, "data connection stalled; transfer aborted")),
-                    ),
-                    None => self.close(registry, slot),
-                },
+                Some(Due::Unused) => self.close(registry, slot),
+                Some(Due::Stalled) => {
+                    let owner = match self.slab.get(slot) {
+                        Some(Entry::Data(d)) => d.owner,
+                        _ => unreachable!("stalled is a data connection's"),
+                    };
+                    match self.control_slot(owner) {
+                        Some(c) => self.end_transfer(
+                            registry,
+                            c,
+                            Some(Reply::new(426, "data connection stalled; transfer aborted")),
+                        ),
+                        None => self.close(registry, slot),
+                    }
+                }
             }
         }
     }
