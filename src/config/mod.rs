@@ -193,7 +193,6 @@ pub fn parse_str_for(
 }
 
 impl Config {
-    /// The sources an instance serves: `lc run PORT` takes the syslog sources on PORT (and, when
     /// Every section of the file, validated, with the defaults for those it lacks.
     fn read(v: &mut Validator, sections: &[ini::Section], path: &Path) -> Config {
         let mut collector = None;
@@ -249,6 +248,7 @@ impl Config {
             s.listen.get_or_insert_with(|| collector.listen.clone());
         }
         source::cross_checks(v, &sources, ftp.port);
+        source::metrics_clash(v, &collector, &ftp, &sources);
         Config {
             path: path.to_path_buf(),
             collector,
@@ -259,6 +259,7 @@ impl Config {
         }
     }
 
+    /// The sources an instance serves: `lc run PORT` takes the syslog sources on PORT (and, when
     /// PORT is the FTP port, the FTP sources); `lc run` takes all.
     pub fn sources_for(&self, port: Option<u16>) -> Vec<Source> {
         self.sources
@@ -277,8 +278,6 @@ impl Config {
 mod tests {
     use super::*;
 
-    /// Validates `input` and renders the outcome as one string: the sources on success, or
-    /// every problem as `LINE: message` on failure.
     /// `input` validated: its sources (`name format receiver port`), or its problems
     /// (`line: message`), one a line.
     #[track_caller]

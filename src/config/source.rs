@@ -3,10 +3,11 @@
 //! tells (`Site`: whose problem it is), and the checks across sources.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use super::values::{valid_name, Keys, Validator};
-use super::{formats, ini, FramingMode, Listen, Render};
-use crate::allow::AllowList;
+use super::{formats, ini, Collector, FramingMode, Ftp, Listen, Render};
+use crate::allow::{canonical, AllowList};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Receiver {
@@ -283,11 +284,139 @@ pub(super) fn cross_checks(v: &mut Validator, sources: &[Source], ftp_port: u16)
     }
 }
 
+/// `metrics_listen` on a TCP port that a syslog source or the FTP server binds at an address
+/// covering it: one of the two binds would fail at run time, whichever instance comes second.
+/// Every instance reads the key, so it is an error for all of them.
+pub(super) fn metrics_clash(v: &mut Validator, c: &Collector, ftp: &Ftp, sources: &[Source]) {
+    let Some(m) = c.metrics_listen.filter(|m| m.port() != 0) else {
+        return;
+    };
+    let mut clashes = Vec::new();
+    for s in sources {
+        if !s.receiver.is_syslog() || s.receiver.is_udp() || s.port != m.port() {
+            continue;
+        }
+        if let Some(at) = s.listen.as_ref().and_then(|l| covering(l, m.ip())) {
+            clashes.push(format!(
+                "source {:?} ({}, line {}), which listens on TCP port {} at {at}",
+                s.name,
+                s.receiver.as_str(),
+                s.line,
+                s.port
+            ));
+        }
+    }
+    // The FTP server runs when there are FTP sources; it binds the collector's `listen`, and
+    // a passive port at the address the control connection came to.
+    let ftp_source = sources.iter().find(|s| !s.receiver.is_syslog());
+    if let (Some(f), Some(at)) = (ftp_source, covering(&c.listen, m.ip())) {
+        let server = format!("the FTP server of source {:?} (line {})", f.name, f.line);
+        let (first, last) = ftp.passive_ports;
+        if ftp.port == m.port() {
+            clashes.push(format!(
+                "{server}, which listens on TCP port {} at {at} ([ftp] port)",
+                ftp.port
+            ));
+        } else if first != 0 && (first..=last).contains(&m.port()) {
+            clashes.push(format!(
+                "{server}, whose passive data ports {first}-{last} take TCP port {} at {at} ([ftp] passive_ports)",
+                m.port()
+            ));
+        }
+    }
+    for clash in clashes {
+        v.problem(
+            v.metrics_line,
+            format!("metrics_listen {m} clashes with {clash}"),
+        );
+    }
+}
+
+/// The address of `listen` whose socket also takes `ip`'s port, as the config writes it: `*`
+/// is one dual-stack socket; an explicit `::` or `0.0.0.0` covers its own family only
+/// (`server/listen.rs` binds explicit IPv6 addresses IPv6-only).
+fn covering(listen: &Listen, ip: IpAddr) -> Option<String> {
+    let ip = canonical(ip);
+    match listen {
+        Listen::Any => Some("*".to_string()),
+        Listen::Addrs(addrs) => addrs
+            .iter()
+            .find(|a| {
+                let a = canonical(**a);
+                a == ip || (a.is_unspecified() && a.is_ipv4() == ip.is_ipv4())
+            })
+            .map(IpAddr::to_string),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::parse_str;
     use super::super::tests::{check, ASA};
     use std::path::Path;
+
+    /// metrics_listen on a port a TCP receiver binds at an address that covers it: one of the
+    /// two binds would fail at run time (on Linux a wildcard listener and a loopback one cannot
+    /// share a port), so the config is refused with the key, the source and the port.
+    #[test]
+    fn metrics_listen_clashing_with_a_tcp_receiver() {
+        let metrics = |addr: &str| format!("[collector]\nmetrics_listen = {addr}\n");
+        let tcp = |receiver: &str, port: u16, listen: &str| {
+            format!("[source a]\nformat = SQUID\nreceiver = {receiver}\nport = {port}\n{listen}")
+        };
+        let ftp = "[source f]\nformat = SQUID\nreceiver = ftp\n";
+        check(
+            &(metrics("127.0.0.1:601") + &tcp("syslog-tcp", 601, "")),
+            "2: metrics_listen 127.0.0.1:601 clashes with source \"a\" (syslog-tcp, line 3), which listens on TCP port 601 at *",
+        );
+        check(
+            &(metrics("[::1]:6514") + &tcp("syslog-tls", 6514, "listen = ::1\n")),
+            "2: metrics_listen [::1]:6514 clashes with source \"a\" (syslog-tls, line 3), which listens on TCP port 6514 at ::1",
+        );
+        check(
+            &(metrics("127.0.0.1:601") + &tcp("syslog-tcp", 601, "listen = 0.0.0.0\n")),
+            "2: metrics_listen 127.0.0.1:601 clashes with source \"a\" (syslog-tcp, line 3), which listens on TCP port 601 at 0.0.0.0",
+        );
+        // UDP, another port, or addresses that do not cover the loopback one: no clash.
+        check(
+            &(metrics("127.0.0.1:514") + ASA),
+            "asa CISCO_ASA_SYSLOG syslog-udp 514",
+        );
+        check(
+            &(metrics("127.0.0.1:602") + &tcp("syslog-tcp", 601, "")),
+            "a SQUID syslog-tcp 601",
+        );
+        check(
+            &(metrics("127.0.0.1:601") + &tcp("syslog-tcp", 601, "listen = 10.0.0.5, ::\n")),
+            "a SQUID syslog-tcp 601",
+        );
+        check(
+            &(metrics("[::1]:601") + &tcp("syslog-tcp", 601, "listen = 0.0.0.0\n")),
+            "a SQUID syslog-tcp 601",
+        );
+        check(
+            &(metrics("127.0.0.1:0") + &tcp("syslog-tcp", 0, "")),
+            "a SQUID syslog-tcp 0",
+        );
+        // The FTP server's control port and passive range, when there are FTP sources.
+        check(
+            &(metrics("127.0.0.1:21") + ftp),
+            "2: metrics_listen 127.0.0.1:21 clashes with the FTP server of source \"f\" (line 3), which listens on TCP port 21 at * ([ftp] port)",
+        );
+        check(
+            &(metrics("127.0.0.1:20050") + ftp),
+            "2: metrics_listen 127.0.0.1:20050 clashes with the FTP server of source \"f\" (line 3), whose passive data ports 20000-20099 take TCP port 20050 at * ([ftp] passive_ports)",
+        );
+        check(
+            &(metrics("127.0.0.1:2121") + "[ftp]\nport = 2121\n" + ftp),
+            "2: metrics_listen 127.0.0.1:2121 clashes with the FTP server of source \"f\" (line 5), which listens on TCP port 2121 at * ([ftp] port)",
+        );
+        check(&metrics("127.0.0.1:21"), "");
+        check(
+            &("[collector]\nlisten = 10.0.0.5\nmetrics_listen = 127.0.0.1:21\n".to_string() + ftp),
+            "f SQUID ftp 0",
+        );
+    }
 
     #[test]
     fn proxy_protocol() {

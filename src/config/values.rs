@@ -17,6 +17,8 @@ use crate::allow::{canonical, AllowList, Cidr};
 pub(super) struct Validator {
     pub base: PathBuf,
     pub problems: Vec<Problem>,
+    /// The line of `metrics_listen`, for what `source::metrics_clash` finds later.
+    pub metrics_line: usize,
 }
 
 /// The entries of one section, taken key by key; what is left at the end is unknown.
@@ -72,6 +74,7 @@ impl Validator {
         Validator {
             base,
             problems: Vec::new(),
+            metrics_line: 0,
         }
     }
 
@@ -205,6 +208,7 @@ impl Validator {
     /// serves (source names, peers' errors, the backlog) is for this host's scraper alone.
     pub fn metrics_listen(&mut self, e: Option<&ini::Entry>) -> Option<SocketAddr> {
         let e = e.filter(|e| !e.value.is_empty())?;
+        self.metrics_line = e.line;
         match e.value.parse::<SocketAddr>() {
             Ok(a) if canonical(a.ip()).is_loopback() => Some(a),
             Ok(_) => {

@@ -81,6 +81,8 @@ pub struct MetricsHttp {
     next_bind: Option<Instant>,
     /// The last bind failure logged (said again only when it changes).
     bind_said: Option<String>,
+    /// Binds in a row that found the address in use with no lc instance saying it serves it.
+    unclaimed: u32,
     /// The last run_dir warning logged, likewise.
     read_said: Option<String>,
     requests: u64,
@@ -98,6 +100,7 @@ impl Default for MetricsHttp {
             work: Vec::new(),
             next_bind: None,
             bind_said: None,
+            unclaimed: 0,
             read_said: None,
             requests: 0,
             refused: BTreeMap::new(),
@@ -152,6 +155,7 @@ impl MetricsHttp {
             self.run_dir = c.run_dir.clone();
             self.next_bind = Some(now);
             self.bind_said = None;
+            self.unclaimed = 0;
         }
         if let (Some(addr), None) = (self.want, &self.listener) {
             if self.next_bind.is_none_or(|t| now >= t) {
@@ -208,20 +212,27 @@ impl MetricsHttp {
                 self.work.push(LISTENER);
             }
             Err(e) => {
-                let said = if e.kind() == io::ErrorKind::AddrInUse {
-                    format!("metrics: metrics_listen {addr} is in use (another lc instance serves every instance's metrics there); trying again every {}s to take over", BIND_RETRY.as_secs())
+                let (level, said) = if e.kind() == io::ErrorKind::AddrInUse {
+                    // Whoever holds it may be an lc instance (which then serves every
+                    // instance's metrics) or any other program: only the snapshots tell.
+                    let snapshots = crate::status::read_all_noting(&self.run_dir, &mut |_| {})
+                        .unwrap_or_default();
+                    let holder = holder(&snapshots, addr);
+                    self.unclaimed = if holder.is_some() {
+                        0
+                    } else {
+                        self.unclaimed + 1
+                    };
+                    in_use(addr, holder, self.unclaimed, &self.run_dir)
                 } else {
-                    format!(
+                    let said = format!(
                         "metrics: cannot listen on metrics_listen {addr}: {e}; trying again every {}s",
                         BIND_RETRY.as_secs()
-                    )
+                    );
+                    (log::Level::Warn, said)
                 };
                 if self.bind_said.as_ref() != Some(&said) {
-                    if e.kind() == io::ErrorKind::AddrInUse {
-                        log::info!("{said}");
-                    } else {
-                        log::warn!("{said}");
-                    }
+                    log::log!(level, "{said}");
                     self.bind_said = Some(said);
                 }
             }
@@ -398,5 +409,100 @@ impl MetricsHttp {
         if let Some(l) = &mut self.listener {
             let _ = registry.deregister(&mut l.socket);
         }
+    }
+}
+
+/// The live instance whose snapshot says it serves `addr`: its name and pid.
+fn holder(snapshots: &[Value], addr: SocketAddr) -> Option<(String, u64)> {
+    snapshots
+        .iter()
+        .find(|s| {
+            let m = &s["metrics_listen"];
+            s["alive"] == true
+                && m["serving"] == true
+                && m["addr"].as_str().and_then(|a| a.parse().ok()) == Some(addr)
+        })
+        .map(|s| {
+            let name = s["instance"].as_str().unwrap_or("?").to_string();
+            (name, s["pid"].as_u64().unwrap_or(0))
+        })
+}
+
+/// What to log when `addr` is in use: by the lc instance `holder`, or by no instance that says
+/// so, `unclaimed` binds in a row. The first such time an instance may just be starting (its
+/// snapshot not written yet); from the second on, something else holds the address.
+fn in_use(
+    addr: SocketAddr,
+    holder: Option<(String, u64)>,
+    unclaimed: u32,
+    run_dir: &std::path::Path,
+) -> (log::Level, String) {
+    let retry = BIND_RETRY.as_secs();
+    match holder {
+        Some((name, pid)) => (
+            log::Level::Info,
+            format!("metrics: metrics_listen {addr} is in use by lc instance {name} (pid {pid}), which serves every instance's metrics there; trying again every {retry}s to take over"),
+        ),
+        None if unclaimed <= 1 => (
+            log::Level::Info,
+            format!("metrics: metrics_listen {addr} is in use, and no running lc instance says it serves there (one may be starting); trying again every {retry}s"),
+        ),
+        None => (
+            log::Level::Warn,
+            format!("metrics: metrics_listen {addr} is still in use, and no running lc instance in {} serves there: another program holds it (`ss -ltnp 'sport = :{}'` names it); trying again every {retry}s", run_dir.display(), addr.port()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_holds_the_address() {
+        let addr: SocketAddr = "127.0.0.1:9514".parse().unwrap();
+        let snap = |name: &str, alive: bool, serving: bool, at: &str| {
+            json!({
+                "instance": name, "pid": 42, "alive": alive,
+                "metrics_listen": { "addr": at, "serving": serving },
+            })
+        };
+        let held = |snapshots: &[Value]| holder(snapshots, addr);
+        assert_eq!(held(&[]), None);
+        assert_eq!(held(&[json!({"instance": "514", "alive": true})]), None);
+        assert_eq!(held(&[snap("514", true, false, "127.0.0.1:9514")]), None);
+        assert_eq!(held(&[snap("514", false, true, "127.0.0.1:9514")]), None);
+        assert_eq!(held(&[snap("514", true, true, "127.0.0.1:9515")]), None);
+        assert_eq!(
+            held(&[
+                snap("21", true, false, "127.0.0.1:9514"),
+                snap("514", true, true, "127.0.0.1:9514"),
+            ]),
+            Some(("514".to_string(), 42))
+        );
+    }
+
+    #[test]
+    fn in_use_names_an_lc_instance_only_when_one_says_so() {
+        let addr: SocketAddr = "127.0.0.1:9514".parse().unwrap();
+        let run = std::path::Path::new("/run/lc");
+        let (level, said) = in_use(addr, Some(("514".into(), 42)), 0, run);
+        assert_eq!(level, log::Level::Info);
+        assert!(
+            said.contains("in use by lc instance 514 (pid 42)"),
+            "{said}"
+        );
+        let (level, said) = in_use(addr, None, 1, run);
+        assert_eq!(level, log::Level::Info);
+        assert!(
+            said.contains("no running lc instance says it serves there"),
+            "{said}"
+        );
+        let (level, said) = in_use(addr, None, 2, run);
+        assert_eq!(level, log::Level::Warn);
+        assert!(
+            said.contains("another program holds it (`ss -ltnp 'sport = :9514'`"),
+            "{said}"
+        );
     }
 }

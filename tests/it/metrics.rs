@@ -411,6 +411,38 @@ fn metrics_listen_is_scraped_by_prometheus_and_health_follows_delivery() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// metrics_listen held by a program that is not lc: the instance keeps receiving and retrying,
+/// and its log does not say that another lc instance serves the metrics there (it used to,
+/// whoever held the address).
+#[test]
+fn metrics_listen_held_by_another_program_is_not_called_an_lc_instance() {
+    let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = squatter.local_addr().unwrap();
+    let lc = Lc::start(
+        "metrics-squatter",
+        "",
+        &format!("metrics_listen = {addr}"),
+        &source("asa", "syslog-udp", ""),
+    );
+    wait_explained(
+        30,
+        "the instance says another program holds the address",
+        || {
+            lc.log().contains(&format!(
+                "metrics_listen {addr} is still in use, and no running lc instance in"
+            ))
+        },
+        || lc.log(),
+    );
+    let log = lc.log();
+    assert!(!log.contains("lc instance serves"), "{log}");
+    assert!(
+        log.contains(&format!("metrics_listen {addr} is in use, and no running lc instance says it serves there (one may be starting)")),
+        "{log}"
+    );
+    assert_eq!(lc.status()["metrics_listen"]["serving"], false);
+}
+
 /// Instances of one host share metrics_listen: one serves every instance's metrics from
 /// run_dir, and when it stops, another takes the address over.
 #[test]
@@ -468,7 +500,7 @@ fn metrics_listen_moves_to_a_surviving_instance() {
     });
     assert_eq!(promtool(&get(&url).1), "");
     assert!(
-        logs().contains("is in use (another lc instance serves"),
+        logs().contains(&format!("metrics_listen 127.0.0.1:{http} is in use by lc instance {p1} (pid {}), which serves every instance's metrics there", first.0.id())),
         "{}",
         logs()
     );
