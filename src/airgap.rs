@@ -201,6 +201,11 @@ pub fn run(dir: &Path, target: &Target, backup_keep: usize) -> Result<Report, Er
                     report.failed.push(m.file);
                     break;
                 }
+                // `drive` waits for the budget itself; only `lc run`'s worker defers.
+                Delivery::Deferred(_) => {
+                    report.failed.push(m.file);
+                    break;
+                }
             }
         }
     }

@@ -165,6 +165,12 @@ impl Console {
         )
     }
 
+    /// How long until the host's API budget allows a call, if it does not now. A bucket that
+    /// cannot be read says nothing here: the call itself reports it.
+    pub fn budget_wait(&self) -> Option<Duration> {
+        self.pacer.wait().ok().flatten()
+    }
+
     fn upload_url(&self, filename: &str, format: &str) -> Result<UploadTarget, Failure> {
         let body = self.get(
             tally::Call::UploadUrl,

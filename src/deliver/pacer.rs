@@ -98,8 +98,19 @@ impl Window {
     /// Takes one call at `now_ms` within a budget of `per_min` per window; `Err(wait)` says how
     /// long until one may go.
     pub fn take(&mut self, now_ms: u64, per_min: u32) -> Result<(), Duration> {
+        match self.wait(now_ms, per_min) {
+            Some(wait) => Err(wait),
+            None => {
+                self.calls.push(now_ms);
+                Ok(())
+            }
+        }
+    }
+
+    /// How long until a call may go at `now_ms` (None: now), taking nothing.
+    pub fn wait(&mut self, now_ms: u64, per_min: u32) -> Option<Duration> {
         if now_ms < self.blocked_until_ms {
-            return Err(Duration::from_millis(self.blocked_until_ms - now_ms));
+            return Some(Duration::from_millis(self.blocked_until_ms - now_ms));
         }
         // Times are clamped to `now` when read; within one reading nothing goes back.
         if let Some(&last) = self.calls.last() {
@@ -107,12 +118,11 @@ impl Window {
         }
         self.forget(now_ms, per_min);
         if self.calls.len() < per_min.max(1) as usize {
-            self.calls.push(now_ms);
-            Ok(())
+            None
         } else {
             // The oldest call of a full window leaves it first.
             let wait = self.calls[0] + WINDOW_MS - now_ms;
-            Err(Duration::from_millis(wait.max(1)))
+            Some(Duration::from_millis(wait.max(1)))
         }
     }
 
@@ -151,6 +161,16 @@ impl Pacer {
                 }
             }
         }
+    }
+
+    /// How long until this host may make a call (None: now), without making one: so that a
+    /// batch is not chosen long before it can leave (`deliver::worker`).
+    pub fn wait(&self) -> io::Result<Option<Duration>> {
+        self.wait_at(now_ms())
+    }
+
+    pub fn wait_at(&self, now_ms: u64) -> io::Result<Option<Duration>> {
+        self.with_window(now_ms, |w| w.wait(now_ms, self.per_min))
     }
 
     /// One try at `now_ms`: `Ok(Err(wait))` when the window is full or the host is blocked.
@@ -268,8 +288,10 @@ mod tests {
         for &(now, expected) in tries {
             // Through the file's text each time, as instances share it.
             w = Window::parse(&w.render(), now, per_min);
+            let waits = w.wait(now, per_min).map(|d| d.as_millis() as u64);
             let got = w.take(now, per_min).map_err(|d| d.as_millis() as u64);
             assert_eq!(got, expected, "try at {now} ms");
+            assert_eq!(waits, expected.err(), "wait at {now} ms");
         }
     }
 
@@ -446,11 +468,12 @@ mod tests {
         let a = Pacer::new(&dir, 2);
         let b = Pacer::new(&dir, 2);
         assert_eq!(a.take_at(10_000).unwrap(), Ok(()));
+        // Asking how long to wait takes nothing.
+        assert_eq!(b.wait_at(10_001).unwrap(), None);
         assert_eq!(b.take_at(10_001).unwrap(), Ok(()));
-        assert_eq!(
-            a.take_at(10_002).unwrap(),
-            Err(Duration::from_millis(WINDOW_MS - 2))
-        );
+        let wait = Duration::from_millis(WINDOW_MS - 2);
+        assert_eq!(a.wait_at(10_002).unwrap(), Some(wait));
+        assert_eq!(a.take_at(10_002).unwrap(), Err(wait));
         b.block_at(10_003, Duration::from_secs(120)).unwrap();
         assert_eq!(
             a.take_at(71_000).unwrap(),

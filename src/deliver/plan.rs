@@ -134,6 +134,13 @@ impl Plan {
         }
     }
 
+    /// Whether nothing of the batch has cost an API call yet: its next call is its first
+    /// `upload_url`. Then a job that would wait for the API budget goes back to the loop,
+    /// which chooses the batch again once the budget allows, with what sealed meanwhile.
+    pub fn unstarted(&self) -> bool {
+        !self.outbox && matches!(self.stage, Stage::New | Stage::Ready { at: 0 })
+    }
+
     /// What the check counted, reported with `Delivered`.
     pub fn bytes(&self) -> u64 {
         self.sizes.iter().sum()
@@ -572,19 +579,29 @@ mod tests {
         for provider in [Provider::Azure, Provider::Aws] {
             let t = target(provider);
             let mut plan = Plan::new(3, false);
+            assert!(plan.unstarted());
+            assert!(
+                !Plan::new(3, true).unstarted(),
+                "an outbox takes no API call"
+            );
             plan.apply(&Action::Check, Outcome::Checked(vec![10, 20, 30]), t0);
             assert_eq!(plan.bytes(), 60);
+            assert!(plan.unstarted());
             plan.apply(&Action::GetUrl { part: 0 }, Outcome::Url(t.clone()), t0);
             let put = Action::Put {
                 parts: 0..3,
                 target: t.clone(),
             };
             assert_eq!(plan.next(t0), put, "{provider:?}");
-            // A failed PUT retries the whole batch, from a fresh URL.
+            // A failed PUT retries the whole batch, from a fresh URL; nothing of it is spent
+            // but that URL, so the batch may still be chosen again.
             assert!(plan.apply(&put, Outcome::Failed(transient()), t0).is_some());
             assert_eq!(plan.next(t0), Action::GetUrl { part: 0 });
+            assert!(plan.unstarted() && plan.kept() == Kept::Nothing);
             plan.apply(&Action::GetUrl { part: 0 }, Outcome::Url(t.clone()), t0);
+            assert!(!plan.unstarted(), "a URL in hand is a call spent");
             plan.apply(&put, Outcome::Ok, t0);
+            assert!(!plan.unstarted() && plan.kept() == Kept::Stored);
             let done = Action::DoneUpload { url: t.url.clone() };
             assert_eq!(plan.next(t0), done);
             plan.apply(&done, Outcome::Ok, t0);

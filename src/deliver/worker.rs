@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::api::Failure;
 use super::plan::{Action, Kept, Outcome, Plan};
@@ -43,6 +43,10 @@ pub enum Delivery {
     /// Failed after some of the batch was stored or acknowledged (`Plan::kept`): the retry
     /// must send the same files.
     Held(Failure, Kept),
+    /// Not begun: the host's API budget allows no call for this long. The loop chooses the
+    /// batch again then, so that segments sealed during the wait leave with it
+    /// (`Plan::unstarted`).
+    Deferred(Duration),
 }
 
 /// Where damaged segments go, inside the source's spool folder (no segment name, so recovery
@@ -89,6 +93,12 @@ fn attempt(
         .or_insert_with(|| (job.parts.clone(), Plan::new(job.parts.len(), outbox)));
     if entry.0 != job.parts || entry.1.outbox != outbox {
         *entry = (job.parts.clone(), Plan::new(job.parts.len(), outbox));
+    }
+    if let (Target::Console(c), true) = (target, entry.1.unstarted()) {
+        if let Some(wait) = c.budget_wait() {
+            // The plan stays: chosen again as it is, the batch is not checked twice.
+            return Delivery::Deferred(wait);
+        }
     }
     match drive(target, job, &mut entry.1) {
         Delivery::Failed(f) if entry.1.kept() != Kept::Nothing => Delivery::Held(f, entry.1.kept()),

@@ -556,7 +556,8 @@ impl Server {
             | Done::SealFailed { source, .. }
             | Done::Delivered { source, .. }
             | Done::Quarantined { source, .. }
-            | Done::DeliveryFailed { source, .. } => source,
+            | Done::DeliveryFailed { source, .. }
+            | Done::Deferred { source, .. } => source,
         };
         let Some(i) = self.source_index(source) else {
             return;
@@ -599,6 +600,14 @@ impl Server {
                 let spread = clock::spread();
                 let wait = src.spool.inv.delivery_failed(kept, &failure, spread, now);
                 src.delivery_failed(&paths, &failure, wait, unix_now);
+                Vec::new()
+            }
+            Done::Deferred { source, wait } => {
+                log::debug!(
+                    "source {source}: API budget spent; next delivery in {:.1}s",
+                    wait.as_secs_f64()
+                );
+                src.spool.inv.deferred(wait, now);
                 Vec::new()
             }
         };

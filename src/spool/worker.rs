@@ -67,6 +67,11 @@ pub enum Done {
         /// nothing.
         kept: Kept,
     },
+    /// The batch was not begun: the host's API budget allows no call for `wait`.
+    Deferred {
+        source: String,
+        wait: Duration,
+    },
     /// A sealed file was damaged (a truncated or corrupt gzip, a zip without its directory):
     /// moved to `spool/SOURCE/quarantine/`, not delivered.
     Quarantined {
@@ -199,6 +204,7 @@ fn deliver_loop(rx: Receiver<DeliverMsg>, report: Report) {
                 failure,
                 kept,
             },
+            Delivery::Deferred(wait) => Done::Deferred { source, wait },
         })
     });
 }

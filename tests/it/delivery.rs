@@ -547,22 +547,33 @@ public class Reader {
     vec![lines(gunzip), lines(python), lines(java)]
 }
 
-#[test]
-fn a_backlog_is_one_blob_for_two_api_calls_and_every_gzip_reader_reads_it_whole() {
-    let cloud = Cloud::start(&["asa"]);
-    let (lc, sent) = backlog_then_cloud(&cloud, "batch", 4);
+/// A backlog of four segments delivered (`backlog_then_cloud`) as one upload named after its
+/// first segment, for one upload_url and one done_upload. Returns lc, the lines, the upload,
+/// the stand-in's calls and the segments' bytes one after the other.
+fn one_upload_for_four_segments(
+    cloud: &Cloud,
+    tag: &str,
+) -> (Lc, Vec<String>, Value, Value, Vec<u8>) {
+    let (lc, sent) = backlog_then_cloud(cloud, tag, 4);
     wait_for(60, "the backlog delivered", || {
-        delivered_all(&cloud, sent.len()) && lc.source_status("asa")["backlog"]["files"] == 0
+        delivered_all(cloud, sent.len()) && lc.source_status("asa")["backlog"]["files"] == 0
     });
     let uploads = cloud.uploads();
     assert_eq!(uploads.len(), 1, "one upload: {uploads:?}");
     let calls = cloud.calls();
     assert_eq!(calls["upload_url"]["calls"], 1, "{calls}");
     assert_eq!(calls["done_upload"]["calls"], 1, "{calls}");
-    // Named after its first segment; the blob is the segments one after the other.
     let (first, concatenated) = delivered_segments(&lc, 4);
     assert_eq!(uploads[0]["filename"], format!("asa_it_{first}"));
-    let blob = cloud.blob(uploads[0]["blob"].as_str().unwrap());
+    (lc, sent, uploads[0].clone(), calls, concatenated)
+}
+
+#[test]
+fn a_backlog_is_one_blob_for_two_api_calls_and_every_gzip_reader_reads_it_whole() {
+    let cloud = Cloud::start(&["asa"]);
+    let (_lc, sent, upload, _, concatenated) = one_upload_for_four_segments(&cloud, "batch");
+    // The blob is the segments one after the other.
+    let blob = cloud.blob(upload["blob"].as_str().unwrap());
     assert!(
         blob == concatenated,
         "the blob is the concatenation of the segments"
@@ -612,17 +623,8 @@ fn gunzipped_object(cloud: &Cloud, blob: &[u8]) -> Vec<String> {
 #[test]
 fn on_aws_a_backlog_is_one_put_of_the_concatenation_for_two_api_calls() {
     let cloud = Cloud::start_aws(&["asa"]);
-    let (lc, sent) = backlog_then_cloud(&cloud, "aws-batch", 4);
-    wait_for(60, "the backlog delivered", || {
-        delivered_all(&cloud, sent.len()) && lc.source_status("asa")["backlog"]["files"] == 0
-    });
-    let uploads = cloud.uploads();
-    assert_eq!(uploads.len(), 1, "one upload: {uploads:?}");
-    let calls = cloud.calls();
-    assert_eq!(calls["upload_url"]["calls"], 1, "{calls}");
-    assert_eq!(calls["done_upload"]["calls"], 1, "{calls}");
-    let (first, concatenated) = delivered_segments(&lc, 4);
-    assert_eq!(uploads[0]["filename"], format!("asa_it_{first}"));
+    let (_lc, sent, upload, calls, concatenated) =
+        one_upload_for_four_segments(&cloud, "aws-batch");
     // One PUT, the whole batch, its length announced, no Azure header.
     let puts = calls["puts"].as_array().unwrap();
     assert_eq!(puts.len(), 1, "{calls}");
@@ -641,7 +643,7 @@ fn on_aws_a_backlog_is_one_put_of_the_concatenation_for_two_api_calls() {
     for absent in ["transfer-encoding", "x-ms-blob-type"] {
         assert!(!headers.iter().any(|h| h == absent), "{headers:?}");
     }
-    let blob = cloud.blob(uploads[0]["blob"].as_str().unwrap());
+    let blob = cloud.blob(upload["blob"].as_str().unwrap());
     assert!(blob == concatenated, "the object is the segments in order");
     assert_eq!(gunzipped_object(&cloud, &blob), sent);
 }
@@ -722,4 +724,60 @@ fn uploads_lines_once(cloud: &Cloud, uploads: &[Value]) -> Vec<String> {
         "a line came twice"
     );
     lines
+}
+
+/// The host's API budget as `deliver/pacer.rs` keeps it: `count` calls made `ago_ms` before
+/// now (`CLOCK_BOOTTIME`, which `/proc/uptime` reads), written into lc's run_dir.
+fn spend_budget(lc: &Lc, count: usize, ago_ms: u64) {
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
+    let secs: f64 = uptime.split_whitespace().next().unwrap().parse().unwrap();
+    let at = (secs * 1000.0) as u64 - ago_ms;
+    let calls = vec![at.to_string(); count].join(" ");
+    let bucket = lc.dir.0.join("run/api-bucket");
+    std::fs::write(bucket, format!("blocked_until 0\ncalls {calls}\n")).unwrap();
+}
+
+/// A batch that waited for the API budget was the one chosen before the wait: the segments
+/// sealed meanwhile went in the next upload, two more calls, and the backlog at the end of a
+/// busy minute took two uploads. A job that finds the budget spent before anything of it cost a
+/// call now goes back to the loop, which chooses the batch again when the budget allows.
+#[test]
+fn segments_sealed_while_the_budget_is_spent_join_the_waiting_batch() {
+    let cloud = Cloud::start(&["asa"]);
+    let lc = lc_for(&cloud, "budget-wait", "api_calls_per_min = 2");
+    // The host spent its two calls 41 s ago: the next may go in about 20 s.
+    spend_budget(&lc, 2, 41_000);
+    let spool = lc.state().join("spool/asa");
+    let sealed = || {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".log.gz")
+            })
+            .count()
+    };
+    let mut sent = send_lines(&lc, 0, 50);
+    wait_for(30, "the first segment sealed", || sealed() == 1);
+    sent.extend(send_lines(&lc, 50, 50));
+    wait_for(30, "the second segment sealed", || sealed() == 2);
+    assert_eq!(
+        cloud.calls()["upload_url"]["calls"],
+        0,
+        "the budget was spent while both segments sealed"
+    );
+    wait_for(60, "an upload", || !cloud.uploads().is_empty());
+    let uploads = cloud.uploads();
+    assert_eq!(
+        uploaded_lines(&cloud, &uploads[..1]),
+        sent,
+        "the first upload carries both segments"
+    );
+    // Waiting for the budget is not a failure.
+    let st = lc.source_status("asa");
+    assert_eq!(st["delivery"]["failures"]["transient"], 0, "{st}");
+    assert_eq!(st["last_error"], Value::Null, "{st}");
 }

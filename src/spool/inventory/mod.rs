@@ -269,6 +269,14 @@ impl Inventory {
         wait
     }
 
+    /// The batch was given back unbegun: the host's API budget allows no call for `wait`. Not
+    /// a failure (the backoff stays as it is); the batch is chosen again then, with what
+    /// sealed meanwhile.
+    pub fn deferred(&mut self, wait: Duration, now: Instant) {
+        self.batch = None;
+        self.retry_at = Some(now + wait);
+    }
+
     /// Housekeeping at `now`: failed seals and delivery retries that are due.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         let mut next = Vec::new();

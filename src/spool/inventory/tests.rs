@@ -8,7 +8,8 @@ use super::*;
 ///
 /// `raw SEQ` (100 bytes), `sealed SEQ PARTS`, `gz SEQ` (an FTP gzip kept as it came),
 /// `sealfail SEQ`, `gone SEQ`, `ok` (the batch delivered), `fail transient|after=S|permanent
-/// nothing|stored|acked` (spread 0.5), `quarantine SEQ`, `tick`, `reload`, `stop`,
+/// nothing|stored|acked` (spread 0.5), `defer SECS` (the batch given back for the API
+/// budget), `quarantine SEQ`, `tick`, `reload`, `stop`,
 /// `reserve`, `evict SEQ[.PART]` (says whether eviction may take it, and takes it if so),
 /// `outbox`, `start`; and `?`, which shows each segment's
 /// state (`3:sealed 4:sending`), `settled` and the retry time.
@@ -81,6 +82,10 @@ fn check(sealed: &str, script: &[&str], expected: &[&str]) {
                 };
                 let wait = inv.delivery_failed(kept, &failure, 0.5, now);
                 got.push(format!("retry in {}s", wait.as_secs_f64()));
+                vec![]
+            }
+            ["defer", _] => {
+                inv.deferred(Duration::from_secs(num(1)), now);
                 vec![]
             }
             ["quarantine", _] => {
@@ -313,6 +318,36 @@ fn failed_deliveries_wait_and_back_off() {
             "retry in 45s",
             "retry in 45s",
             "deliver 1",
+            "retry in 0.75s",
+        ],
+    );
+}
+
+/// A batch given back because the API budget is spent waits without backing off, then goes
+/// with everything sealed during the wait.
+#[test]
+fn a_deferred_batch_is_chosen_again_with_what_sealed_meanwhile() {
+    check(
+        "1",
+        &[
+            "start",
+            "defer 20",
+            "?",
+            "raw 2",
+            "sealed 2 1",
+            "@10 tick",
+            "raw 3",
+            "sealed 3 1",
+            "@20 tick",
+            "fail transient nothing",
+        ],
+        &[
+            "deliver 1",
+            "1:sealed settled retry@20",
+            "seal 2",
+            "seal 3",
+            "deliver 1 2 3",
+            // Not a failure: the backoff did not grow.
             "retry in 0.75s",
         ],
     );
