@@ -51,6 +51,26 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
+# Prints a port that was free on 127.0.0.1 for the given protocol (tcp or udp) a moment ago.
+free_port() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+kind = socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM
+with socket.socket(socket.AF_INET, kind) as s:
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+EOF
+}
+
+# True once something listens on the port: a TCP socket in LISTEN (0A) or any bound UDP socket.
+port_bound() {
+    local proto=$1 port=$2 hex
+    hex=$(printf '%04X' "$port")
+    awk -v suffix=":$hex" -v proto="$proto" '
+        NR > 1 && substr($2, length($2) - 4) == suffix && (proto == "udp" || $4 == "0A") { found = 1 }
+        END { exit !found }' "/proc/net/$proto"
+}
+
 forget_pid() {
     local pid=$1 kept=() p
     for p in "${STARTED_PIDS[@]}"; do

@@ -418,7 +418,8 @@ impl Cloud {
     }
 
     /// Every successful done_upload so far, as the stand-in recorded it: `uploadUrl`, `blob`,
-    /// `filename`, `source`, `inputStreamName`, `uploadAsSnapshot`, `size`, `at`, `duplicate`.
+    /// `filename`, `source`, `inputStreamName`, `uploadAsSnapshot`, `size`, `url_at` (when
+    /// upload_url handed its URL out), `at`, `duplicate`.
     pub fn uploads(&self) -> Vec<Value> {
         read_lossy(&self.record)
             .lines()

@@ -673,6 +673,7 @@ class Handler(BaseHTTPRequestHandler):
                 "inputStreamName": req["inputStreamName"],
                 "uploadAsSnapshot": req["uploadAsSnapshot"],
                 "size": size,
+                "url_at": given["at"],
                 "at": time.time(),
                 "duplicate": duplicate,
             }
