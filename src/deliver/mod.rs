@@ -165,10 +165,15 @@ impl Console {
         )
     }
 
-    /// How long until the host's API budget allows a call, if it does not now. A bucket that
-    /// cannot be read says nothing here: the call itself reports it.
+    /// How long until the host's API budget allows a call, if it does not now; a wait is
+    /// counted in `tally::API` as one the call would have made. A bucket that cannot be read
+    /// says nothing here: the call itself reports it.
     pub fn budget_wait(&self) -> Option<Duration> {
-        self.pacer.wait().ok().flatten()
+        let wait = self.pacer.wait().ok().flatten();
+        if let Some(d) = wait {
+            tally::API.waited(d);
+        }
+        wait
     }
 
     fn upload_url(&self, filename: &str, format: &str) -> Result<UploadTarget, Failure> {

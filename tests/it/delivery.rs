@@ -776,8 +776,10 @@ fn segments_sealed_while_the_budget_is_spent_join_the_waiting_batch() {
         sent,
         "the first upload carries both segments"
     );
-    // Waiting for the budget is not a failure.
+    // Waiting for the budget is not a failure; it is counted as a wait.
     let st = lc.source_status("asa");
     assert_eq!(st["delivery"]["failures"]["transient"], 0, "{st}");
     assert_eq!(st["last_error"], Value::Null, "{st}");
+    let api = &lc.status()["api"];
+    assert!(api["budget_waits"].as_u64() >= Some(1), "{api}");
 }
