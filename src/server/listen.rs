@@ -125,8 +125,11 @@ pub enum Socket {
 
 pub struct Listener {
     pub socket: Socket,
-    /// The index of its source in the loop's list.
+    /// The index of its source in the loop's list, set when it starts serving
+    /// (`Listeners::serve`).
     pub source: usize,
+    /// Its source's name, for log lines and the status snapshot.
+    pub name: String,
     pub addr: SocketAddr,
     /// Bound as one dual-stack IPv6 socket (`listen = *`); kept to bind the same again.
     pub dual: bool,
@@ -154,21 +157,21 @@ pub fn addresses_of(s: &Source) -> Vec<(SocketAddr, bool)> {
     addresses(s.listen.as_ref().unwrap_or(&Listen::Any), s.port)
 }
 
-/// Binds `s`'s sockets on exactly `addrs` (address, dual-stack) for source index `source`:
-/// all of them, or none (what was bound is closed when one fails).
+/// Binds source `name`'s sockets (UDP when `udp`, else TCP) on exactly `addrs` (address,
+/// dual-stack): all of them, or none (what was bound is closed when one fails).
 pub fn bind(
-    s: &Source,
-    source: usize,
+    name: &str,
+    udp: bool,
     addrs: &[(SocketAddr, bool)],
     udp_rcvbuf: usize,
 ) -> Result<Vec<Listener>, String> {
-    let err = |e: io::Error| format!("source {}: {e}", s.name);
+    let err = |e: io::Error| format!("source {name}: {e}");
     let mut out = Vec::new();
     for &(addr, dual) in addrs {
-        let socket = if s.receiver.is_udp() {
-            let (sock, warning) = udp(addr, dual, udp_rcvbuf).map_err(err)?;
+        let socket = if udp {
+            let (sock, warning) = self::udp(addr, dual, udp_rcvbuf).map_err(err)?;
             if let Some(w) = warning {
-                log::warn!("source {}: {w}", s.name);
+                log::warn!("source {name}: {w}");
             }
             Socket::Udp(sock)
         } else {
@@ -181,7 +184,8 @@ pub fn bind(
         .map_err(err)?;
         out.push(Listener {
             socket,
-            source,
+            source: usize::MAX,
+            name: name.to_string(),
             addr: local,
             dual,
         });

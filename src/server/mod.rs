@@ -8,7 +8,8 @@
 //!
 //! This file wires the seams to sockets and threads and holds no rule of its own beyond
 //! that wiring: `udp.rs` and `stream.rs` receive, `source.rs` stores and answers what to
-//! deliver next, `reload.rs` plans a reload, `housekeeping.rs` decides what idles, what is
+//! deliver next, `reload.rs` plans a reload, `listeners.rs` opens and closes the listening
+//! sockets (a plan's all or nothing), `housekeeping.rs` decides what idles, what is
 //! evicted and which partial frames are cut, `chores.rs` does the blocking work a reload and
 //! eviction need off the loop, `snapshot.rs` builds the status file, `lifecycle.rs` is what
 //! happens before the loop starts and after it ends. fsync, gzip and delivery run on the
@@ -19,6 +20,7 @@ mod conns;
 mod housekeeping;
 mod lifecycle;
 pub mod listen;
+mod listeners;
 mod reload;
 mod snapshot;
 mod source;
@@ -26,7 +28,6 @@ mod stream;
 mod udp;
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver};
@@ -44,8 +45,7 @@ use crate::ftp::jobs::{Dest, Spooled};
 use crate::ftp::server::{Event as FtpEvent, FolderInfo, FtpServer};
 use crate::logging::LimitLog;
 use crate::reactor::guard::Limits;
-use crate::reactor::slab::{Reuse, Slab};
-use crate::reactor::{self, Owner, ACCEPT_BUDGET, CONN_BASE, LISTENER_BASE, SIGNALS, WAKER};
+use crate::reactor::{self, Owner, ACCEPT_BUDGET, CONN_BASE, SIGNALS, WAKER};
 use crate::spool::inventory::Action;
 use crate::spool::space::{Facts, Space, Step};
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
@@ -55,7 +55,8 @@ use chores::{Chore, ChoreDone, Chores};
 use conns::Conns;
 use lifecycle::PidFile;
 pub use lifecycle::{block_signals, prepare, Prepared, RunError};
-use listen::{Listener, Socket};
+use listen::Socket;
+use listeners::Listeners;
 use reload::ReloadPlan;
 use source::SourceState;
 
@@ -75,8 +76,8 @@ pub struct Server {
     config: Config,
     started: u64,
     sources: Vec<SourceState>,
-    /// Listener tokens are never reused within the process.
-    listeners: Slab<Listener>,
+    /// The syslog receivers' listening sockets.
+    listeners: Listeners,
     /// Stream connections, their slots, per-IP counts and partial frames.
     conns: Conns,
     /// Tokens that may have more to read, accept or receive.
@@ -157,7 +158,7 @@ impl Server {
             port,
             started: clock::unix_secs(SystemTime::now()),
             sources: Vec::new(),
-            listeners: Slab::new(LISTENER_BASE, Reuse::Never),
+            listeners: Listeners::default(),
             conns: Conns::new(limits(&config)),
             work: Vec::new(),
             parked: Vec::new(),
@@ -187,10 +188,12 @@ impl Server {
             config,
         };
         // Bind first: a port in use must fail before this instance touches any spool.
-        let mut bound = Vec::new();
-        for (i, s) in wanted.iter().enumerate() {
-            bound.extend(server.bind(s, i).map_err(RunError)?);
-        }
+        let rcvbuf = server.config.collector.udp_rcvbuf;
+        let bound = wanted
+            .iter()
+            .map(|s| listeners::bind(s, rcvbuf))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RunError)?;
         if wanted.iter().any(|s| !s.receiver.is_syslog()) {
             let folders = server.ftp_folders(&wanted);
             let ftp = FtpServer::new(
@@ -216,8 +219,9 @@ impl Server {
                 .sources
                 .push(source::recover(dir, rotate, s).map_err(RunError)?);
         }
-        for l in bound {
-            server.register_listener(l)?;
+        for (i, ls) in bound.into_iter().enumerate() {
+            let tokens = server.listeners.serve(server.poll.registry(), i, ls)?;
+            server.work.extend(tokens);
         }
         log::info!("delivering to {}", target.describe());
         let workers = Workers::spawn(done_tx, waker)?;
@@ -229,42 +233,12 @@ impl Server {
         Ok(server)
     }
 
-    fn register_listener(&mut self, mut l: Listener) -> io::Result<()> {
-        let token = self.listeners.next_token();
-        self.poll
-            .registry()
-            .register(l.event_source(), token, Interest::READABLE)?;
-        log::info!(
-            "source {}: listening on {} {}",
-            self.sources[l.source].cfg.name,
-            l.proto(),
-            l.addr
-        );
-        // Data may already be queued: look once without waiting for an edge.
-        self.work.push(self.listeners.insert(l));
-        Ok(())
-    }
-
     /// Sends what recovery found to the workers: raw segments to seal, sealed ones to deliver.
     fn start_recovered(&mut self, i: usize) {
         let inv = &mut self.sources[i].spool.inv;
         inv.set_limits(batch_limits(&self.config));
         let next = inv.start(Instant::now());
         self.act(i, next);
-    }
-
-    /// Binds `s`'s sockets where its config says (none for an FTP folder: the FTP server
-    /// binds its own port).
-    fn bind(&self, s: &Source, source: usize) -> Result<Vec<Listener>, String> {
-        if !s.receiver.is_syslog() {
-            return Ok(Vec::new());
-        }
-        listen::bind(
-            s,
-            source,
-            &listen::addresses_of(s),
-            self.config.collector.udp_rcvbuf,
-        )
     }
 
     /// Runs until SIGTERM or SIGINT, then drains, seals and returns.
@@ -791,7 +765,7 @@ impl Server {
         let table = snapshot::udp_drops();
         let mut per_source = vec![0; self.sources.len()];
         let mut seen = vec![false; self.sources.len()];
-        for (_, l) in self.listeners.iter() {
+        for l in self.listeners.iter() {
             if let Socket::Udp(u) = &l.socket {
                 let Ok(st) = nix::sys::stat::fstat(u.as_raw_fd()) else {
                     continue;
@@ -824,7 +798,7 @@ impl Server {
             listeners: self
                 .listeners
                 .iter()
-                .map(|(_, l)| (self.sources[l.source].cfg.name.as_str(), l.proto(), l.addr))
+                .map(|l| (l.name.as_str(), l.proto(), l.addr))
                 .collect(),
             disk_free: self.disk_free,
             disk_total: self.disk_total,
@@ -973,17 +947,24 @@ impl Server {
         plan: ReloadPlan,
         added: Vec<SourceState>,
     ) -> Result<(), RunError> {
-        let old_config = std::mem::replace(&mut self.config, new);
-        let bound = match self.bind_all(&plan) {
-            Ok(bound) => bound,
-            Err(e) => {
-                self.config = old_config;
-                return Err(e);
+        let registry = self.poll.registry();
+        let staged = match self
+            .listeners
+            .bind_all(registry, &plan, new.collector.udp_rcvbuf)
+        {
+            Ok(staged) => staged,
+            Err(refused) => {
+                self.work.extend(refused.listening);
+                for i in refused.unbound {
+                    self.sources[i].unbound = true;
+                }
+                return Err(RunError(refused.error));
             }
         };
         // Commit: nothing below can be refused.
+        self.config = new;
         for &i in &plan.close {
-            self.close_listeners_of(i);
+            self.listeners.close_of(self.poll.registry(), i);
         }
         for &i in &plan.retire {
             log::info!(
@@ -1003,13 +984,11 @@ impl Server {
             self.sources.push(s);
             self.start_recovered(self.sources.len() - 1);
         }
-        for (name, listeners) in bound {
+        for (name, ls) in staged {
             let i = self.source_index(&name).expect("bound sources are served");
             self.sources[i].unbound = false;
-            for mut l in listeners {
-                l.source = i;
-                self.register_listener(l)?;
-            }
+            let tokens = self.listeners.serve(self.poll.registry(), i, ls)?;
+            self.work.extend(tokens);
         }
         for src in &mut self.sources {
             src.spool.rotate_bytes = self.config.spool.rotate_bytes;
@@ -1020,90 +999,10 @@ impl Server {
         Ok(())
     }
 
-    /// Binds the sockets of every source in `plan.bind`, or none. A moving source may hold
-    /// the address another one (or itself) moves to: then the listeners of `plan.close` close
-    /// and the binds are tried once more. If one still fails, what was bound is dropped and
-    /// what was closed is bound again where it was: the instance listens as before.
-    fn bind_all(&mut self, plan: &ReloadPlan) -> Result<Vec<(String, Vec<Listener>)>, RunError> {
-        let try_all = |server: &Server| -> Result<Vec<(String, Vec<Listener>)>, RunError> {
-            plan.bind
-                .iter()
-                // The source index is set at commit; bind with a placeholder.
-                .map(|s| {
-                    Ok((
-                        s.name.clone(),
-                        server.bind(s, usize::MAX).map_err(RunError)?,
-                    ))
-                })
-                .collect()
-        };
-        let first = try_all(self);
-        if first.is_ok() || plan.close.is_empty() {
-            return first;
-        }
-        drop(first);
-        let closed: Vec<_> = plan
-            .close
-            .iter()
-            .map(|&i| (i, self.close_listeners_of(i)))
-            .collect();
-        let second = try_all(self);
-        if second.is_err() {
-            for (i, addrs) in closed {
-                self.listen_again(i, &addrs);
-            }
-        }
-        second
-    }
-
-    /// A refused reload had closed source `i`'s sockets: bind them again on the same
-    /// addresses. Failing that (another process took the port in between) the source is left
-    /// without a listener, said at error level, and the next reload binds it.
-    fn listen_again(&mut self, i: usize, addrs: &[(SocketAddr, bool)]) {
-        let cfg = self.sources[i].cfg.clone();
-        match listen::bind(&cfg, i, addrs, self.config.collector.udp_rcvbuf) {
-            Ok(ls) => {
-                for l in ls {
-                    if let Err(e) = self.register_listener(l) {
-                        log::error!("source {}: cannot listen again: {e}", cfg.name);
-                    }
-                }
-            }
-            Err(e) => {
-                log::error!("{e}; the source has no listener until a reload or restart binds it");
-                self.sources[i].unbound = true;
-            }
-        }
-    }
-
-    /// Closes source `i`'s sockets; returns the addresses they had.
-    fn close_listeners_of(&mut self, source: usize) -> Vec<(SocketAddr, bool)> {
-        let mut closed = Vec::new();
-        let tokens: Vec<Token> = self
-            .listeners
-            .iter()
-            .filter(|(_, l)| l.source == source)
-            .map(|(t, _)| t)
-            .collect();
-        for token in tokens {
-            let mut l = self.listeners.remove(token).expect("listed");
-            let _ = self.poll.registry().deregister(l.event_source());
-            log::info!(
-                "source {}: stopped listening on {}",
-                self.sources[source].cfg.name,
-                l.addr
-            );
-            closed.push((l.addr, l.dual));
-        }
-        closed
-    }
-
     /// SIGTERM: stop listening, read what senders already sent, seal, wait for the sealer.
     fn stop(mut self) -> Result<(), RunError> {
         crate::notify::stopping();
-        for i in 0..self.sources.len() {
-            self.close_listeners_of(i);
-        }
+        self.listeners.close_all(self.poll.registry());
         if let Some(mut ftp) = self.ftp.take() {
             ftp.stop(self.poll.registry());
             let events = ftp.take_events();

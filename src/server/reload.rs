@@ -6,7 +6,7 @@
 //! (retired: served no more, their spool still delivered), which are new to the instance
 //! (their spool is recovered) and which stay with a new config. The loop then binds every
 //! socket of `bind` first and commits only when all are bound; otherwise it closes what it
-//! bound, binds again what it had closed, and the instance runs as before (`Server::apply`).
+//! bound, binds again what it had closed, and the instance runs as before (`Listeners::bind_all`).
 //! The plan never binds, reads or writes anything itself.
 
 use crate::config::{Config, Listen, Receiver, Source};
