@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use super::jobs::ConnRef;
 use super::stream::{Got, Stream};
-use super::upload::Upload;
 use crate::proxy_header::{Header, Pending, Progress};
 
 /// A PROXY protocol header still to come on a connection.
@@ -60,7 +59,8 @@ impl HeaderWait {
 
 /// What a data connection is for.
 pub enum Task {
-    Upload(Upload),
+    /// An upload, by its id in `pipeline::Uploads`.
+    Upload(u64),
     Send(Vec<u8>),
 }
 

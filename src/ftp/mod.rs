@@ -19,6 +19,7 @@ pub mod login;
 pub mod passive;
 pub mod passwd;
 pub mod path;
+pub mod pipeline;
 pub mod recent;
 pub mod room;
 pub mod server;

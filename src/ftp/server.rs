@@ -12,7 +12,6 @@
 //! or into `ssl_update/`), and only then does the client get its 226. Anything else (ABOR,
 //! a reset, a timeout, a size or disk limit) removes the temp file.
 
-use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -26,7 +25,7 @@ use mio::{Interest, Registry, Token, Waker};
 use serde_json::{json, Value};
 
 use super::command::{escaped, is_latin1, parse};
-use super::content::{self, Kind as Content};
+use super::content::Kind as Content;
 use super::control::{Control, Next};
 use super::data::{DataConn, HeaderRead, HeaderWait, Task};
 use super::expiry::{self, Clock, Due, Timeouts};
@@ -35,11 +34,11 @@ use super::lockout::Lockout;
 use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
 use super::passive::PassivePorts;
 use super::path::{VPath, SSL_UPDATE};
+use super::pipeline::{Refused as UploadRefused, Step as UploadStep, Uploads};
 use super::recent::Recent;
-use super::room::Room;
 use super::session::{Action, ListKind, Reply, Session, Settings};
 use super::stream::{Got, Stream};
-use super::upload::{too_large, Upload, Writer, Wrote};
+use super::upload::{Upload, Writer, Wrote};
 use crate::allow::{canonical, AllowList};
 use crate::config::{self, Receiver as Kind};
 use crate::logging::{LimitKey, LimitLog};
@@ -92,13 +91,6 @@ struct Counters {
     refused_not_allowed: u64,
     port_stealing: u64,
     tls_failures: u64,
-    files: u64,
-    bytes: u64,
-    aborted: u64,
-    /// FTPS uploads whose data connection closed without a TLS close_notify, kept.
-    no_close_notify: u64,
-    /// Compressed uploads refused for being larger than one upload's limit.
-    refused_too_large: u64,
     /// Logins refused because LOGIN_QUEUE password checks were waiting.
     refused_login_queue: u64,
     /// Times a control connection stopped being read: its client did not read its replies.
@@ -147,20 +139,14 @@ pub struct FtpServer {
     jobs: Jobs,
     logins: Logins,
     writer: Writer,
-    /// Uploads whose data connection ended cleanly, by id, until the writer has written
-    /// them: (the session, the upload, what it turned out to be).
-    finishing: HashMap<u64, (ConnRef, Upload, Content)>,
+    /// Every upload from its first byte until it is received or discarded.
+    uploads: Uploads,
     next_id: u64,
     next_upload: u64,
     passive: PassivePorts,
     counters: Counters,
     events: Vec<Event>,
     scratch: Vec<u8>,
-    /// What uploads may still bring without eviction of acknowledged data.
-    room: Room,
-    /// A precompressed upload cannot be split at lines: larger than this (`[delivery]
-    /// max_upload_bytes`, under the API's 64 MB per PUT) it is refused with 552.
-    max_compressed: u64,
     /// Uploads answered with 226 lately, per folder: SIZE, MDTM, RNFR/RNTO and listings
     /// know them even once delivered.
     recent: Recent,
@@ -214,15 +200,15 @@ impl FtpServer {
             jobs,
             logins,
             writer,
-            finishing: HashMap::new(),
+            // A precompressed upload cannot be split at lines: larger than `[delivery]
+            // max_upload_bytes` (under the API's 64 MB per PUT) it is refused with 552.
+            uploads: Uploads::new(cfg.ftp.max_file_bytes, cfg.delivery.max_upload_bytes),
             next_id: 1,
             next_upload: 1,
             passive: PassivePorts::default(),
             counters: Counters::default(),
             events: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES],
-            room: Room::default(),
-            max_compressed: cfg.delivery.max_upload_bytes,
             recent: Recent::default(),
             paused: false,
             limit_log: LimitLog::default(),
@@ -268,6 +254,7 @@ impl FtpServer {
         self.cfg = cfg.clone();
         self.cfg.port = port;
         self.folders = folders;
+        self.uploads.set_limits(cfg.max_file_bytes);
         self.failures
             .set_limits(cfg.max_login_failures, cfg.lockout);
         if let Some(t) = &tls {
@@ -291,7 +278,7 @@ impl FtpServer {
     /// The disk state from the loop's free-space check; `room`: what the spool can take
     /// before it would evict acknowledged data.
     pub fn set_disk(&mut self, no_space: bool, full: bool, room: u64) {
-        self.room.set_disk(no_space, room);
+        self.uploads.set_disk(no_space, room);
         if self.paused && !full {
             self.work.append(&mut self.parked);
         }
@@ -445,6 +432,7 @@ impl FtpServer {
 
     pub fn status(&self) -> Value {
         let c = &self.counters;
+        let u = &self.uploads.counts;
         let now = Instant::now();
         json!({
             "port": self.cfg.port,
@@ -477,11 +465,11 @@ impl FtpServer {
                 "proxy_header": c.proxy_header,
                 "proxy_untrusted": c.proxy_untrusted,
             },
-            "files": c.files,
-            "bytes": c.bytes,
-            "aborted": c.aborted,
-            "no_close_notify": c.no_close_notify,
-            "refused_too_large": c.refused_too_large,
+            "files": u.files,
+            "bytes": u.bytes,
+            "aborted": u.aborted,
+            "no_close_notify": u.no_close_notify,
+            "refused_too_large": u.refused_too_large,
             "reply_backlog": c.reply_backlog,
         })
     }
@@ -498,8 +486,8 @@ impl FtpServer {
         }
         // Uploads that ended but are not written yet: their clients got no 226 either.
         self.writer.join();
-        for (_, (_, u, _)) in std::mem::take(&mut self.finishing) {
-            self.discard(u);
+        for temp in self.uploads.discard_all() {
+            self.jobs.send(Job::Discard(temp));
         }
         self.logins.join();
         self.jobs.join();
@@ -572,8 +560,8 @@ impl FtpServer {
             }
             Entry::Data(mut d) => {
                 let _ = registry.deregister(&mut d.stream.sock);
-                if let Some(Task::Upload(u)) = d.task.take() {
-                    self.discard(u);
+                if let Some(Task::Upload(id)) = d.task.take() {
+                    self.discard(id);
                 }
                 if let Some(c) = self.control_slot(d.owner) {
                     let c = self.control(c);
@@ -585,8 +573,8 @@ impl FtpServer {
             Entry::Control(mut c) => {
                 let _ = registry.deregister(&mut c.stream.sock);
                 self.admission.release(c.ticket);
-                if let Some(Task::Upload(u)) = c.task.take() {
-                    self.discard(u);
+                if let Some(Task::Upload(id)) = c.task.take() {
+                    self.discard(id);
                 }
                 if let Some(d) = c.data.take() {
                     self.close(registry, d);
@@ -596,17 +584,11 @@ impl FtpServer {
         }
     }
 
-    fn discard(&mut self, u: Upload) {
-        log::info!(
-            "ftp: upload of /{}/{} discarded after {} bytes",
-            u.folder,
-            escaped(&u.name),
-            u.bytes
-        );
-        drop(u.file);
-        self.room.dropped(u.bytes);
-        self.counters.aborted += 1;
-        self.jobs.send(Job::Discard(u.temp));
+    /// Gives upload `id` up, if it is still under way, and removes its temp file.
+    fn discard(&mut self, id: u64) {
+        if let Some(temp) = self.uploads.discard(id) {
+            self.jobs.send(Job::Discard(temp));
+        }
     }
 
     /// The slot of the control connection `conn`, if it is still open.
@@ -1361,7 +1343,7 @@ impl FtpServer {
             VPath::File { folder, .. } => folder.clone(),
             _ => return,
         };
-        if !self.room.may_start() {
+        if !self.uploads.may_start() {
             self.control(slot).reply(Reply::new(
                 452,
                 "not enough free space on the collector; try again later",
@@ -1391,18 +1373,13 @@ impl FtpServer {
                 return;
             }
         };
-        let upload = Upload {
-            id,
-            folder,
-            name,
-            temp,
-            file: Arc::new(file),
-            bytes: 0,
-            written: 0,
-            in_flight: 0,
-            content: content::Upload::new(ascii),
+        let owner = ConnRef {
+            slot,
+            id: self.control(slot).id,
         };
-        self.start_transfer(registry, slot, Task::Upload(upload), "ready for the file");
+        let upload = Upload::new(id, folder, name, temp, file, ascii);
+        self.uploads.start(owner, upload);
+        self.start_transfer(registry, slot, Task::Upload(id), "ready for the file");
     }
 
     /// Hands `task` to the data connection, opening it if need be, and says 150.
@@ -1470,8 +1447,8 @@ impl FtpServer {
     }
 
     fn fail_task(&mut self, task: Task) {
-        if let Task::Upload(u) = task {
-            self.discard(u);
+        if let Task::Upload(id) = task {
+            self.discard(id);
         }
     }
 
@@ -1790,65 +1767,40 @@ impl FtpServer {
             self.parked.push(slot);
             return false;
         }
-        let max = self.cfg.max_file_bytes;
         let mut read = 0;
         let Some(Entry::Data(d)) = self.slab.get_mut(slot) else {
             return false;
         };
         let owner = d.owner;
+        let Some(Task::Upload(id)) = d.task else {
+            unreachable!()
+        };
         let step = loop {
             if read >= READ_BUDGET {
                 break Step::Budget;
             }
-            let Some(Task::Upload(u)) = d.task.as_mut() else {
-                unreachable!()
-            };
-            if u.throttled() {
+            if self.uploads.throttled(id) {
                 // The writer's answer wakes this connection again.
                 break Step::Throttled;
             }
             match d.stream.read(&mut self.scratch) {
                 Ok(Got::Data(n)) => {
                     read += n;
-                    u.bytes += n as u64;
-                    if !self.room.arrived(n as u64) {
-                        self.limit_log.hit(usize::MAX, "room", || {
-                            "ftp: an upload would need eviction of acknowledged data (max_spool_bytes or min_free_bytes); refused with 452".to_string()
-                        });
-                        break Step::Failed(Reply::new(
-                            452,
-                            "the collector's spool is full; upload discarded, try again later",
-                        ));
+                    match self.uploads.read(id, &self.scratch[..n]) {
+                        Ok(Some(piece)) => self.writer.send(piece),
+                        Ok(None) => {}
+                        Err(refused) => {
+                            if refused == UploadRefused::Room {
+                                self.limit_log.hit(usize::MAX, "room", || {
+                                    "ftp: an upload would need eviction of acknowledged data (max_spool_bytes or min_free_bytes); refused with 452".to_string()
+                                });
+                            }
+                            break Step::Failed(refused.reply());
+                        }
                     }
-                    if u.bytes > max {
-                        break Step::Failed(Reply::new(
-                            552,
-                            format!("the file is larger than max_file_bytes ({max}); discarded"),
-                        ));
-                    }
-                    let mut converted = Vec::with_capacity(n);
-                    u.content.push(&self.scratch[..n], &mut converted);
-                    if let Some(refusal) = too_large(u, self.max_compressed) {
-                        self.counters.refused_too_large += 1;
-                        break Step::Failed(refusal);
-                    }
-                    self.writer.write(u, converted);
                 }
-                Ok(Got::Eof) => break Step::Ended,
-                Ok(Got::Truncated) => {
-                    // TCP closed without a TLS close_notify. RFC 8446 section 6.1 calls that a
-                    // possible truncation, but in stream mode the close of the data connection
-                    // is the end of the file (RFC 959 section 3.4.1), appliances' FTPS clients
-                    // end their uploads this way, and pure-ftpd keeps such files: kept too,
-                    // and counted so an operator can tell.
-                    self.counters.no_close_notify += 1;
-                    log::info!(
-                        "ftp: /{}/{}: the data connection ended without TLS close_notify; kept",
-                        u.folder,
-                        escaped(&u.name)
-                    );
-                    break Step::Ended;
-                }
+                Ok(Got::Eof) => break Step::Ended { truncated: false },
+                Ok(Got::Truncated) => break Step::Ended { truncated: true },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let _ = d.stream.flush();
                     break Step::Drained;
@@ -1875,14 +1827,8 @@ impl FtpServer {
                 }
                 false
             }
-            Step::Ended => {
-                let Some(Task::Upload(mut u)) = d.task.take() else {
-                    unreachable!()
-                };
-                // What the converter held back (a short file's first bytes, a final CR).
-                let mut rest = Vec::new();
-                let kind = u.content.finish(&mut rest);
-                self.writer.write(&mut u, rest);
+            Step::Ended { truncated } => {
+                d.task = None;
                 // Answer the client's close_notify (Python's ftplib waits for it); the few
                 // bytes fit the socket buffer, so one try suffices.
                 d.stream.close_notify();
@@ -1895,96 +1841,66 @@ impl FtpServer {
                     c.busy = true;
                     c.session.transfer_finished();
                 }
-                let id = u.id;
-                self.finishing.insert(id, (owner, u, kind));
-                self.try_complete(id);
+                for step in self.uploads.ended(id, truncated) {
+                    self.upload_step(registry, step);
+                }
                 false
             }
         }
     }
 
-    /// An upload whose connection ended cleanly: once the writer has written all of it, it
-    /// goes to the instance as `Event::Received` (the client may have left before its 226;
-    /// what arrived completely still counts).
-    fn try_complete(&mut self, id: u64) {
-        if self
-            .finishing
-            .get(&id)
-            .is_none_or(|(_, u, _)| u.in_flight > 0)
-        {
-            return;
+    /// Carries out what the uploads asked for.
+    fn upload_step(&mut self, registry: &Registry, step: UploadStep) {
+        match step {
+            UploadStep::Write(piece) => self.writer.send(piece),
+            UploadStep::ReadOn(owner) => {
+                // Read on, if it waited for the writer.
+                let data = self.control_slot(owner).and_then(|c| self.control(c).data);
+                if let Some(slot) = data {
+                    if let Some(Entry::Data(d)) = self.slab.get_mut(slot) {
+                        d.last_active = Instant::now();
+                        self.wake(slot);
+                    }
+                }
+            }
+            UploadStep::Failed {
+                owner,
+                temp,
+                reply,
+                arriving,
+            } => {
+                self.jobs.send(Job::Discard(temp));
+                match self.control_slot(owner) {
+                    Some(c) if arriving => self.end_transfer(registry, c, Some(reply)),
+                    _ => self.reply_to(owner, reply),
+                }
+            }
+            UploadStep::Received(r) => {
+                if let Some(cslot) = self.control_slot(r.owner) {
+                    log::info!(
+                        "ftp: {}: received /{}/{} ({} bytes, {:?})",
+                        self.control(cslot).peer,
+                        r.folder,
+                        escaped(&r.name),
+                        r.bytes,
+                        r.kind
+                    );
+                }
+                self.events.push(Event::Received {
+                    conn: r.owner,
+                    folder: r.folder,
+                    name: r.name,
+                    temp: r.temp,
+                    kind: r.kind,
+                });
+            }
         }
-        let (owner, u, kind) = self.finishing.remove(&id).expect("checked");
-        let Upload {
-            folder,
-            name,
-            temp,
-            file,
-            bytes,
-            ..
-        } = u;
-        drop(file);
-        self.room.completed(bytes);
-        self.counters.files += 1;
-        self.counters.bytes += bytes;
-        if let Some(cslot) = self.control_slot(owner) {
-            log::info!(
-                "ftp: {}: received /{folder}/{} ({bytes} bytes, {kind:?})",
-                self.control(cslot).peer,
-                escaped(&name)
-            );
-        }
-        self.events.push(Event::Received {
-            conn: owner,
-            folder,
-            name,
-            temp,
-            kind,
-        });
     }
 
     /// The writer wrote a piece of an upload, or failed to.
     fn on_wrote(&mut self, registry: &Registry, w: Wrote) {
-        if let Some((owner, u, _)) = self.finishing.get_mut(&w.id) {
-            u.in_flight -= w.bytes;
-            let owner = *owner;
-            match &w.result {
-                Ok(()) => self.try_complete(w.id),
-                Err(e) => {
-                    let (_, u, _) = self.finishing.remove(&w.id).expect("present");
-                    log::warn!("ftp: {}: write failed: {e}", u.temp.display());
-                    self.discard(u);
-                    self.reply_to(owner, Wrote::refusal(e));
-                }
-            }
-            return;
-        }
-        // Still arriving, or discarded meanwhile (then nothing is left to do).
-        let Some(slot) = self.slab.iter().find_map(|(t, e)| {
-            matches!(e, Entry::Data(d) if matches!(&d.task, Some(Task::Upload(u)) if u.id == w.id))
-                .then_some(t)
-        }) else {
-            return;
-        };
-        let Some(Entry::Data(d)) = self.slab.get_mut(slot) else {
-            unreachable!()
-        };
-        let Some(Task::Upload(u)) = &mut d.task else {
-            unreachable!()
-        };
-        u.in_flight -= w.bytes;
-        d.last_active = Instant::now();
-        match w.result {
-            // Read on, if it waited for the writer.
-            Ok(()) => self.wake(slot),
-            Err(e) => {
-                log::warn!("ftp: {}: write failed: {e}", u.temp.display());
-                let owner = d.owner;
-                match self.control_slot(owner) {
-                    Some(c) => self.end_transfer(registry, c, Some(Wrote::refusal(&e))),
-                    None => self.close(registry, slot),
-                }
-            }
+        if let Some(step) = self.uploads.wrote(w) {
+            self.upload_step(registry, step);
         }
     }
 
@@ -2158,6 +2074,9 @@ enum Step {
     /// Nothing more to read now: the next edge wakes it.
     Drained,
     Failed(Reply),
-    /// The connection ended cleanly: the upload is complete once written.
-    Ended,
+    /// The connection ended cleanly (`truncated`: without a TLS close_notify): the upload
+    /// is complete once written.
+    Ended {
+        truncated: bool,
+    },
 }

@@ -46,18 +46,59 @@ pub struct Upload {
 }
 
 impl Upload {
+    pub fn new(
+        id: u64,
+        folder: String,
+        name: String,
+        temp: PathBuf,
+        file: File,
+        ascii: bool,
+    ) -> Upload {
+        Upload {
+            id,
+            folder,
+            name,
+            temp,
+            file: Arc::new(file),
+            bytes: 0,
+            written: 0,
+            in_flight: 0,
+            content: content::Upload::new(ascii),
+        }
+    }
+
+    /// `data` (converted bytes of this upload) as the next piece for the writer; counted as
+    /// in flight until the writer answers.
+    pub fn piece(&mut self, data: Vec<u8>) -> Option<Piece> {
+        if data.is_empty() {
+            return None;
+        }
+        let len = data.len() as u64;
+        let piece = Piece {
+            id: self.id,
+            file: Arc::clone(&self.file),
+            offset: self.written,
+            data,
+        };
+        self.written += len;
+        self.in_flight += len;
+        Some(piece)
+    }
+
     /// Whether the loop must wait for the writer before reading more of this upload.
     pub fn throttled(&self) -> bool {
         self.in_flight >= UPLOAD_QUEUE_BYTES
     }
 }
 
-struct Piece {
-    id: u64,
+/// Bytes of one upload for the writer to append to its file.
+#[derive(Debug)]
+pub struct Piece {
+    pub id: u64,
     file: Arc<File>,
     /// Where `data` goes in the file.
-    offset: u64,
-    data: Vec<u8>,
+    pub offset: u64,
+    pub data: Vec<u8>,
 }
 
 /// The writer's answer for one piece.
@@ -117,20 +158,8 @@ impl Writer {
         })
     }
 
-    /// Hands `data` (converted bytes of `u`) to the thread.
-    pub fn write(&self, u: &mut Upload, data: Vec<u8>) {
-        if data.is_empty() {
-            return;
-        }
-        let len = data.len() as u64;
-        let piece = Piece {
-            id: u.id,
-            file: Arc::clone(&u.file),
-            offset: u.written,
-            data,
-        };
-        u.written += len;
-        u.in_flight += len;
+    /// Hands a piece to the thread.
+    pub fn send(&self, piece: Piece) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(piece);
         }
