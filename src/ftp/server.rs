@@ -29,8 +29,8 @@ use super::content::Kind as Content;
 use super::control::{Control, Next};
 use super::data::{DataConn, HeaderRead, HeaderWait, Task};
 use super::expiry::{self, Clock, Due, Timeouts};
+use super::gate::{Answer, Asked, Gate};
 use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Spooled, Stat};
-use super::lockout::Lockout;
 use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
 use super::passive::PassivePorts;
 use super::path::{VPath, SSL_UPDATE};
@@ -51,8 +51,6 @@ use crate::tls::FtpTls;
 /// Bytes read from one data connection before others get a turn.
 const READ_BUDGET: usize = 4 << 20;
 const ACCEPT_BUDGET: usize = 64;
-/// A failed login is answered after this, to slow guessing down.
-const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 /// One read from a data connection (and one write to the upload's file) at most.
 const SCRATCH_BYTES: usize = 1 << 20;
 
@@ -82,21 +80,14 @@ pub struct FolderInfo {
 #[derive(Default)]
 struct Counters {
     sessions: u64,
-    logins: u64,
-    failed_logins: u64,
-    lockouts: u64,
     refused_max_connections: u64,
     refused_max_per_ip: u64,
     refused_locked_out: u64,
     refused_not_allowed: u64,
     port_stealing: u64,
     tls_failures: u64,
-    /// Logins refused because LOGIN_QUEUE password checks were waiting.
-    refused_login_queue: u64,
     /// Times a control connection stopped being read: its client did not read its replies.
     reply_backlog: u64,
-    /// Addresses the failed-login table forgot to make room for others.
-    lockout_evicted: u64,
     /// Connections through a balancer without a valid PROXY header in time.
     proxy_header: u64,
     /// Connections from outside `trusted_proxies` while `proxy_protocol = on`.
@@ -135,7 +126,8 @@ pub struct FtpServer {
     /// How long a connection through a balancer may take to send its PROXY header
     /// (`[collector] handshake_timeout_secs`, as for syslog).
     header_timeout: Duration,
-    failures: Lockout,
+    /// Failed logins, lockouts and their counts.
+    gate: Gate,
     jobs: Jobs,
     logins: Logins,
     writer: Writer,
@@ -196,7 +188,7 @@ impl FtpServer {
             parked: Vec::new(),
             admission: Admission::new(limits(&cfg.ftp)),
             header_timeout: cfg.collector.handshake_timeout,
-            failures: Lockout::new(cfg.ftp.max_login_failures, cfg.ftp.lockout),
+            gate: Gate::new(cfg.ftp.max_login_failures, cfg.ftp.lockout),
             jobs,
             logins,
             writer,
@@ -255,8 +247,7 @@ impl FtpServer {
         self.cfg.port = port;
         self.folders = folders;
         self.uploads.set_limits(cfg.max_file_bytes);
-        self.failures
-            .set_limits(cfg.max_login_failures, cfg.lockout);
+        self.gate.set_limits(cfg.max_login_failures, cfg.lockout);
         if let Some(t) = &tls {
             log::info!(
                 "ftp: new TLS sessions use {} (serial {})",
@@ -350,7 +341,7 @@ impl FtpServer {
 
     /// Timeouts: idle sessions, data connections that never came, held-back replies, lockouts.
     pub fn tick(&mut self, registry: &Registry, now: Instant) {
-        self.failures.expire(now);
+        self.gate.expire(now);
         let timeouts = Timeouts {
             idle: self.cfg.idle_timeout,
             header: self.header_timeout,
@@ -433,6 +424,7 @@ impl FtpServer {
     pub fn status(&self) -> Value {
         let c = &self.counters;
         let u = &self.uploads.counts;
+        let g = &self.gate.counts;
         let now = Instant::now();
         json!({
             "port": self.cfg.port,
@@ -448,12 +440,12 @@ impl FtpServer {
                 config::TlsMode::Optional => "optional",
                 config::TlsMode::Required => "required",
             },
-            "logins": c.logins,
-            "failed_logins": c.failed_logins,
-            "lockouts": c.lockouts,
-            "locked_out_now": self.failures.locked_now(now),
-            "lockout_tracked": self.failures.tracked(),
-            "lockout_evicted": c.lockout_evicted,
+            "logins": g.logins,
+            "failed_logins": g.failed_logins,
+            "lockouts": g.lockouts,
+            "locked_out_now": self.gate.locked_now(now),
+            "lockout_tracked": self.gate.tracked(),
+            "lockout_evicted": g.lockout_evicted,
             "refused": {
                 "max_connections": c.refused_max_connections,
                 "max_connections_per_ip": c.refused_max_per_ip,
@@ -461,7 +453,7 @@ impl FtpServer {
                 "not_allowed": c.refused_not_allowed,
                 "port_stealing": c.port_stealing,
                 "tls_handshake": c.tls_failures,
-                "login_queue": c.refused_login_queue,
+                "login_queue": g.refused_login_queue,
                 "proxy_header": c.proxy_header,
                 "proxy_untrusted": c.proxy_untrusted,
             },
@@ -740,7 +732,7 @@ impl FtpServer {
     fn refusal(&self, ip: IpAddr, now: Instant) -> Option<Refused> {
         if !self.folders.iter().any(|f| f.allow.allows(ip)) {
             Some(Refused::NotAllowed)
-        } else if self.failures.locked(ip, now) {
+        } else if self.gate.locked(ip, now) {
             Some(Refused::LockedOut)
         } else {
             None
@@ -1027,17 +1019,15 @@ impl FtpServer {
             }
             Action::CheckPassword { user, password } => {
                 let ip = canonical(c.peer.ip());
-                let locked = self.failures.locked(ip, Instant::now());
+                let asked = self.gate.asked(ip, Instant::now());
                 let c = self.control(slot);
-                if locked {
+                c.busy = true;
+                if let Asked::FailAt(at) = asked {
                     // Not even checked; answered as slowly as a wrong password.
                     let reply = c.session.login_result(false);
-                    c.delayed = Some((Instant::now() + FAILED_LOGIN_DELAY, reply));
-                    c.busy = true;
-                    self.counters.failed_logins += 1;
+                    c.delayed = Some((at, reply));
                     return;
                 }
-                c.busy = true;
                 let peer = c.peer;
                 let check = Check {
                     conn,
@@ -1047,7 +1037,7 @@ impl FtpServer {
                 };
                 if self.logins.check(check).is_err() {
                     // Refused before it is checked: the queue of checks is full.
-                    self.counters.refused_login_queue += 1;
+                    self.gate.queue_full();
                     self.warn_limited("logins", || {
                         format!("ftp: {peer}: {LOGIN_QUEUE} password checks waiting already; login refused")
                     });
@@ -1938,24 +1928,27 @@ impl FtpServer {
         let peer = c.peer;
         let user = c.session.pending_user();
         let reply = c.session.login_result(ok);
-        if ok {
-            c.busy = false;
-            c.reply(reply);
-            self.wake(slot);
-            self.counters.logins += 1;
-            self.failures.succeeded(ip);
-            log::info!("ftp: {peer}: {user} logged in");
-            return;
-        }
-        c.delayed = Some((Instant::now() + FAILED_LOGIN_DELAY, reply));
-        self.counters.failed_logins += 1;
-        let max = self.cfg.max_login_failures;
-        let lockout = self.cfg.lockout;
-        let failed = self.failures.failed(ip, Instant::now());
-        let count = if failed.locked { max } else { failed.count };
+        let answer = self.gate.answered(ip, ok, Instant::now());
+        let c = self.control(slot);
+        let (at, count, locked, evicted) = match answer {
+            Answer::In => {
+                c.busy = false;
+                c.reply(reply);
+                self.wake(slot);
+                log::info!("ftp: {peer}: {user} logged in");
+                return;
+            }
+            Answer::Out {
+                at,
+                count,
+                locked,
+                evicted,
+            } => (at, count, locked, evicted),
+        };
+        c.delayed = Some((at, reply));
+        let max = self.gate.max_failures();
         log::warn!("ftp: {peer}: failed login as {user:?} ({count} of {max})");
-        if failed.evicted {
-            self.counters.lockout_evicted += 1;
+        if evicted {
             self.warn_limited("lockout", || {
                 format!(
                     "ftp: the failed-login table is full ({} addresses); forgetting the least recent",
@@ -1963,11 +1956,10 @@ impl FtpServer {
                 )
             });
         }
-        if failed.locked {
-            self.counters.lockouts += 1;
+        if locked {
             log::warn!(
                 "ftp: {ip}: locked out for {}s after {max} failed logins",
-                lockout.as_secs()
+                self.cfg.lockout.as_secs()
             );
         }
     }
