@@ -37,7 +37,10 @@ impl Http {
                     .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
             );
         }
+        // ureq is built without a provider or roots of its own (Cargo.toml): lc's ring
+        // provider, and the roots above.
         let tls = TlsConfig::builder()
+            .unversioned_rustls_crypto_provider(crate::tls::provider())
             .root_certs(RootCerts::new_with_certs(&roots))
             .build();
         let env = |names: &[&str]| {
