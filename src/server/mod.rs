@@ -11,7 +11,7 @@
 //! deliver next, `reload.rs` plans a reload, `listeners.rs` opens and closes the listening
 //! sockets (a plan's all or nothing), `housekeeping.rs` decides what idles, what is
 //! evicted and which partial frames are cut, `chores.rs` does the blocking work a reload and
-//! eviction need off the loop, `snapshot.rs` builds the status file, `lifecycle.rs` is what
+//! eviction need off the loop, `snapshot.rs` writes the status file, `lifecycle.rs` is what
 //! happens before the loop starts and after it ends. fsync, gzip and delivery run on the
 //! worker threads of `spool::worker`, which report through a channel and the waker.
 
@@ -50,7 +50,7 @@ use crate::spool::inventory::Action;
 use crate::spool::space::{Facts, Space, Step};
 use crate::spool::worker::{DeliverMsg, Done, SealJob, Workers};
 use crate::spool::{SourceSpool, WriteError};
-use crate::status::{self, Drop};
+use crate::status::Drop;
 use chores::{Chore, ChoreDone, Chores};
 use conns::Conns;
 use lifecycle::PidFile;
@@ -74,7 +74,6 @@ pub struct Server {
     instance: String,
     port: Option<u16>,
     config: Config,
-    started: u64,
     sources: Vec<SourceState>,
     /// The syslog receivers' listening sockets.
     listeners: Listeners,
@@ -93,8 +92,6 @@ pub struct Server {
     disk_free: u64,
     disk_total: u64,
     limit_log: LimitLog,
-    /// Certificate expiry warnings said: (notAfter, stage) per certificate.
-    cert_warned: std::collections::HashMap<&'static str, (i64, u64)>,
     stopping: bool,
     next_housekeeping: Instant,
     next_status: Instant,
@@ -109,10 +106,8 @@ pub struct Server {
     reload_again: bool,
     /// The syslog-tls configuration, when this instance serves syslog-tls sources.
     tls: Option<crate::tls::SyslogTls>,
-    /// When the last SIGHUP was handled (ms since the epoch) and why it was refused, if it was:
-    /// `lc certs reload` waits for these in the status snapshot.
-    reloaded_at: u64,
-    reload_error: Option<String>,
+    /// The status snapshot's own state (start, the last reload's outcome) and its writer.
+    status: snapshot::Status,
     /// The FTP server, when this instance serves FTP sources.
     ftp: Option<FtpServer>,
     /// `metrics_listen`: `/metrics` and `/health` for every instance, when this one holds it.
@@ -156,7 +151,6 @@ impl Server {
             poll,
             instance,
             port,
-            started: clock::unix_secs(SystemTime::now()),
             sources: Vec::new(),
             listeners: Listeners::default(),
             conns: Conns::new(limits(&config)),
@@ -170,7 +164,6 @@ impl Server {
             disk_free: 0,
             disk_total: 0,
             limit_log: LimitLog::default(),
-            cert_warned: Default::default(),
             stopping: false,
             next_housekeeping: now,
             next_status: now,
@@ -181,8 +174,7 @@ impl Server {
             reloading: false,
             reload_again: false,
             tls,
-            reloaded_at: 0,
-            reload_error: None,
+            status: snapshot::Status::new(),
             ftp: None,
             http: Default::default(),
             config,
@@ -656,7 +648,7 @@ impl Server {
         }
         if now >= self.next_status {
             self.next_status = now + STATUS_EVERY;
-            self.update_udp_drops();
+            snapshot::count_udp_drops(&self.listeners, &mut self.sources);
             self.write_status(true);
         }
     }
@@ -760,75 +752,24 @@ impl Server {
         conns.cut_pending(&mut cx, budget);
     }
 
-    /// Reads the kernel's per-socket drop counters for this instance's UDP sockets.
-    fn update_udp_drops(&mut self) {
-        let table = snapshot::udp_drops();
-        let mut per_source = vec![0; self.sources.len()];
-        let mut seen = vec![false; self.sources.len()];
-        for l in self.listeners.iter() {
-            if let Socket::Udp(u) = &l.socket {
-                let Ok(st) = nix::sys::stat::fstat(u.as_raw_fd()) else {
-                    continue;
-                };
-                if let Some(d) = table.get(&st.st_ino) {
-                    per_source[l.source] += d;
-                    seen[l.source] = true;
-                }
-            }
-        }
-        for (i, d) in per_source.into_iter().enumerate() {
-            if seen[i] {
-                self.sources[i].counters.set_dropped(Drop::UdpKernel, d);
-            }
-        }
-    }
-
+    /// Writes the status snapshot (and the metrics textfile).
     fn write_status(&mut self, running: bool) {
-        let now = clock::unix_secs(SystemTime::now());
-        for src in &mut self.sources {
-            src.counters.sample(now);
-        }
-        let mut value = snapshot::json(&snapshot::View {
+        let view = snapshot::View {
             instance: &self.instance,
             config: &self.config,
             running,
-            started: self.started,
-            now,
-            sources: &self.sources,
-            listeners: self
-                .listeners
-                .iter()
-                .map(|l| (l.name.as_str(), l.proto(), l.addr))
-                .collect(),
+            sources: &mut self.sources,
+            listeners: &self.listeners,
             disk_free: self.disk_free,
             disk_total: self.disk_total,
             disk_full: self.space.full(),
             connections: self.conns.len(),
             pending_bytes: self.conns.pending(),
-            reloaded_at: self.reloaded_at,
-            reload_error: self.reload_error.as_deref(),
             tls: self.tls.as_ref(),
             ftp: self.ftp.as_ref().map(FtpServer::status),
-        });
-        value["metrics_listen"] = self.http.status();
-        let path = status::snapshot_path(&self.config.collector.run_dir, &self.instance);
-        if let Err(e) = status::write_atomically(&path, &value) {
-            self.limit_log.hit(usize::MAX, "status", || {
-                format!("{}: cannot write status: {e}", path.display())
-            });
-        }
-        for line in status::expiry_warnings(&value, &mut self.cert_warned, now) {
-            log::warn!("{line}");
-        }
-        if let Some(dir) = &self.config.collector.metrics_dir {
-            // The same small write as the snapshot's, for node_exporter's textfile collector.
-            let text = crate::metrics::render(&value);
-            if let Err(e) = crate::metrics::write_textfile(dir, &self.instance, &text) {
-                self.limit_log.hit(usize::MAX, "metrics", || {
-                    format!("{}: cannot write metrics: {e}", dir.display())
-                });
-            }
-        }
+            metrics_listen: self.http.status(),
+        };
+        self.status.write(view, &mut self.limit_log);
     }
 
     /// What the chores thread reports.
@@ -884,8 +825,7 @@ impl Server {
         } else {
             log::info!("{}: config reloaded", path.display());
         }
-        self.reload_error = result.err().map(|e| e.trim().to_string());
-        self.reloaded_at = clock::unix_millis();
+        self.status.reloaded(result.err());
         self.write_status(true);
         crate::notify::ready();
         if std::mem::take(&mut self.reload_again) {
