@@ -12,6 +12,7 @@ pub mod content;
 pub mod control;
 pub mod data;
 pub mod expiry;
+pub mod files;
 pub mod gate;
 pub mod jobs;
 pub mod listing;

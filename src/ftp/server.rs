@@ -29,18 +29,18 @@ use super::content::Kind as Content;
 use super::control::{Control, Next};
 use super::data::{DataConn, HeaderRead, HeaderWait, Task};
 use super::expiry::{self, Clock, Due, Timeouts};
+use super::files::{Files, Plan, Who};
 use super::gate::{Answer, Asked, Gate};
-use super::jobs::{ConnRef, Dest, Folder, Job, Jobs, Outcome, Spooled, Stat};
+use super::jobs::{ConnRef, Dest, Job, Jobs, Outcome, Spooled};
 use super::login::{Check, Checked, Logins, LOGIN_QUEUE};
 use super::passive::PassivePorts;
 use super::path::{VPath, SSL_UPDATE};
 use super::pipeline::{Refused as UploadRefused, Step as UploadStep, Uploads};
-use super::recent::Recent;
 use super::session::{Action, ListKind, Reply, Session, Settings};
 use super::stream::{Got, Stream};
 use super::upload::{Upload, Writer, Wrote};
-use crate::allow::{canonical, AllowList};
-use crate::config::{self, Receiver as Kind};
+use crate::allow::canonical;
+use crate::config;
 use crate::logging::{LimitKey, LimitLog};
 use crate::proxy_header::Header;
 use crate::reactor::guard::{Admission, Limits, Refusal};
@@ -69,13 +69,7 @@ pub enum Event {
     Spooled(Spooled),
 }
 
-/// One FTP source as the server sees it.
-pub struct FolderInfo {
-    pub name: String,
-    pub receiver: Kind,
-    pub allow: AllowList,
-    pub spool_dir: PathBuf,
-}
+pub use super::files::FolderInfo;
 
 #[derive(Default)]
 struct Counters {
@@ -110,8 +104,8 @@ enum Entry {
 
 pub struct FtpServer {
     cfg: config::Ftp,
-    folders: Vec<FolderInfo>,
-    ssl_update: PathBuf,
+    /// The folders, where their paths lead, and the uploads answered lately.
+    files: Files,
     incoming: PathBuf,
     tls: Option<FtpTls>,
     /// Every socket, by token (`FTP_BASE + slot`); a slot closed in an event batch is reused
@@ -139,9 +133,6 @@ pub struct FtpServer {
     counters: Counters,
     events: Vec<Event>,
     scratch: Vec<u8>,
-    /// Uploads answered with 226 lately, per folder: SIZE, MDTM, RNFR/RNTO and listings
-    /// know them even once delivered.
-    recent: Recent,
     /// The disk is full: uploads in progress pause.
     paused: bool,
     limit_log: LimitLog,
@@ -179,8 +170,7 @@ impl FtpServer {
         let jobs = Jobs::spawn(waker).map_err(|e| format!("ftp: cannot start its thread: {e}"))?;
         let mut server = FtpServer {
             cfg: cfg.ftp.clone(),
-            folders,
-            ssl_update,
+            files: Files::new(folders, ssl_update),
             incoming,
             tls,
             slab: Slab::new(FTP_BASE, Reuse::NextBatch),
@@ -201,7 +191,6 @@ impl FtpServer {
             counters: Counters::default(),
             events: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES],
-            recent: Recent::default(),
             paused: false,
             limit_log: LimitLog::default(),
         };
@@ -245,7 +234,7 @@ impl FtpServer {
         let port = self.cfg.port;
         self.cfg = cfg.clone();
         self.cfg.port = port;
-        self.folders = folders;
+        self.files.set_folders(folders);
         self.uploads.set_limits(cfg.max_file_bytes);
         self.gate.set_limits(cfg.max_login_failures, cfg.lockout);
         if let Some(t) = &tls {
@@ -336,7 +325,7 @@ impl FtpServer {
     }
 
     pub fn ssl_update_dir(&self) -> PathBuf {
-        self.ssl_update.clone()
+        self.files.ssl_update().clone()
     }
 
     /// Timeouts: idle sessions, data connections that never came, held-back replies, lockouts.
@@ -719,18 +708,13 @@ impl FtpServer {
             tls: self.cfg.tls,
             tls_ready: self.tls.is_some(),
             active_mode: self.cfg.active,
-            folders: self
-                .folders
-                .iter()
-                .map(|f| f.name.clone())
-                .chain([SSL_UPDATE.to_string()])
-                .collect(),
+            folders: self.files.names(),
         }
     }
 
     /// The allow lists and the lockout, for a session of `ip` (the counts are `admission`'s).
     fn refusal(&self, ip: IpAddr, now: Instant) -> Option<Refused> {
-        if !self.folders.iter().any(|f| f.allow.allows(ip)) {
+        if !self.files.allows(ip) {
             Some(Refused::NotAllowed)
         } else if self.gate.locked(ip, now) {
             Some(Refused::LockedOut)
@@ -828,7 +812,7 @@ impl FtpServer {
             // naming the balancer, as HAProxy's v1 checks send): a session of the balancer's
             // address if an allow list takes it, else closed without a word.
             HeaderRead::Done(_, rest) => {
-                if !self.folders.iter().any(|f| f.allow.allows(balancer.ip())) {
+                if !self.files.allows(balancer.ip()) {
                     log::debug!(
                         "ftp: {balancer}: the balancer's own connection (a health check); closed"
                     );
@@ -1066,10 +1050,6 @@ impl FtpServer {
                     _ => self.open_passive(registry, slot, extended),
                 }
             }
-            Action::RenameFrom(path) => {
-                c.rnfr_pending = true;
-                self.stat(slot, path, Stat::Exists);
-            }
             Action::Store {
                 path,
                 append: _,
@@ -1077,98 +1057,35 @@ impl FtpServer {
                 private,
                 ascii,
             } => self.store(registry, slot, path, offset, private, ascii),
-            Action::List {
-                path,
-                kind,
-                private,
-            } => {
-                let on_control = kind == ListKind::Stat;
-                if c.transferring && !on_control {
-                    c.reply(Reply::new(450, "a transfer is in progress"));
-                    return;
-                }
-                let Some((folder, name)) = self.locate(slot, &path, private, false) else {
-                    return;
-                };
-                let c = self.control(slot);
-                c.busy = true;
-                c.transferring |= !on_control;
-                let folders = c.session.folders().to_vec();
-                let facts = c.session.facts();
-                // STAT's lines go out as a reply, encoded with the rest of it.
-                let latin1 = c.latin1 && !on_control;
-                let recent = self.recent_of(&path);
-                self.jobs.send(Job::List {
+            Action::List { kind, .. } if c.transferring && kind != ListKind::Stat => {
+                c.reply(Reply::new(450, "a transfer is in progress"))
+            }
+            file_action @ (Action::RenameFrom(_)
+            | Action::List { .. }
+            | Action::Mlst(_)
+            | Action::Size(_)
+            | Action::Mdtm(_)
+            | Action::Delete(_)
+            | Action::Rename { .. }) => {
+                // Over the data connection: a transfer from now on.
+                let transfer =
+                    matches!(&file_action, Action::List { kind, .. } if *kind != ListKind::Stat);
+                c.rnfr_pending |= matches!(file_action, Action::RenameFrom(_));
+                let who = Who {
                     conn,
-                    folder,
-                    folders,
-                    name,
-                    kind,
-                    facts,
-                    latin1,
-                    recent,
-                });
-            }
-            Action::Mlst(path) => {
-                if let VPath::Root | VPath::Folder(_) = path {
-                    let facts = super::listing::facts(
-                        &super::listing::Entry {
-                            name: path.to_string(),
-                            is_dir: true,
-                            size: 0,
-                            modified: 0,
-                        },
-                        c.session.facts(),
-                    );
-                    let r = Reply {
-                        code: 250,
-                        lines: vec!["listing".into(), facts, "end".into()],
-                    };
-                    c.reply(r);
-                    return;
-                }
-                self.stat(slot, path, Stat::Mlst);
-            }
-            Action::Size(path) => self.stat(slot, path, Stat::Size),
-            Action::Mdtm(path) => self.stat(slot, path, Stat::Mdtm),
-            Action::Delete(path) => {
-                if let Some((Some(folder), Some(name))) = self.locate(slot, &path, true, false) {
-                    self.control(slot).busy = true;
-                    self.jobs.send(Job::Delete { conn, folder, name });
-                }
-            }
-            Action::Rename { from, to } => {
-                let (
-                    VPath::File {
-                        folder: f1,
-                        name: from,
-                    },
-                    VPath::File {
-                        folder: f2,
-                        name: to,
-                    },
-                ) = (from, to)
-                else {
-                    c.reply(Reply::new(553, "only files can be renamed"));
-                    return;
+                    ip: canonical(c.peer.ip()),
+                    facts: c.session.facts(),
+                    folders: c.session.folders().to_vec(),
+                    latin1: c.latin1,
                 };
-                if f1 != f2 {
-                    c.reply(Reply::new(553, "files cannot move between folders"));
-                    return;
-                }
-                if let Some((Some(folder), _)) =
-                    self.locate(slot, &VPath::Folder(f1.clone()), true, false)
-                {
-                    self.control(slot).busy = true;
-                    let recent = matches!(folder, Folder::Spool(_))
-                        && self.recent.rename(&f1, &from, &to, unix_now());
-                    self.jobs.send(Job::Rename {
-                        conn,
-                        folder,
-                        from,
-                        to,
-                        recent,
-                    });
+                match self.files.plan(&who, file_action, unix_now()) {
+                    Plan::Reply(r) => self.control(slot).reply(r),
+                    Plan::Job(job) => {
+                        let c = self.control(slot);
+                        c.busy = true;
+                        c.transferring |= transfer;
+                        self.jobs.send(job);
+                    }
                 }
             }
             Action::Abort => {
@@ -1183,76 +1100,6 @@ impl FtpServer {
                 }
             }
         }
-    }
-
-    fn stat(&mut self, slot: Token, path: VPath, what: Stat) {
-        let c = self.control(slot);
-        let conn = ConnRef { slot, id: c.id };
-        if let Some((folder, name)) = self.locate(slot, &path, true, false) {
-            let recent = match folder {
-                Some(Folder::Spool(_)) => self.recent_of(&path),
-                _ => Vec::new(),
-            };
-            let c = self.control(slot);
-            c.busy = true;
-            let facts = c.session.facts();
-            self.jobs.send(Job::Stat {
-                conn,
-                folder,
-                name,
-                what,
-                facts,
-                recent,
-            });
-        }
-    }
-
-    /// The recent uploads of `path`'s folder (none for `/` and `ssl_update`).
-    fn recent_of(&mut self, path: &VPath) -> Vec<super::listing::Entry> {
-        match path {
-            VPath::Folder(f) | VPath::File { folder: f, .. } if f != SSL_UPDATE => {
-                self.recent.entries(f, unix_now())
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// The real folder and file name of `path`, after the source's allow list and, for
-    /// `ftps` sources, the need for protected data. Replies itself when refused.
-    fn locate(
-        &mut self,
-        slot: Token,
-        path: &VPath,
-        private: bool,
-        upload: bool,
-    ) -> Option<(Option<Folder>, Option<String>)> {
-        let (folder, name) = match path {
-            VPath::Root => return Some((None, None)),
-            VPath::Folder(f) => (f.clone(), None),
-            VPath::File { folder, name } => (folder.clone(), Some(name.clone())),
-        };
-        let c = self.control(slot);
-        let ip = canonical(c.peer.ip());
-        if folder == SSL_UPDATE {
-            return Some((Some(Folder::Plain(self.ssl_update.clone())), name));
-        }
-        let refusal = match self.folders.iter().find(|f| f.name == folder) {
-            None => Some(Reply::new(550, format!("/{folder}: no such folder"))),
-            Some(f) if !f.allow.allows(ip) => Some(Reply::new(
-                550,
-                format!("/{folder}: not allowed from your address"),
-            )),
-            Some(f) if upload && f.receiver == Kind::Ftps && !private => Some(Reply::new(
-                521,
-                format!("/{folder} takes protected data only: AUTH TLS, PBSZ 0 and PROT P first"),
-            )),
-            Some(f) => return Some((Some(Folder::Spool(f.spool_dir.clone())), name)),
-        };
-        let c = self.control(slot);
-        if let Some(r) = refusal {
-            c.reply(r);
-        }
-        None
     }
 
     fn open_passive(&mut self, registry: &Registry, slot: Token, extended: bool) {
@@ -1326,8 +1173,10 @@ impl FtpServer {
             ));
             return;
         }
-        let Some((_, Some(name))) = self.locate(slot, &path, private, true) else {
-            return;
+        let ip = canonical(self.control(slot).peer.ip());
+        let name = match self.files.upload(&path, ip, private) {
+            Ok(name) => name,
+            Err(r) => return self.control(slot).reply(r),
         };
         let folder = match &path {
             VPath::File { folder, .. } => folder.clone(),
@@ -1984,7 +1833,7 @@ impl FtpServer {
                 };
                 if let Some(spooled) = spooled {
                     if let Some(entry) = listed {
-                        self.recent.add(&spooled.source, entry, unix_now());
+                        self.files.committed(&spooled.source, entry, unix_now());
                     }
                     self.events.push(Event::Spooled(spooled));
                 }
