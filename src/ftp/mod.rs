@@ -10,6 +10,7 @@
 pub mod command;
 pub mod content;
 pub mod control;
+pub mod counts;
 pub mod data;
 pub mod expiry;
 pub mod files;

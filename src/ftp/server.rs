@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::command::{escaped, is_latin1, parse};
 use super::content::Kind as Content;
 use super::control::{Control, Next};
+use super::counts::{Counters, Refused, View};
 use super::data::{DataConn, HeaderRead, HeaderWait, Task};
 use super::expiry::{self, Clock, Due, Timeouts};
 use super::files::{Files, Plan, Who};
@@ -43,7 +44,7 @@ use crate::allow::canonical;
 use crate::config;
 use crate::logging::{LimitKey, LimitLog};
 use crate::proxy_header::Header;
-use crate::reactor::guard::{Admission, Limits, Refusal};
+use crate::reactor::guard::{Admission, Limits};
 use crate::reactor::slab::{Reuse, Slab};
 use crate::reactor::FTP_BASE;
 use crate::tls::FtpTls;
@@ -70,30 +71,6 @@ pub enum Event {
 }
 
 pub use super::files::FolderInfo;
-
-#[derive(Default)]
-struct Counters {
-    sessions: u64,
-    refused_max_connections: u64,
-    refused_max_per_ip: u64,
-    refused_locked_out: u64,
-    refused_not_allowed: u64,
-    port_stealing: u64,
-    tls_failures: u64,
-    /// Times a control connection stopped being read: its client did not read its replies.
-    reply_backlog: u64,
-    /// Connections through a balancer without a valid PROXY header in time.
-    proxy_header: u64,
-    /// Connections from outside `trusted_proxies` while `proxy_protocol = on`.
-    proxy_untrusted: u64,
-}
-
-/// Why a control connection gets no session.
-enum Refused {
-    NotAllowed,
-    LockedOut,
-    Limit(Refusal),
-}
 
 enum Entry {
     Listener { sock: TcpListener, addr: SocketAddr },
@@ -411,48 +388,20 @@ impl FtpServer {
     }
 
     pub fn status(&self) -> Value {
-        let c = &self.counters;
-        let u = &self.uploads.counts;
-        let g = &self.gate.counts;
         let now = Instant::now();
-        json!({
-            "port": self.cfg.port,
-            "listening": self.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "sessions": self.admission.open(),
-            "tls": self.tls.as_ref().map(|t| json!({
-                "subject": t.server.subject,
-                "serial": t.server.serial,
-                "not_after": t.server.not_after,
-            })),
-            "tls_mode": match self.cfg.tls {
-                config::TlsMode::Off => "off",
-                config::TlsMode::Optional => "optional",
-                config::TlsMode::Required => "required",
-            },
-            "logins": g.logins,
-            "failed_logins": g.failed_logins,
-            "lockouts": g.lockouts,
-            "locked_out_now": self.gate.locked_now(now),
-            "lockout_tracked": self.gate.tracked(),
-            "lockout_evicted": g.lockout_evicted,
-            "refused": {
-                "max_connections": c.refused_max_connections,
-                "max_connections_per_ip": c.refused_max_per_ip,
-                "locked_out": c.refused_locked_out,
-                "not_allowed": c.refused_not_allowed,
-                "port_stealing": c.port_stealing,
-                "tls_handshake": c.tls_failures,
-                "login_queue": g.refused_login_queue,
-                "proxy_header": c.proxy_header,
-                "proxy_untrusted": c.proxy_untrusted,
-            },
-            "files": u.files,
-            "bytes": u.bytes,
-            "aborted": u.aborted,
-            "no_close_notify": u.no_close_notify,
-            "refused_too_large": u.refused_too_large,
-            "reply_backlog": c.reply_backlog,
-        })
+        let view = View {
+            port: self.cfg.port,
+            listening: self.addrs(),
+            sessions: self.admission.open(),
+            tls: self.tls.as_ref().map(|t| &t.server),
+            tls_mode: self.cfg.tls,
+            counters: &self.counters,
+            uploads: &self.uploads.counts,
+            logins: &self.gate.counts,
+            locked_out_now: self.gate.locked_now(now),
+            lockout_tracked: self.gate.tracked(),
+        };
+        view.json()
     }
 
     /// Closes everything; uploads in progress are discarded (their clients got no 226).
@@ -725,43 +674,10 @@ impl FtpServer {
 
     /// Counts and logs a refused session of `who` (`ip`); the text of its 421.
     fn refused(&mut self, who: &str, ip: IpAddr, why: Refused) -> &'static str {
-        let c = &mut self.counters;
-        let (what, line, text) = match why {
-            Refused::NotAllowed => {
-                c.refused_not_allowed += 1;
-                (
-                    "not_allowed",
-                    "not in any FTP source's allow list".to_string(),
-                    "not allowed from your address",
-                )
-            }
-            Refused::LockedOut => {
-                c.refused_locked_out += 1;
-                (
-                    "locked_out",
-                    "locked out after failed logins".to_string(),
-                    "too many failed logins from your address; try again later",
-                )
-            }
-            Refused::Limit(Refusal::Total(n)) => {
-                c.refused_max_connections += 1;
-                (
-                    "max_connections",
-                    format!("max_connections ({n}) reached"),
-                    "too many connections; try again later",
-                )
-            }
-            Refused::Limit(Refusal::PerIp(n)) => {
-                c.refused_max_per_ip += 1;
-                (
-                    "max_connections_per_ip",
-                    format!("max_connections_per_ip ({n}) reached"),
-                    "too many connections from your address",
-                )
-            }
-        };
-        self.warn_peer(what, ip, "", || format!("ftp: {who}: {line}; refused"));
-        text
+        let told = self.counters.refused(why);
+        let line = told.line;
+        self.warn_peer(told.what, ip, "", || format!("ftp: {who}: {line}; refused"));
+        told.text
     }
 
     /// The session begins: 220.
