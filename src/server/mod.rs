@@ -1033,13 +1033,14 @@ impl Server {
     /// acknowledged data, and whether the disk is full.
     fn tell_ftp_room(&mut self) {
         let Some(ftp) = &mut self.ftp else { return };
-        let backlog: u64 = self.sources.iter().map(|s| s.spool.backlog_bytes()).sum();
-        let spool = &self.config.spool;
-        let mut room = spool.max_spool_bytes.saturating_sub(backlog);
-        if self.disk_total > 0 {
-            room = room.min(self.disk_free.saturating_sub(spool.min_free_bytes));
-        }
-        ftp.set_disk(self.space.full(), self.space.full(), room);
+        let facts = Facts {
+            backlog: self.sources.iter().map(|s| s.spool.backlog_bytes()).sum(),
+            max_spool: self.config.spool.max_spool_bytes,
+            // The last measure, between the checks once a second.
+            free: (self.disk_total > 0).then_some(self.disk_free),
+            min_free: self.config.spool.min_free_bytes,
+        };
+        ftp.set_disk(self.space.full(), self.space.full(), facts.room());
     }
 
     fn ftp_events(&mut self, events: Vec<FtpEvent>) {

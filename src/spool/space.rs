@@ -59,6 +59,19 @@ pub struct Facts {
     pub min_free: u64,
 }
 
+impl Facts {
+    /// What more may be stored without making `Space::check` evict: the room under
+    /// `max_spool_bytes`, and above `min_free_bytes` when the free space is known. An FTP
+    /// upload may take this much (`ftp::room`).
+    pub fn room(&self) -> u64 {
+        let room = self.max_spool.saturating_sub(self.backlog);
+        match self.free {
+            Some(free) => room.min(free.saturating_sub(self.min_free)),
+            None => room,
+        }
+    }
+}
+
 /// What the loop does about space.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -199,6 +212,31 @@ mod tests {
     use crate::deliver::plan::Kept;
     use crate::spool::Sealed;
     use std::time::Instant;
+
+    /// `Facts` as (backlog, max_spool, free, min_free), and the room they leave.
+    #[track_caller]
+    fn check_room(facts: (u64, u64, Option<u64>, u64), expected: u64) {
+        let (backlog, max_spool, free, min_free) = facts;
+        let facts = Facts {
+            backlog,
+            max_spool,
+            free,
+            min_free,
+        };
+        assert_eq!(facts.room(), expected);
+    }
+
+    #[test]
+    fn room() {
+        check_room((0, 100, None, 10), 100);
+        check_room((40, 100, None, 10), 60);
+        check_room((140, 100, None, 10), 0);
+        // The disk is the tighter limit, or the spool is.
+        check_room((40, 100, Some(30), 10), 20);
+        check_room((40, 100, Some(500), 10), 60);
+        // Below min_free_bytes already: no room.
+        check_room((0, 100, Some(5), 10), 0);
+    }
 
     /// Candidates as (sealed_at, seq, part, source, bytes); the answer as `source:seq.part`.
     #[track_caller]
