@@ -242,19 +242,11 @@ mod tests {
     use mio::Poll;
     use std::collections::BTreeMap;
     use std::net::{TcpListener, TcpStream, UdpSocket};
-    use std::path::Path;
 
-    /// An INI for `spec`: sources as `NAME RECEIVER PORT` separated by `;`, on 127.0.0.1.
+    /// A config of sources `NAME RECEIVER PORT` separated by `;`, on 127.0.0.1.
     fn config(spec: &str) -> Config {
-        let mut ini = String::new();
-        for s in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let f: Vec<&str> = s.split_whitespace().collect();
-            ini += &format!(
-                "[source {}]\nformat = SQUID\nreceiver = {}\nport = {}\nlisten = 127.0.0.1\n",
-                f[0], f[1], f[2]
-            );
-        }
-        crate::config::parse_str(&ini, Path::new("/etc/lc/lc.ini")).unwrap()
+        let on_loopback: Vec<String> = spec.split(';').map(|s| format!("{s} 127.0.0.1")).collect();
+        super::super::reload::tests::config(&on_loopback.join(";"))
     }
 
     /// A port the test holds for TCP and UDP.

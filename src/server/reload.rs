@@ -94,13 +94,13 @@ impl ReloadPlan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::path::Path;
 
     /// An INI for `spec`: sources as `NAME RECEIVER PORT [LISTEN]` separated by `;`, and
-    /// `state_dir=X` for a state_dir.
-    fn config(spec: &str) -> Config {
+    /// `state_dir=X` for a state_dir (also `listeners.rs`'s tests').
+    pub(in crate::server) fn config(spec: &str) -> Config {
         let mut ini = String::new();
         for s in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             let f: Vec<&str> = s.split_whitespace().collect();
