@@ -23,8 +23,9 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
 TARGET=x86_64-unknown-linux-musl
 PROFILE=dist
-# The size target for the binary.
-MAX_BINARY_BYTES=$((4 * 1024 * 1024))
+# README's promise for the binary (it was 4 MiB until the features of late 2026 outgrew it
+# with every hot crate at opt-level 3: BENCHMARKS.md, Appliance).
+MAX_BINARY_BYTES=$((4608 * 1024))
 export PATH="$HOME/.cargo/bin:$PATH"
 umask 022
 
