@@ -52,6 +52,25 @@ impl<C> ConnTable<C> {
         make: impl FnOnce(Token) -> Result<C, E>,
     ) -> Result<Token, Refused<E>> {
         let ticket = self.admission.admit(ip).map_err(Refused::Limit)?;
+        self.store(ticket, make)
+    }
+
+    /// As `admit_with`, for a connection whose client is not known yet (a trusted
+    /// balancer's, before its PROXY header): it counts in the total only until `readdress`
+    /// places it under the client (see `Admission::admit_unplaced`).
+    pub fn admit_unplaced_with<E>(
+        &mut self,
+        make: impl FnOnce(Token) -> Result<C, E>,
+    ) -> Result<Token, Refused<E>> {
+        let ticket = self.admission.admit_unplaced().map_err(Refused::Limit)?;
+        self.store(ticket, make)
+    }
+
+    fn store<E>(
+        &mut self,
+        ticket: Ticket,
+        make: impl FnOnce(Token) -> Result<C, E>,
+    ) -> Result<Token, Refused<E>> {
         let token = self.slab.next_token();
         match make(token) {
             Ok(conn) => Ok(self.slab.insert(Held { conn, ticket })),
@@ -127,8 +146,11 @@ mod tests {
     use super::*;
 
     /// Runs `script` on a table with base 100 and limits (2 total, 1 per IP): `+IP` admits,
-    /// `!IP` admits with a constructor that fails, `-N` removes token N, `|` starts a batch.
-    /// `+` writes the token or refusal; the end shows open connections per address.
+    /// `!IP` admits with a constructor that fails, `*IP` admits unplaced (a balancer's
+    /// connection; the IP only names it), `~N,IP` readdresses token N, `-N` removes token N,
+    /// `|` starts a batch. `+`, `!` and `*` write the token or refusal, `~` `moved` or the
+    /// refusal; the end shows the open connections (an unplaced one under its name) and each
+    /// address's count.
     #[track_caller]
     fn check(script: &str, expected: &str) {
         let mut t: ConnTable<String> = ConnTable::new(
@@ -142,15 +164,20 @@ mod tests {
         for step in script.split_whitespace() {
             let (op, arg) = step.split_at(1);
             match op {
-                "+" | "!" => {
+                "+" | "!" | "*" => {
                     let ip: IpAddr = arg.parse().unwrap();
-                    let got = t.admit_with(ip, |token| {
+                    let make = |token: Token| {
                         if op == "!" {
                             Err("register failed")
                         } else {
                             Ok(format!("{arg}@{}", token.0))
                         }
-                    });
+                    };
+                    let got = if op == "*" {
+                        t.admit_unplaced_with(make)
+                    } else {
+                        t.admit_with(ip, make)
+                    };
                     out.push(match got {
                         Ok(token) => token.0.to_string(),
                         Err(e) => format!("{e:?}"),
@@ -160,18 +187,41 @@ mod tests {
                     let got = t.remove(Token(arg.parse().unwrap()));
                     out.push(got.unwrap_or_else(|| "none".into()));
                 }
+                "~" => {
+                    let (n, ip) = arg.split_once(',').unwrap();
+                    let token = Token(n.parse().unwrap());
+                    let ip: IpAddr = ip.parse().unwrap();
+                    out.push(match t.readdress(token, ip) {
+                        Ok(()) => {
+                            if let Some(c) = t.get_mut(token) {
+                                *c = format!("{ip}@{}", token.0);
+                            }
+                            "moved".to_string()
+                        }
+                        Err(r) => format!("{r:?}"),
+                    });
+                }
                 "|" => t.next_batch(),
                 _ => panic!("bad step {step}"),
             }
         }
         let mut live: Vec<String> = t.iter().map(|(_, c)| c.clone()).collect();
         live.sort();
-        let got = format!("{} / {} [{}]", out.join(" "), t.len(), live.join(" "));
+        let mut counts: Vec<String> = t
+            .iter()
+            .map(|(_, c)| c.split('@').next().unwrap().parse::<IpAddr>().unwrap())
+            .map(|ip| format!("{ip}:{}", t.from(ip)))
+            .collect();
+        counts.sort();
+        counts.dedup();
+        let got = format!(
+            "{} / {} [{}] [{}]",
+            out.join(" "),
+            t.len(),
+            live.join(" "),
+            counts.join(" ")
+        );
         assert_eq!(got, expected, "script {script:?}");
-        for (_, c) in t.iter() {
-            let ip: IpAddr = c.split('@').next().unwrap().parse().unwrap();
-            assert_eq!(t.from(ip), 1, "{c}");
-        }
     }
 
     #[test]
@@ -179,41 +229,76 @@ mod tests {
         // The constructor sees the token the connection gets.
         check(
             "+10.0.0.1 +10.0.0.2",
-            "100 101 / 2 [10.0.0.1@100 10.0.0.2@101]",
+            "100 101 / 2 [10.0.0.1@100 10.0.0.2@101] [10.0.0.1:1 10.0.0.2:1]",
         );
         check(
             "+10.0.0.1 +10.0.0.1",
-            "100 Limit(PerIp(1)) / 1 [10.0.0.1@100]",
+            "100 Limit(PerIp(1)) / 1 [10.0.0.1@100] [10.0.0.1:1]",
         );
         check(
             "+10.0.0.1 +10.0.0.2 +10.0.0.3",
-            "100 101 Limit(Total(2)) / 2 [10.0.0.1@100 10.0.0.2@101]",
+            "100 101 Limit(Total(2)) / 2 [10.0.0.1@100 10.0.0.2@101] [10.0.0.1:1 10.0.0.2:1]",
         );
         // Removing gives the place back at once, the slot after the batch.
         check(
             "+10.0.0.1 -100 +10.0.0.1",
-            "100 10.0.0.1@100 101 / 1 [10.0.0.1@101]",
+            "100 10.0.0.1@100 101 / 1 [10.0.0.1@101] [10.0.0.1:1]",
         );
         check(
             "+10.0.0.1 -100 | +10.0.0.1",
-            "100 10.0.0.1@100 100 / 1 [10.0.0.1@100]",
+            "100 10.0.0.1@100 100 / 1 [10.0.0.1@100] [10.0.0.1:1]",
         );
-        check("+10.0.0.1 -100 -100", "100 10.0.0.1@100 none / 0 []");
+        check("+10.0.0.1 -100 -100", "100 10.0.0.1@100 none / 0 [] []");
     }
 
     #[test]
     fn a_failed_constructor_changes_nothing() {
         check(
             "!10.0.0.1 +10.0.0.1",
-            "Failed(\"register failed\") 100 / 1 [10.0.0.1@100]",
+            "Failed(\"register failed\") 100 / 1 [10.0.0.1@100] [10.0.0.1:1]",
         );
         check(
             "+10.0.0.1 !10.0.0.2 +10.0.0.3",
-            "100 Failed(\"register failed\") 101 / 2 [10.0.0.1@100 10.0.0.3@101]",
+            "100 Failed(\"register failed\") 101 / 2 [10.0.0.1@100 10.0.0.3@101] [10.0.0.1:1 10.0.0.3:1]",
         );
         check(
             "+10.0.0.1 +10.0.0.2 !10.0.0.3",
-            "100 101 Limit(Total(2)) / 2 [10.0.0.1@100 10.0.0.2@101]",
+            "100 101 Limit(Total(2)) / 2 [10.0.0.1@100 10.0.0.2@101] [10.0.0.1:1 10.0.0.2:1]",
+        );
+    }
+
+    /// A balancer's connection counts in the total only until its header names the client;
+    /// then the client's per-IP limit applies.
+    #[test]
+    fn unplaced_until_readdressed() {
+        check(
+            "*10.0.0.9 *10.0.0.9",
+            "100 101 / 2 [10.0.0.9@100 10.0.0.9@101] [10.0.0.9:0]",
+        );
+        check(
+            "*10.0.0.9 *10.0.0.9 *10.0.0.9",
+            "100 101 Limit(Total(2)) / 2 [10.0.0.9@100 10.0.0.9@101] [10.0.0.9:0]",
+        );
+        check(
+            "*10.0.0.9 *10.0.0.9 ~100,192.0.2.1 ~101,192.0.2.2",
+            "100 101 moved moved / 2 [192.0.2.1@100 192.0.2.2@101] [192.0.2.1:1 192.0.2.2:1]",
+        );
+        check(
+            "*10.0.0.9 *10.0.0.9 ~100,192.0.2.1 ~101,192.0.2.1",
+            "100 101 moved PerIp(1) / 2 [10.0.0.9@101 192.0.2.1@100] [10.0.0.9:0 192.0.2.1:1]",
+        );
+        check(
+            "+192.0.2.1 *10.0.0.9 ~101,192.0.2.1",
+            "100 101 PerIp(1) / 2 [10.0.0.9@101 192.0.2.1@100] [10.0.0.9:0 192.0.2.1:1]",
+        );
+        // Removing a placed connection gives its client's place back.
+        check(
+            "*10.0.0.9 ~100,192.0.2.1 -100 | *10.0.0.9 ~100,192.0.2.1",
+            "100 moved 192.0.2.1@100 100 moved / 1 [192.0.2.1@100] [192.0.2.1:1]",
+        );
+        check(
+            "*10.0.0.9 !10.0.0.9 +10.0.0.1",
+            "100 Failed(\"register failed\") 101 / 2 [10.0.0.1@101 10.0.0.9@100] [10.0.0.1:1 10.0.0.9:0]",
         );
     }
 }

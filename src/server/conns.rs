@@ -10,7 +10,7 @@
 //! is `stream.rs`'s; which connections to close or cut is decided by `housekeeping.rs`'s pure
 //! functions.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -90,7 +90,10 @@ impl Conns {
     }
 
     /// Applies the allow list and connection limits to a new connection, then registers it.
-    /// Returns its token, to be read at once (data may already be there).
+    /// Returns its token, to be read at once (data may already be there). A trusted
+    /// balancer's connection counts in the total only until its PROXY header names the
+    /// client (`read_proxy_header`): a burst of clients reconnecting through one balancer
+    /// never meets the per-IP limit meant for one client.
     pub fn admit(
         &mut self,
         cx: &mut Ctx,
@@ -124,7 +127,7 @@ impl Conns {
             return None;
         }
         let registry = cx.registry;
-        let admitted = self.table.admit_with(ip, |token| {
+        let make = |token| {
             let tls = if src.cfg.receiver == Kind::SyslogTls {
                 let Some(config) = tls else {
                     return Err("no TLS configuration loaded".to_string());
@@ -159,7 +162,12 @@ impl Conns {
                 early: Vec::new(),
                 balancer_check: false,
             })
-        });
+        };
+        let admitted = if proxied {
+            self.table.admit_unplaced_with(make)
+        } else {
+            self.table.admit_with(ip, make)
+        };
         match admitted {
             Ok(token) => {
                 src.counters.connections += 1;
@@ -343,29 +351,51 @@ impl Conns {
             }
         };
         let (why, peer, reason, message) = refused;
-        let conn = self.table.get(token).expect("still open");
+        self.refuse(cx, token, why, peer, reason, message);
+        Some(false)
+    }
+
+    /// Counts and logs (once per key) why the connection at `token` is refused, and closes it.
+    fn refuse(
+        &mut self,
+        cx: &mut Ctx,
+        token: Token,
+        why: Drop,
+        peer: IpAddr,
+        reason: &str,
+        message: String,
+    ) {
+        let Some(conn) = self.table.get(token) else {
+            return;
+        };
         let source = conn.source;
         cx.sources[source].counters.drop(why, 1);
         let key = LimitKey::new(source, why.name()).with(peer, reason);
         cx.limit_log.hit_key(key, || message);
         self.close(cx, token);
-        Some(false)
     }
 
-    /// A balancer's own connection after its PROXY header (see `read_proxy_header`).
+    /// A balancer's own connection after its PROXY header (see `read_proxy_header`): read
+    /// as the balancer's, under its per-IP limit, when the allow list takes its address;
+    /// else closed without a word.
     fn balancer_check(&mut self, cx: &mut Ctx, token: Token) -> Option<bool> {
         let conn = self.table.get_mut(token)?;
         conn.balancer_check = true;
+        let (balancer, ip) = (conn.peer, canonical(conn.peer.ip()));
         let src = &cx.sources[conn.source];
-        log::debug!(
-            "source {}: {}: the balancer's own connection (a health check)",
-            src.cfg.name,
-            conn.peer
-        );
-        if src.cfg.allow.allows(canonical(conn.peer.ip())) {
-            return None;
+        let name = &src.cfg.name;
+        log::debug!("source {name}: {balancer}: the balancer's own connection (a health check)");
+        if !src.cfg.allow.allows(ip) {
+            self.close(cx, token);
+            return Some(false);
         }
-        self.close(cx, token);
+        let Err(Refusal::PerIp(n) | Refusal::Total(n)) = self.table.readdress(token, ip) else {
+            return None;
+        };
+        let message = format!(
+            "source {name}: {balancer}: max_connections_per_ip ({n}) reached; connection closed"
+        );
+        self.refuse(cx, token, Drop::MaxConnectionsPerIp, ip, "", message);
         Some(false)
     }
 

@@ -149,6 +149,66 @@ fn per_ip_limits_count_the_client_not_the_balancer() {
     assert_eq!(lc.lines("t").len(), 3);
 }
 
+/// A burst of connections through one balancer (all firewalls reconnect after the balancer
+/// restarts) opens them before any header is read: each counts only in the total until its
+/// header names its client, and the per-IP limit applies to the client then.
+#[test]
+fn a_burst_through_the_balancer_is_not_held_to_its_per_ip_limit() {
+    let lc = Lc::start(
+        "proxy-burst",
+        "",
+        "max_connections_per_ip = 2",
+        &source(
+            "t",
+            "syslog-tcp",
+            "render = raw\nproxy_protocol = on\ntrusted_proxies = 127.0.0.1",
+        ),
+    );
+    let status = |key: &str| {
+        let s = lc.source_status("t");
+        s[key]
+            .as_u64()
+            .or_else(|| s["drops"][key].as_u64())
+            .unwrap_or(0)
+    };
+    // Ten connections open, none has sent its header yet.
+    let mut burst: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(lc.addr("t", "tcp")).unwrap())
+        .collect();
+    wait_for(10, "ten connections admitted or refused", || {
+        status("connections") + status("max_connections_per_ip") == 10
+    });
+    assert_eq!(status("max_connections_per_ip"), 0, "{}", lc.log());
+    for (i, s) in burst.iter_mut().enumerate() {
+        s.write_all(
+            format!("PROXY TCP4 192.0.2.{i} 127.0.0.1 4000{i} 514\r\n<13>burst {i}\n").as_bytes(),
+        )
+        .unwrap();
+    }
+    wait_for(10, "ten lines stored", || lc.lines("t").len() == 10);
+    // Three connections whose headers name one client: two are its limit.
+    let _same: Vec<TcpStream> = (0..3)
+        .map(|i| {
+            let mut s = TcpStream::connect(lc.addr("t", "tcp")).unwrap();
+            s.write_all(
+                format!("PROXY TCP4 192.0.2.100 127.0.0.1 4100{i} 514\r\n<13>same {i}\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    wait_for(10, "the third refused", || {
+        status("max_connections_per_ip") == 1 && lc.lines("t").len() == 12
+    });
+    assert_eq!(status("connections"), 12);
+    assert!(
+        lc.log().contains("192.0.2.100:4100"),
+        "the refusal names the client: {}",
+        lc.log()
+    );
+}
+
 /// A real HAProxy in TCP mode; killed on drop.
 struct Haproxy {
     child: std::process::Child,
