@@ -336,11 +336,13 @@ fn an_upload_that_would_evict_acknowledged_data_is_refused_with_452() {
     )
     .unwrap();
     ftp.restart();
-    // Hex noise: about half its size once gzipped, so 700 KB + 700 KB overflow 1 MiB whether
-    // or not the first is sealed yet.
-    let noise = |seed: u64| -> Vec<u8> {
+    // Hex noise, about half its size once gzipped: 650 KB, then 845 KB, overflow 1 MiB
+    // whether or not the first is sealed yet (322 KB gzipped). A second upload as large as
+    // the first would fit once the first is sealed, and a busy machine seals it before the
+    // second arrives (the test failed so in full runs).
+    let noise = |seed: u64, lines: usize| -> Vec<u8> {
         let mut x = seed;
-        (0..10_000)
+        (0..lines)
             .flat_map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -355,12 +357,12 @@ fn an_upload_that_would_evict_acknowledged_data_is_refused_with_452() {
             })
             .collect()
     };
-    let first = noise(0x9E3779B97F4A7C15);
+    let first = noise(0x9E3779B97F4A7C15, 10_000);
     assert!(first.len() > 600_000 && first.len() < 1 << 20);
     let mut s = ftp.logged_in();
     let (a, b) = s.store("/squid/first.log", &first);
     assert_eq!((code(&a), code(&b)), (150, 226), "{a} / {b}");
-    let (a, b) = s.store("/squid/second.log", &noise(0x1234_5678_9ABC_DEF1));
+    let (a, b) = s.store("/squid/second.log", &noise(0x1234_5678_9ABC_DEF1, 13_000));
     assert_eq!((code(&a), code(&b)), (150, 452), "{a} / {b}");
     ftp.wait_ftp("the refused upload discarded", |f| f["aborted"] == 1);
     // Nothing acknowledged was evicted: the first file is still there, listed.
