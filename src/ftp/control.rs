@@ -106,6 +106,14 @@ impl Control {
         }
     }
 
+    /// The answer to a file action came (from the server at once or from a job): if it was
+    /// RNFR's and not 350, RNTO has nothing to rename.
+    pub fn file_action_answered(&mut self, code: u16) {
+        if std::mem::take(&mut self.rnfr_pending) && code != 350 {
+            self.session.rename_refused();
+        }
+    }
+
     /// Queues a reply; the next service of the connection sends it.
     pub fn reply(&mut self, reply: Reply) {
         let text = reply.render();

@@ -995,7 +995,11 @@ impl FtpServer {
                     latin1: c.latin1,
                 };
                 match self.files.plan(&who, file_action, unix_now()) {
-                    Plan::Reply(r) => self.control(slot).reply(r),
+                    Plan::Reply(r) => {
+                        let c = self.control(slot);
+                        c.file_action_answered(r.code);
+                        c.reply(r)
+                    }
                     Plan::Job(job) => {
                         let c = self.control(slot);
                         c.busy = true;
@@ -1782,9 +1786,7 @@ impl FtpServer {
             Outcome::Reply { conn, reply } => {
                 if let Some(slot) = self.control_slot(conn) {
                     let c = self.control(slot);
-                    if std::mem::take(&mut c.rnfr_pending) && reply.code != 350 {
-                        c.session.rename_refused();
-                    }
+                    c.file_action_answered(reply.code);
                 }
                 self.reply_to(conn, reply);
             }

@@ -275,6 +275,12 @@ impl Session {
 
     pub fn on_command(&mut self, cmd: Command) -> Vec<Action> {
         use Command as C;
+        // RFC 959 section 4.1.3: RNTO must immediately follow RNFR; any other command
+        // forgets what RNFR named.
+        let rename_from = self.rename_from.take();
+        if let C::Rnto(_) = cmd {
+            self.rename_from = rename_from;
+        }
         // What needs no login.
         match &cmd {
             C::Quit => return vec![Action::Close(Reply::new(221, "goodbye"))],
@@ -839,6 +845,26 @@ mod tests {
                 "503 RNFR first",
                 "rename from /asa/a",
                 "rename /asa/a /asa/b",
+            ],
+        );
+        // RNTO only right after RNFR: a refused RNFR, or any command between, leaves it
+        // nothing to rename.
+        run(
+            &[
+                "RNFR asa/a",
+                "RNFR ../../etc",
+                "RNTO asa/b",
+                "RNFR asa/a",
+                "NOOP",
+                "RNTO asa/b",
+            ],
+            &[
+                "rename from /asa/a",
+                "550 /etc: no such folder",
+                "503 RNFR first",
+                "rename from /asa/a",
+                "200 NOOP ok",
+                "503 RNFR first",
             ],
         );
         run(

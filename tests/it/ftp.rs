@@ -1751,6 +1751,11 @@ fn allow_lists_refuse_addresses_per_folder_and_at_connect() {
     ftp.wait_ftp("two uploads", |f| f["files"] == 2);
     assert_eq!(ftp.lc.source_status("squid")["files"], 1);
     assert_eq!(ftp.lc.source_status("fw")["files"], 1);
+    // A refused RNFR leaves RNTO nothing to rename, even right after it.
+    let r = one.cmd("RNFR /squid/yes.log");
+    assert_eq!(code(&r), 550, "{r}");
+    let r = one.cmd("RNTO /fw/taken.log");
+    assert_eq!(code(&r), 503, "{r}");
 }
 
 #[test]
