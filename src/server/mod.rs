@@ -12,7 +12,8 @@
 //! sockets (a plan's all or nothing), `housekeeping.rs` decides what idles, what is
 //! evicted and which partial frames are cut, `chores.rs` does the blocking work a reload and
 //! eviction need off the loop, `snapshot.rs` writes the status file, `lifecycle.rs` is what
-//! happens before the loop starts and after it ends. fsync, gzip and delivery run on the
+//! happens before the loop starts and after it ends, `work.rs` is the work list and parks
+//! connections while the disk is full. fsync, gzip and delivery run on the
 //! worker threads of `spool::worker`, which report through a channel and the waker.
 
 mod chores;
@@ -26,6 +27,7 @@ mod snapshot;
 mod source;
 mod stream;
 mod udp;
+mod work;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -59,6 +61,7 @@ use listen::Socket;
 use listeners::Listeners;
 use reload::ReloadPlan;
 use source::SourceState;
+use work::Work;
 
 /// The shared read buffer; one read never returns more.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -79,10 +82,8 @@ pub struct Server {
     listeners: Listeners,
     /// Stream connections, their slots, per-IP counts and partial frames.
     conns: Conns,
-    /// Tokens that may have more to read, accept or receive.
-    work: Vec<Token>,
-    /// Connections with data waiting while the disk is full; back on `work` when it has room.
-    parked: Vec<Token>,
+    /// Tokens that may have more to read, accept or receive, and those parked by a full disk.
+    work: Work,
     scratch: Vec<u8>,
     workers: Option<Workers>,
     done_rx: Receiver<Done>,
@@ -154,8 +155,7 @@ impl Server {
             sources: Vec::new(),
             listeners: Listeners::default(),
             conns: Conns::new(limits(&config)),
-            work: Vec::new(),
-            parked: Vec::new(),
+            work: Work::default(),
             scratch: vec![0; SCRATCH_BYTES.max(config.collector.max_message_bytes + 1)],
             workers: None,
             done_rx,
@@ -296,9 +296,8 @@ impl Server {
 
     /// Services every ready socket once, within its budget; keeps those with more to do.
     fn do_work(&mut self) {
-        let work = std::mem::take(&mut self.work);
         let mut keep = Vec::new();
-        for token in work {
+        for token in self.work.take() {
             let more = if token.0 >= CONN_BASE {
                 self.read_conn(token)
             } else {
@@ -308,12 +307,7 @@ impl Server {
                 keep.push(token);
             }
         }
-        // Connections parked by a full disk stay on the list but must not spin the loop.
-        if self.space.full() {
-            self.parked.extend(keep.iter().filter(|t| t.0 >= CONN_BASE));
-            keep.retain(|t| t.0 < CONN_BASE);
-        }
-        self.work.extend(keep);
+        self.work.keep(keep, self.space.full());
     }
 }
 
@@ -702,7 +696,7 @@ impl Server {
                             "{}: disk has room again; receivers resumed",
                             state_dir.display()
                         );
-                        self.work.append(&mut self.parked);
+                        self.work.resume();
                     }
                 }
             }
