@@ -976,16 +976,15 @@ impl Server {
         let deadline = Instant::now() + STOP_DEADLINE;
         while self.sources.iter().any(|s| !s.spool.inv.settled()) {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                log::warn!(
-                    "sealing or the delivery in flight did not finish in {}s; the next start completes it (a delivery may then repeat: at-least-once)",
-                    STOP_DEADLINE.as_secs()
-                );
-                break;
-            }
             match self.done_rx.recv_timeout(left) {
                 Ok(done) => self.handle_done(done),
-                Err(_) => break,
+                Err(_) => {
+                    log::warn!(
+                        "sealing or the delivery in flight did not finish in {}s; the next start completes it (a delivery may then repeat: at-least-once)",
+                        STOP_DEADLINE.as_secs()
+                    );
+                    break;
+                }
             }
         }
         self.write_status(false);

@@ -275,6 +275,24 @@ fn blob_storage_down_then_back_loses_nothing() {
 }
 
 #[test]
+fn a_stop_that_leaves_a_delivery_in_flight_says_so() {
+    let cloud = Cloud::start(&["asa"]);
+    // done_upload hangs past the stop's deadline.
+    cloud.faults(r#"{"done_upload": ["hang:40"]}"#);
+    let mut lc = lc_for(&cloud, "stop-in-flight", "timeout_secs = 60");
+    send_lines(&lc, 0, 10);
+    wait_for(30, "inside done_upload", || {
+        cloud.calls()["done_upload"]["calls"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(lc.stop().success());
+    assert!(
+        lc.log().contains("did not finish"),
+        "no word of the delivery left in flight:\n{}",
+        lc.log()
+    );
+}
+
+#[test]
 fn kill_9_between_put_and_done_upload_redelivers_at_most_that_segment() {
     let cloud = Cloud::start(&["asa"]);
     // done_upload hangs, so lc is inside it when killed.
