@@ -48,7 +48,7 @@
 # passive ports PURE_PASV_PORTS, no syslog (`-f none`). If it is not installed this script runs
 # `apt-get install -y --no-upgrade pure-ftpd` (refusing if that would remove a package, e.g.
 # another FTP server) and stops and disables the system service the package may have started.
-# lc runs `lc run` with a config in the temp dir: one source `bench` (format SQUID, receiver
+# lc runs `lc run` with a config in the temp dir: one source `bench` (format SQUID_NATIVE, receiver
 # ftp), [ftp] port 0 and passive_ports 0 (any free port; the port comes from the status
 # snapshot), certs from `lc certs init`, the user from `lc passwd --stdin`.
 #
@@ -473,7 +473,7 @@ passive_ports = 0
 passwd_file = $LC_DIR/ftp.passwd
 
 [source $FOLDER]
-format = SQUID
+format = SQUID_NATIVE
 receiver = ftp
 EOF
     "$LC_BIN" certs init -c "$LC_CONFIG" --name 127.0.0.1 --name localhost >"$LC_DIR/certs.log" 2>&1 || {
@@ -542,11 +542,12 @@ stop_sessions() {
 trap 'stop_sessions; cleanup' EXIT
 
 # Waits until lc has sealed and delivered everything it received: its incoming and spool
-# folders hold no files. Appends the seconds it took to LC_IDLE_SECS.
+# folders hold no segments (the spool's own dot files, `.lock` and `.seq`, stay). Appends the
+# seconds it took to LC_IDLE_SECS.
 wait_lc_idle() {
     local t0 deadline=$((SECONDS + TIMEOUT_SECS))
     t0=$(now)
-    while [[ -n $(find "$LC_DIR/state/ftp/incoming" "$LC_DIR/state/spool/$FOLDER" -type f -print -quit 2>/dev/null) ]]; do
+    while [[ -n $(find "$LC_DIR/state/ftp/incoming" "$LC_DIR/state/spool/$FOLDER" -type f ! -name '.*' -print -quit 2>/dev/null) ]]; do
         if ! kill -0 "$LC_PID" 2>/dev/null; then
             note "lc exited; its log:"
             tail -n 20 "$LC_DIR/lc.log" | sed 's/^/    /' >&2
